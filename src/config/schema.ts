@@ -1,0 +1,44 @@
+/**
+ * The schema of zoopa.yaml. Each feature owns its section's schema in its own
+ * folder (ondemand/, backup/, llama/); this file puts them together. Unknown
+ * keys are errors everywhere (strict objects), so a typo never passes silently.
+ */
+import { z } from 'zod';
+import { globalBackupSchema, stackBackupSchema } from '../backup/config.js';
+import { llamaSchema } from '../llama/config.js';
+import { globalOndemandSchema, stackOndemandSchema } from '../ondemand/config.js';
+import { duration } from './types.js';
+
+export const DEFAULT_START_TIMEOUT = 300;
+export const DEFAULT_STOP_TIMEOUT = 120;
+
+export const stackSchema = z.strictObject({
+  /** false: no unit is rendered for this stack. */
+  enabled: z.boolean().default(true),
+  /** Run podman-compose as root through `sudo -n` (at most one stack). */
+  rootful: z.boolean().default(false),
+  description: z.string().optional(),
+  /** Extra compose files, relative to the stack folder, passed with -f after the main one. */
+  files: z.array(z.string().min(1)).default([]),
+  start_timeout: duration.default(DEFAULT_START_TIMEOUT),
+  stop_timeout: duration.default(DEFAULT_STOP_TIMEOUT),
+  ondemand: stackOndemandSchema.optional(),
+  backup: stackBackupSchema.optional(),
+});
+export type StackConfig = z.output<typeof stackSchema>;
+
+export const configSchema = z.strictObject({
+  /** Absolute path of podman-compose; default: found on PATH at render time. */
+  podman_compose: z.string().optional(),
+  /** Where `zoopa render` writes units; default <root>/systemd. Relative to the root. */
+  units_dir: z.string().optional(),
+  stacks: z.record(z.string(), stackSchema).default({}),
+  ondemand: globalOndemandSchema.optional(),
+  backup: globalBackupSchema.optional(),
+  llama: llamaSchema.optional(),
+});
+export type ZoopaConfig = z.output<typeof configSchema>;
+
+export function defaultStackConfig(): StackConfig {
+  return stackSchema.parse({});
+}

@@ -1,0 +1,49 @@
+/**
+ * The interfaces Zoopa's core needs from the outside world. The core (on-demand
+ * proxy, backup runner, status) is written against these; backends implement
+ * them (src/systemd/systemctl.ts, src/podman/podman.ts, src/backup/engines/*).
+ */
+
+/** systemd's view of one unit, from `systemctl --user show`. */
+export interface UnitInfo {
+  name: string;
+  /** e.g. loaded, not-found, masked */
+  loadState: string;
+  /** active, inactive, activating, deactivating, failed, reloading */
+  activeState: string;
+  subState: string;
+  /** enabled, disabled, static, linked, ... ('' when not found) */
+  unitFileState: string;
+  fragmentPath: string;
+  /** Every property asked for, raw. */
+  props: Record<string, string>;
+}
+
+export interface UnitManager {
+  /** Properties of many units in one call. Unknown units come back with loadState 'not-found'. */
+  show(units: readonly string[], extraProps?: readonly string[]): Promise<Map<string, UnitInfo>>;
+  /** Start and wait for the job to finish (systemctl start semantics). */
+  start(unit: string): Promise<void>;
+  /** Stop and wait for the job to finish. */
+  stop(unit: string): Promise<void>;
+  restart(unit: string): Promise<void>;
+  enable(units: readonly string[], opts?: { now?: boolean }): Promise<void>;
+  disable(units: readonly string[], opts?: { now?: boolean }): Promise<void>;
+  daemonReload(): Promise<void>;
+  /** Lines of the unit's log (journalctl --user -u), following if asked. */
+  logs(unit: string, opts: { follow?: boolean; lines?: number }): Promise<void>;
+}
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  /** compose project (label io.podman.compose.project) */
+  project: string;
+  state: string;
+  image: string;
+}
+
+export interface ContainerEngine {
+  /** Running containers grouped by compose project, from one `podman ps` call. */
+  runningByProject(): Promise<Map<string, ContainerInfo[]>>;
+}

@@ -1,0 +1,146 @@
+/**
+ * Zoopa's error classes. Every error the core throws is a ZoopaError with a
+ * stable `code`; only the CLI edge (src/cli/report.ts) turns them into text and
+ * exit statuses. The original error, when there is one, is kept as `cause`.
+ *
+ *  - InputError (exit 2): bad config, env file, stack name or CLI argument.
+ *    Names the file, key and value, and carries a hint. Thrown before anything
+ *    is changed on disk or in systemd.
+ *  - CommandError: an external command failed (argv, exit status, trimmed stderr).
+ *  - TimeoutError: something did not happen in time.
+ *  - StateError: the system is not in a state that allows the operation.
+ */
+
+export interface ZoopaErrorOptions {
+  hint?: string | undefined;
+  cause?: unknown;
+}
+
+export class ZoopaError extends Error {
+  readonly code: string;
+  readonly hint: string | undefined;
+  /** Exit status the CLI uses for this error. */
+  readonly exitStatus: number;
+
+  constructor(code: string, message: string, opts: ZoopaErrorOptions & { exitStatus?: number } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = opts.hint;
+    this.exitStatus = opts.exitStatus ?? 1;
+  }
+}
+
+export interface InputLocation {
+  /** File the bad input came from (config, env file, compose file), if any. */
+  file?: string | undefined;
+  /** Key (dotted path) or argument name within that file or command line. */
+  key?: string | undefined;
+  /** The offending value, as the user wrote it. */
+  value?: unknown;
+}
+
+/** Bad input from the user. Always exit status 2; nothing has been changed. */
+export class InputError extends ZoopaError {
+  readonly file: string | undefined;
+  readonly key: string | undefined;
+  readonly value: unknown;
+
+  constructor(code: string, message: string, loc: InputLocation & ZoopaErrorOptions = {}) {
+    super(code, message, { hint: loc.hint, cause: loc.cause, exitStatus: 2 });
+    this.file = loc.file;
+    this.key = loc.key;
+    this.value = loc.value;
+  }
+}
+
+/** zoopa.yaml, or a section of it, is invalid. */
+export class ConfigError extends InputError {
+  constructor(message: string, loc: InputLocation & ZoopaErrorOptions = {}) {
+    super('ZOOPA_CONFIG', message, loc);
+  }
+}
+
+/** A command-line argument is invalid (unknown stack, bad duration, ...). */
+export class UsageError extends InputError {
+  constructor(message: string, loc: InputLocation & ZoopaErrorOptions = {}) {
+    super('ZOOPA_USAGE', message, loc);
+  }
+}
+
+/** An env file (.env, ~/.config/zoopa-ondemand/<stack>.env) is invalid. */
+export class EnvFileError extends InputError {
+  constructor(message: string, loc: InputLocation & ZoopaErrorOptions = {}) {
+    super('ZOOPA_ENV_FILE', message, loc);
+  }
+}
+
+/** A stack folder or compose file is unusable. */
+export class StackError extends InputError {
+  constructor(message: string, loc: InputLocation & ZoopaErrorOptions = {}) {
+    super('ZOOPA_STACK', message, loc);
+  }
+}
+
+const STDERR_LIMIT = 2000;
+
+export function trimOutput(text: string, limit = STDERR_LIMIT): string {
+  const t = text.trim();
+  return t.length <= limit ? t : '…' + t.slice(t.length - limit);
+}
+
+/** An external command exited non-zero, was killed, or could not be spawned. */
+export class CommandError extends ZoopaError {
+  readonly argv: readonly string[];
+  /** Exit status, or null if killed by a signal or never started. */
+  readonly status: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** Trimmed stderr of the command. */
+  readonly stderr: string;
+  readonly stdout: string;
+
+  constructor(
+    argv: readonly string[],
+    result: { status: number | null; signal: NodeJS.Signals | null; stdout?: string; stderr?: string },
+    opts: ZoopaErrorOptions & { code?: string; message?: string } = {},
+  ) {
+    const stderr = trimOutput(result.stderr ?? '');
+    const how =
+      result.status !== null
+        ? `exited with status ${result.status}`
+        : result.signal
+          ? `was killed by ${result.signal}`
+          : 'could not be started';
+    const lastLine = stderr.split('\n').filter(Boolean).pop();
+    const message = opts.message ?? `${formatArgv(argv)} ${how}${lastLine ? `: ${lastLine}` : ''}`;
+    super(opts.code ?? 'ZOOPA_COMMAND_FAILED', message, opts);
+    this.argv = argv;
+    this.status = result.status;
+    this.signal = result.signal;
+    this.stderr = stderr;
+    this.stdout = trimOutput(result.stdout ?? '');
+  }
+}
+
+export class TimeoutError extends ZoopaError {
+  readonly timeoutMs: number;
+  constructor(message: string, timeoutMs: number, opts: ZoopaErrorOptions = {}) {
+    super('ZOOPA_TIMEOUT', message, opts);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+export class StateError extends ZoopaError {
+  constructor(code: string, message: string, opts: ZoopaErrorOptions = {}) {
+    super(code, message, opts);
+  }
+}
+
+/** Quote an argv for display only (never for execution). */
+export function formatArgv(argv: readonly string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+export function isZoopaError(e: unknown): e is ZoopaError {
+  return e instanceof ZoopaError;
+}
