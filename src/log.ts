@@ -36,10 +36,12 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const prefix = opts.prefix ?? '';
   const emit = (level: Level, msg: string) => {
     if (level === 'debug' && !opts.debug) return;
-    for (const line of msg.split('\n')) {
-      const head = journal ? `<${PRIORITY[level]}>` : level === 'error' ? 'error: ' : level === 'warning' ? 'warning: ' : '';
+    const label = level === 'error' ? 'error: ' : level === 'warning' ? 'warning: ' : '';
+    msg.split('\n').forEach((line, i) => {
+      // The journal gets a priority on every line; a terminal gets the label once.
+      const head = journal ? `<${PRIORITY[level]}>` : i === 0 ? label : ' '.repeat(label.length);
       write(`${head}${prefix}${line}\n`);
-    }
+    });
   };
   return {
     error: (m) => emit('error', m),

@@ -1,0 +1,37 @@
+/**
+ * zoopa's command line. Each command lives in src/cli/commands/<name>.ts and
+ * exports register(program). Commands throw; the edge (report.ts) prints and
+ * chooses the exit status.
+ */
+import { Command, CommanderError } from 'commander';
+import { UsageError } from '../errors.js';
+import { reportError } from './report.js';
+import { registerCommands } from './commands/index.js';
+
+export function buildProgram(): Command {
+  const program = new Command('zoopa')
+    .description('Run a folder of podman-compose stacks as systemd user services: units, on-demand wake and sleep, backups, llama.cpp services.')
+    .option('--root <dir>', 'the stacks root (default: $ZOOPA_ROOT, the nearest folder upward with zoopa.yaml, else ~/podman-compose)')
+    .exitOverride()
+    .configureOutput({ outputError: () => {} });
+  registerCommands(program);
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return reportError(new UsageError(e.message.replace(/^error: /, ''), { hint: 'run "zoopa --help" or "zoopa <command> --help"' }));
+    }
+    return reportError(e);
+  }
+}
+
+const status = await main();
+// Let pending output flush, then exit with the status.
+process.exitCode = status;

@@ -1,0 +1,83 @@
+/** UnitManager backed by `systemctl --user` (reaches the manager over its private socket or D-Bus). */
+import { spawn } from 'node:child_process';
+import type { UnitInfo, UnitManager } from '../core/ports.js';
+import { CommandError } from '../errors.js';
+import { run } from '../exec.js';
+
+const BASE_PROPS = ['Id', 'LoadState', 'ActiveState', 'SubState', 'UnitFileState', 'FragmentPath'] as const;
+
+export class SystemctlUserManager implements UnitManager {
+  constructor(
+    private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly systemctl = 'systemctl',
+  ) {}
+
+  private async ctl(args: readonly string[], timeoutMs?: number): Promise<string> {
+    const r = await run([this.systemctl, '--user', ...args], { env: this.env, timeoutMs });
+    return r.stdout;
+  }
+
+  async show(units: readonly string[], extraProps: readonly string[] = []): Promise<Map<string, UnitInfo>> {
+    const out = new Map<string, UnitInfo>();
+    if (units.length === 0) return out;
+    const props = [...BASE_PROPS, ...extraProps];
+    const text = await this.ctl(['show', `--property=${props.join(',')}`, '--', ...units]);
+    // One block per unit, in the order asked, separated by blank lines.
+    const blocks = text.split(/\n\n/);
+    units.forEach((name, i) => {
+      const kv: Record<string, string> = {};
+      for (const line of (blocks[i] ?? '').split('\n')) {
+        const eq = line.indexOf('=');
+        if (eq > 0) kv[line.slice(0, eq)] = line.slice(eq + 1);
+      }
+      out.set(name, {
+        name,
+        loadState: kv.LoadState ?? 'not-found',
+        activeState: kv.ActiveState ?? 'inactive',
+        subState: kv.SubState ?? 'dead',
+        unitFileState: kv.UnitFileState ?? '',
+        fragmentPath: kv.FragmentPath ?? '',
+        props: kv,
+      });
+    });
+    return out;
+  }
+
+  async start(unit: string): Promise<void> {
+    await this.ctl(['start', '--', unit]);
+  }
+
+  async stop(unit: string): Promise<void> {
+    await this.ctl(['stop', '--', unit]);
+  }
+
+  async restart(unit: string): Promise<void> {
+    await this.ctl(['restart', '--', unit]);
+  }
+
+  async enable(units: readonly string[], opts: { now?: boolean } = {}): Promise<void> {
+    if (units.length) await this.ctl(['enable', ...(opts.now ? ['--now'] : []), '--', ...units]);
+  }
+
+  async disable(units: readonly string[], opts: { now?: boolean } = {}): Promise<void> {
+    if (units.length) await this.ctl(['disable', ...(opts.now ? ['--now'] : []), '--', ...units]);
+  }
+
+  async daemonReload(): Promise<void> {
+    await this.ctl(['daemon-reload']);
+  }
+
+  /** journalctl --user -u unit, output straight to our stdout. */
+  logs(unit: string, opts: { follow?: boolean; lines?: number }): Promise<void> {
+    const argv = ['journalctl', '--user', '-u', unit, '--no-pager', ...(opts.lines !== undefined ? ['-n', String(opts.lines)] : []), ...(opts.follow ? ['-f'] : [])];
+    return new Promise((resolve, reject) => {
+      const child = spawn(argv[0]!, argv.slice(1), { env: this.env, stdio: ['ignore', 'inherit', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      child.on('error', (e) => reject(new CommandError(argv, { status: null, signal: null, stderr: e.message }, { cause: e })));
+      child.on('close', (status, signal) =>
+        status === 0 || signal === 'SIGINT' ? resolve() : reject(new CommandError(argv, { status, signal, stderr }, { hint: 'is journald running for your user? ("zoopa doctor")' })),
+      );
+    });
+  }
+}
