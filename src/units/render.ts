@@ -6,7 +6,7 @@
 import { renderBackupUnits } from '../backup/units.js';
 import { ConfigError } from '../errors.js';
 import { renderLlamaUnits } from '../llama/units.js';
-import { renderOndemandUnits } from '../ondemand/units.js';
+import { renderOndemandEnvFiles, renderOndemandUnits } from '../ondemand/units.js';
 import type { Project } from '../stacks/discover.js';
 import { renderStackUnits } from './stack.js';
 import type { Tools } from './tools.js';
@@ -27,6 +27,17 @@ export interface RenderedUnit {
   stack?: string;
 }
 
+/**
+ * A config file install writes besides units (e.g. ~/.config/zoopa-ondemand/<stack>.env
+ * from zoopa.yaml). Its content starts with a comment holding GENERATED_MARKER
+ * (src/units/model.ts); install never overwrites or removes a file without it.
+ */
+export interface ManagedFile {
+  path: string;
+  content: string;
+  mode: number;
+}
+
 export function renderAll(ctx: RenderContext): RenderedUnit[] {
   const units = [...renderStackUnits(ctx), ...renderOndemandUnits(ctx), ...renderBackupUnits(ctx), ...renderLlamaUnits(ctx)];
   const seen = new Map<string, RenderedUnit>();
@@ -42,4 +53,9 @@ export function renderAll(ctx: RenderContext): RenderedUnit[] {
     seen.set(u.name, u);
   }
   return units.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Every managed non-unit file, sorted by path. */
+export function renderManagedFiles(ctx: RenderContext): ManagedFile[] {
+  return [...renderOndemandEnvFiles(ctx)].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
