@@ -1,5 +1,6 @@
 /** `<stack>-stack.service`: podman-compose up -d / down for one stack folder. */
 import path from 'node:path';
+import { readCompose } from '../stacks/compose.js';
 import type { Stack } from '../stacks/discover.js';
 import { stackUnitName } from '../stacks/discover.js';
 import { absPath, exec, generatedHeader, UnitFile } from './model.js';
@@ -15,6 +16,8 @@ export function composeArgv(stack: Stack, ctx: Pick<RenderContext, 'tools'>): st
 }
 
 export function renderStackUnit(stack: Stack, ctx: RenderContext): RenderedUnit {
+  // A compose file that does not parse is bad input: stop before anything is written.
+  for (const f of [stack.composeFile, ...stack.extraFiles]) readCompose(f);
   const c = stack.config;
   const u = new UnitFile(generatedHeader(path.relative(ctx.project.root, stack.dir) + '/'));
   u.section('Unit')

@@ -1,6 +1,11 @@
 /** Every command's registration, in the order `zoopa --help` lists them. */
 import type { Command } from 'commander';
+import { register as registerLifecycle } from './lifecycle.js';
+import { register as registerStatus } from './status.js';
+import { register as registerUnits } from './units.js';
 
-export function registerCommands(_program: Command): void {
-  // Each command module adds itself here: registerX(program).
+export function registerCommands(program: Command): void {
+  registerUnits(program);
+  registerLifecycle(program);
+  registerStatus(program);
 }
