@@ -68,7 +68,7 @@ function emptyOndemand(): OndemandStatus {
 
 function ondemandCell(o: StackStatus['ondemand']): string {
   if (!o) return '-';
-  const parts = [o.state === 'off' && o.socket === 'active' ? 'sleeping' : o.state];
+  const parts: string[] = [o.state === 'off' && o.socket === 'active' ? 'sleeping' : o.state];
   if (o.state === 'awake' || o.state === 'waking') {
     parts.push(`${o.connections} conn`);
     if (o.secondsUntilIdleStop !== null) parts.push(`idle stop in ${Math.max(0, Math.round(o.secondsUntilIdleStop))}s`);
