@@ -1,5 +1,6 @@
 /** Every command's registration, in the order `zoopa --help` lists them. */
 import type { Command } from 'commander';
+import { register as registerEnv } from './env.js';
 import { register as registerLifecycle } from './lifecycle.js';
 import { register as registerStatus } from './status.js';
 import { register as registerUnits } from './units.js';
@@ -8,4 +9,5 @@ export function registerCommands(program: Command): void {
   registerUnits(program);
   registerLifecycle(program);
   registerStatus(program);
+  registerEnv(program);
 }
