@@ -1,5 +1,6 @@
 /** Every command's registration, in the order `zoopa --help` lists them. */
 import type { Command } from 'commander';
+import { register as registerDoctor } from './doctor.js';
 import { register as registerEnv } from './env.js';
 import { register as registerLifecycle } from './lifecycle.js';
 import { register as registerStatus } from './status.js';
@@ -10,4 +11,5 @@ export function registerCommands(program: Command): void {
   registerLifecycle(program);
   registerStatus(program);
   registerEnv(program);
+  registerDoctor(program);
 }
