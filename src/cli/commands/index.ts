@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerEnv } from './env.js';
+import { register as registerLlama } from './llama.js';
 import { register as registerLifecycle } from './lifecycle.js';
 import { register as registerStatus } from './status.js';
 import { register as registerUnits } from './units.js';
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   registerStatus(program);
   registerEnv(program);
   registerDoctor(program);
+  registerLlama(program);
 }
