@@ -36,7 +36,7 @@ export function parseConfigText(text: string, file: string): ZoopaConfig {
   const doc = YAML.parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const yamlErr = doc.errors[0];
   if (yamlErr) {
-    const pos = yamlErr.linePos?.[0];
+    const pos = yamlErr.linePos?.[0] ?? lineCounter.linePos(yamlErr.pos[0]);
     throw new ConfigError(`YAML syntax error${pos ? ` at line ${pos.line}, column ${pos.col}` : ''}: ${firstLine(yamlErr.message)}`, {
       file,
       hint: 'check indentation and quoting around that line (YAML uses spaces, not tabs)',

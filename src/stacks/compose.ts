@@ -44,7 +44,7 @@ export function readCompose(file: string): ComposeInfo {
   const doc = YAML.parseDocument(text, { lineCounter: lc, prettyErrors: false });
   const err = doc.errors[0];
   if (err) {
-    const pos = err.linePos?.[0];
+    const pos = err.linePos?.[0] ?? lc.linePos(err.pos[0]);
     throw new StackError(`compose file does not parse${pos ? ` (line ${pos.line}, column ${pos.col})` : ''}: ${err.message.split('\n')[0]}`, {
       file,
       hint: 'fix the YAML; "podman-compose config" in the stack folder shows what podman-compose makes of it',
