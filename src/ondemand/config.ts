@@ -1,36 +1,128 @@
-/** The `stacks.<name>.ondemand` and top-level `ondemand` sections of zoopa.yaml. */
+/**
+ * The `stacks.<name>.ondemand` and top-level `ondemand` sections of zoopa.yaml.
+ *
+ *   ondemand:                    # top level, optional: applies to every on-demand socket
+ *     socket_mode: "0666"        # SocketMode= of the sockets nginx connects to (default 0666)
+ *     directory_mode: "0711"     # mode of %t/ondemand (default 0711)
+ *   stacks:
+ *     web:
+ *       ondemand:
+ *         upstream: 127.0.0.1:8080   # required: host:port, [v6]:port, /abs/unix.sock, or a bare port (→ 127.0.0.1:port)
+ *         idle: 10m                  # ZOOPA_IDLE_TIMEOUT (default 600 s)
+ *         idle_mode: traffic         # or "connections" (the original's rule)
+ *         ready: http:/health        # ZOOPA_READY: "tcp" (default) or "http:/path"
+ *         start_timeout: 2m          # ZOOPA_START_TIMEOUT (default 120 s)
+ *         stop_check: [/usr/local/bin/busy, web]   # ZOOPA_STOP_CHECK: non-zero exit postpones the idle stop
+ *         listeners:                 # extra sockets %t/ondemand/<stack>.<name>.sock waking the same stack
+ *           - { name: api, upstream: 127.0.0.1:3003 }
+ *
+ * Every value is checked here, so `zoopa install` and `zoopa ondemand enable`
+ * reject bad input (exit 2) before anything is written, and the proxy never
+ * starts with a setting it cannot use.
+ */
 import { z } from 'zod';
 import { argvCommand, duration } from '../config/types.js';
+import { InputError } from '../errors.js';
+import { parseUpstream, UPSTREAM_HINT } from '../proxy/upstream.js';
 
-/** `http:/path` or `tcp`. */
-export const readyCheck = z.string().regex(/^(tcp|http:\/\S*)$/, 'must be "tcp" or "http:/path"');
+/** `tcp` or `http:/path`. */
+export const READY_RE = /^(tcp|http:\/\S*)$/;
+export const readyCheck = z.string().regex(READY_RE, 'must be "tcp" or "http:/path"');
 
-/** host:port, [v6]:port, or an absolute unix socket path. Parsed fully by src/proxy/upstream.ts. */
-export const upstreamText = z.union([z.string().min(1), z.number().int()]).transform((v) => String(v));
+/**
+ * Upstream text as the proxy reads it from ZOOPA_UPSTREAM. A bare port (8080 or
+ * "8080") means 127.0.0.1:8080. Returns the normalised text, or throws the
+ * proxy's own InputError (src/proxy/upstream.ts), so both agree on what is valid.
+ */
+export function normalizeUpstream(value: string | number, key: string): string {
+  const text = String(value).trim();
+  const t = /^\d{1,5}$/.test(text) ? `127.0.0.1:${text}` : text;
+  return parseUpstream(t, key).text;
+}
+
+export const upstreamText = z.union([z.string().min(1), z.number().int()]).transform((v, ctx) => {
+  try {
+    return normalizeUpstream(v, 'upstream');
+  } catch (e) {
+    const why = e instanceof InputError ? e.message.replace(/^.*? is not a valid upstream: /, '') : String(e);
+    ctx.addIssue({ code: 'custom', message: `not a valid upstream (${why}); ${UPSTREAM_HINT}, or a bare port` });
+    return z.NEVER;
+  }
+});
+
+const positiveDuration = duration.refine((s) => s > 0, 'must be more than 0 seconds');
+
+/** Listener names: a socket file name part and, upper-cased with - → _, an env var suffix. */
+export const LISTENER_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
+
+/** ZOOPA_UPSTREAM_<NAME> for an extra listener (the proxy's contract). */
+export function listenerEnvName(name: string): string {
+  return `ZOOPA_UPSTREAM_${name.toUpperCase().replace(/-/g, '_')}`;
+}
 
 export const extraListener = z.strictObject({
-  /** Socket name: listens on %t/ondemand/<stack>-<name>.sock */
-  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'use lowercase letters, digits, "-" and "_"'),
+  /** Socket name: listens on %t/ondemand/<stack>.<name>.sock, fd name <name>. */
+  name: z
+    .string()
+    .regex(LISTENER_NAME_RE, 'use lowercase letters, digits, "-" and "_", starting with a letter or digit')
+    .max(64, 'at most 64 characters'),
   upstream: upstreamText,
 });
 
-export const stackOndemandSchema = z.strictObject({
-  upstream: upstreamText,
-  idle: duration.optional(),
-  idle_mode: z.enum(['traffic', 'connections']).optional(),
-  ready: readyCheck.optional(),
-  start_timeout: duration.optional(),
-  stop_check: argvCommand.optional(),
-  listeners: z.array(extraListener).optional(),
+/** ZOOPA_STOP_CHECK is split on white space by the proxy: no word may contain any. */
+const stopCheck = argvCommand.refine((argv) => argv.every((w) => w !== '' && !/[\s"'\\]/.test(w)), {
+  message: 'a word of the command contains white space, a quote or a backslash (ZOOPA_STOP_CHECK is split on white space); put the command in a script and name the script',
 });
+
+export const stackOndemandSchema = z
+  .strictObject({
+    upstream: upstreamText,
+    idle: positiveDuration.optional(),
+    idle_mode: z.enum(['traffic', 'connections']).optional(),
+    ready: readyCheck.optional(),
+    start_timeout: positiveDuration.optional(),
+    stop_check: stopCheck.optional(),
+    listeners: z.array(extraListener).optional(),
+  })
+  .superRefine((v, ctx) => {
+    const seen = new Map<string, string>();
+    (v.listeners ?? []).forEach((l, i) => {
+      const env = listenerEnvName(l.name);
+      const prev = seen.get(env);
+      if (prev !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listeners', i, 'name'],
+          message: prev === l.name ? `listener "${l.name}" is named twice` : `listeners "${prev}" and "${l.name}" both map to ${env}`,
+        });
+      }
+      seen.set(env, l.name);
+    });
+  });
 export type StackOndemandConfig = z.output<typeof stackOndemandSchema>;
 
-const octalMode = z
-  .union([z.string().regex(/^0?[0-7]{3,4}$/, 'must be an octal mode like 0666'), z.number().int()])
-  .transform((v) => (typeof v === 'number' ? v.toString(8).padStart(4, '0') : v.padStart(4, '0')));
+/** An octal file mode, written "0666" (quoted) or 666; normalised to 4 digits. */
+export const octalMode = z
+  .union([z.string().regex(/^0?[0-7]{3,4}$/, 'must be an octal mode like "0666" (quote it)'), z.number().int().min(0)])
+  .transform((v, ctx) => {
+    // YAML 1.2 reads an unquoted 0666 as the number 666: take the digits as written.
+    const text = String(v);
+    if (!/^0?[0-7]{3,4}$/.test(text)) {
+      ctx.addIssue({ code: 'custom', message: 'must be an octal mode like "0666"' });
+      return z.NEVER;
+    }
+    return text.length === 5 ? text.slice(1) : text.padStart(4, '0');
+  });
 
 export const globalOndemandSchema = z.strictObject({
+  /** SocketMode= of every on-demand socket (default 0666, as the original: nginx runs as another user). */
   socket_mode: octalMode.optional(),
+  /** Mode of %t/ondemand, set by zoopa-ondemand-dir.service and DirectoryMode= (default 0711). */
   directory_mode: octalMode.optional(),
 });
 export type GlobalOndemandConfig = z.output<typeof globalOndemandSchema>;
+
+export const DEFAULT_SOCKET_MODE = '0666';
+export const DEFAULT_DIRECTORY_MODE = '0711';
+/** Seconds; the original's default, also in the service unit's Environment=. */
+export const DEFAULT_IDLE_TIMEOUT = 600;

@@ -1,11 +1,234 @@
-/** Units of the ondemand feature. (Placeholder: the ondemand issue fills this in.) */
+/**
+ * Units and env files of the on-demand feature, compatible with the original
+ * (see the seed's systemd README: same unit names, same env file, same socket path).
+ *
+ * Always rendered (a hand-written ~/.config/zoopa-ondemand/<stack>.env from the
+ * original setup keeps working with no zoopa.yaml at all):
+ *
+ *  - zoopa-ondemand-dir.service  oneshot, creates %t/ondemand (mode 0711 by default).
+ *  - zoopa-ondemand@.socket      ListenStream=%t/ondemand/%i.sock, Accept=no, modes as configured,
+ *                                Requires/After the dir unit, WantedBy=sockets.target.
+ *  - zoopa-ondemand@.service     the proxy: defaults in Environment=, then the env file(s),
+ *                                which override them (systemd reads EnvironmentFile= after
+ *                                Environment=), ExecStart=<node> <zoopa.js> proxy %i.
+ *
+ * Extra listeners of a stack (`stacks.<s>.ondemand.listeners: [{name, upstream}]`) are
+ * concrete instance files, no drop-ins (systemd uses a file named like the instance
+ * instead of the template):
+ *
+ *  - zoopa-ondemand@<s>.<name>.socket  ListenStream=%t/ondemand/<s>.<name>.sock,
+ *        FileDescriptorName=<name>, Service=zoopa-ondemand@<s>.service (so a connection to
+ *        it wakes the same proxy, which then gets every listening fd of the stack with
+ *        LISTEN_FDNAMES), PartOf= the stack's main socket (stopping, freezing or disabling
+ *        the main socket stops it too).
+ *  - zoopa-ondemand@<s>.socket  the template's text plus Wants= on each extra socket, so
+ *        `systemctl --user enable --now zoopa-ondemand@<s>.socket` (the README's command)
+ *        brings up all of the stack's sockets.
+ *
+ * Stack names match [a-z0-9][a-z0-9_-]*, so the dot in <s>.<name> cannot collide
+ * with another stack's socket. The main socket keeps systemd's default fd name (the
+ * socket unit's name); an extra one is named after its listener, whose upstream comes in
+ * ZOOPA_UPSTREAM_<NAME> (upper-cased, - → _).
+ */
+import path from 'node:path';
+import { ConfigError } from '../errors.js';
+import { ondemandEnvFile, ondemandRuntimeDir } from '../paths.js';
+import type { Stack } from '../stacks/discover.js';
+import { stackUnitName } from '../stacks/discover.js';
+import { envAssignment, execWith, GENERATED_MARKER, generatedHeader, raw, UnitFile } from '../units/model.js';
 import type { ManagedFile, RenderContext, RenderedUnit } from '../units/render.js';
+import { which } from '../units/tools.js';
+import { DEFAULT_DIRECTORY_MODE, DEFAULT_IDLE_TIMEOUT, DEFAULT_SOCKET_MODE, listenerEnvName, type StackOndemandConfig } from './config.js';
 
-export function renderOndemandUnits(_ctx: RenderContext): RenderedUnit[] {
-  return [];
+export const DIR_UNIT = 'zoopa-ondemand-dir.service';
+export const SOCKET_TEMPLATE = 'zoopa-ondemand@.socket';
+export const SERVICE_TEMPLATE = 'zoopa-ondemand@.service';
+
+export function socketUnitName(stack: string): string {
+  return `zoopa-ondemand@${stack}.socket`;
+}
+export function serviceUnitName(stack: string): string {
+  return `zoopa-ondemand@${stack}.service`;
+}
+export function listenerSocketUnitName(stack: string, listener: string): string {
+  return `zoopa-ondemand@${stack}.${listener}.socket`;
+}
+/** $XDG_RUNTIME_DIR/ondemand/<stack>.sock: what nginx connects to. */
+export function socketPath(stack: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(ondemandRuntimeDir(env), `${stack}.sock`);
+}
+export function listenerSocketPath(stack: string, listener: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(ondemandRuntimeDir(env), `${stack}.${listener}.sock`);
 }
 
-/** Env files written from zoopa.yaml's `stacks.<name>.ondemand`. (Placeholder.) */
-export function renderOndemandEnvFiles(_ctx: RenderContext): ManagedFile[] {
-  return [];
+/** Stacks that get per-stack on-demand files: enabled, with an `ondemand` section. */
+export function ondemandStacks(ctx: Pick<RenderContext, 'project'>): Array<Stack & { config: { ondemand: StackOndemandConfig } }> {
+  return ctx.project.stacks.filter((s): s is Stack & { config: { ondemand: StackOndemandConfig } } => s.config.enabled && !!s.config.ondemand);
+}
+
+function modes(ctx: RenderContext): { socket: string; directory: string } {
+  return {
+    socket: ctx.project.config.ondemand?.socket_mode ?? DEFAULT_SOCKET_MODE,
+    directory: ctx.project.config.ondemand?.directory_mode ?? DEFAULT_DIRECTORY_MODE,
+  };
+}
+
+const TEMPLATE_SOURCE = 'zoopa.yaml (on-demand units shared by every stack)';
+
+export function renderDirUnit(ctx: RenderContext): RenderedUnit {
+  const u = new UnitFile(generatedHeader(TEMPLATE_SOURCE));
+  u.section('Unit')
+    .add('Description', 'Zoopa on-demand socket directory')
+    // Sockets are ordered after this unit and sockets.target after them: the
+    // default After=basic.target would make an ordering cycle.
+    .add('DefaultDependencies', false)
+    .add('Before', 'sockets.target');
+  const install = which('install', ctx.env) ?? '/usr/bin/install';
+  u.section('Service')
+    .add('Type', 'oneshot')
+    .add('RemainAfterExit', true)
+    // install -d sets the mode on an existing directory too.
+    .add('ExecStart', execWith([install, '-d', '-m', modes(ctx).directory, raw('%t/ondemand')]));
+  u.section('Install').add('WantedBy', 'sockets.target');
+  return { name: DIR_UNIT, content: u.toString(), kind: 'ondemand' };
+}
+
+interface SocketOptions {
+  /** Extra listener sockets of this stack that the main socket pulls in. */
+  wants?: readonly string[];
+}
+
+function socketFile(ctx: RenderContext, source: string, opts: SocketOptions = {}): UnitFile {
+  const m = modes(ctx);
+  const u = new UnitFile(generatedHeader(source));
+  const unit = u
+    .section('Unit')
+    .add('Description', raw('Zoopa on-demand socket for %i'))
+    .add('Requires', DIR_UNIT)
+    .add('After', DIR_UNIT);
+  for (const w of opts.wants ?? []) unit.add('Wants', w);
+  u.section('Socket')
+    .add('ListenStream', raw('%t/ondemand/%i.sock'))
+    .add('Accept', false)
+    .add('SocketMode', m.socket)
+    .add('DirectoryMode', m.directory)
+    // The socket file exists exactly while zoopa listens: a client of a stopped or
+    // frozen stack gets ENOENT at once (nginx: 502), and `zoopa status` can tell
+    // listening from stopped by reading the directory.
+    .add('RemoveOnStop', true);
+  u.section('Install').add('WantedBy', 'sockets.target');
+  return u;
+}
+
+export function renderSocketTemplate(ctx: RenderContext): RenderedUnit {
+  return { name: SOCKET_TEMPLATE, content: socketFile(ctx, TEMPLATE_SOURCE).toString(), kind: 'ondemand' };
+}
+
+export function renderServiceTemplate(ctx: RenderContext): RenderedUnit {
+  const u = new UnitFile(generatedHeader(TEMPLATE_SOURCE));
+  u.section('Unit')
+    .add('Description', raw('Zoopa on-demand proxy for %i'))
+    .add('After', DIR_UNIT);
+  u.section('Service')
+    // Defaults first: settings from EnvironmentFile= override Environment= (systemd.exec(5)).
+    .add('Environment', raw('ZOOPA_STACK_UNIT=%i-stack.service'))
+    .add('Environment', envAssignment('ZOOPA_IDLE_TIMEOUT', String(DEFAULT_IDLE_TIMEOUT)))
+    // The original's path, read as it always was...
+    .add('EnvironmentFile', raw('-%h/.config/zoopa-ondemand/%i.env'))
+    // ...and $XDG_CONFIG_HOME's (where zoopa install writes), the same file unless
+    // XDG_CONFIG_HOME is set elsewhere; read last, so it wins.
+    .add('EnvironmentFile', raw('-%E/zoopa-ondemand/%i.env'))
+    .add('ExecStart', execWith([ctx.tools.node, ctx.tools.zoopa, 'proxy', raw('%i')]));
+  return { name: SERVICE_TEMPLATE, content: u.toString(), kind: 'ondemand' };
+}
+
+/** The concrete main socket and the extra sockets of one stack with listeners. */
+export function renderListenerUnits(stack: Stack & { config: { ondemand: StackOndemandConfig } }, ctx: RenderContext): RenderedUnit[] {
+  const listeners = stack.config.ondemand.listeners ?? [];
+  if (listeners.length === 0) return [];
+  const source = `zoopa.yaml stacks.${stack.name}.ondemand.listeners`;
+  const main = socketUnitName(stack.name);
+  const extras = listeners.map((l) => listenerSocketUnitName(stack.name, l.name));
+  const out: RenderedUnit[] = [
+    { name: main, content: socketFile(ctx, source, { wants: extras }).toString(), kind: 'ondemand', stack: stack.name },
+  ];
+  const m = modes(ctx);
+  for (const l of listeners) {
+    const u = new UnitFile(generatedHeader(source));
+    u.section('Unit')
+      .add('Description', `Zoopa on-demand socket for ${stack.name}, listener ${l.name}`)
+      .add('Requires', DIR_UNIT)
+      .add('After', DIR_UNIT)
+      .add('PartOf', main);
+    u.section('Socket')
+      .add('ListenStream', raw(`%t/ondemand/${stack.name}.${l.name}.sock`))
+      .add('Accept', false)
+      .add('SocketMode', m.socket)
+      .add('DirectoryMode', m.directory)
+      .add('RemoveOnStop', true)
+      .add('FileDescriptorName', l.name)
+      .add('Service', serviceUnitName(stack.name));
+    out.push({ name: listenerSocketUnitName(stack.name, l.name), content: u.toString(), kind: 'ondemand', stack: stack.name });
+  }
+  return out;
+}
+
+export function renderOndemandUnits(ctx: RenderContext): RenderedUnit[] {
+  const units = [renderDirUnit(ctx), renderSocketTemplate(ctx), renderServiceTemplate(ctx)];
+  for (const s of ondemandStacks(ctx)) units.push(...renderListenerUnits(s, ctx));
+  return units;
+}
+
+// ---------------------------------------------------------------------------
+// Env files
+
+/** One KEY=VALUE line as systemd's EnvironmentFile= (and the original's readers) parse it. */
+export function envLine(key: string, value: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new Error(`bad environment variable name ${key}`);
+  if (/[\n\r\0]/.test(value)) throw new Error(`environment value contains a line break: ${JSON.stringify(value)}`);
+  if (/^[A-Za-z0-9_@%+=:,./[\]-]*$/.test(value)) return `${key}=${value}`;
+  return `${key}="${value.replace(/[\\"$`]/g, (c) => '\\' + c)}"`;
+}
+
+/** Seconds as ZOOPA_IDLE_TIMEOUT / ZOOPA_START_TIMEOUT carry them (the original: seconds). */
+function seconds(s: number): string {
+  return Number.isInteger(s) ? String(s) : String(Math.round(s * 1000) / 1000);
+}
+
+/** The env file's variables for one stack's zoopa.yaml settings, in a fixed order. */
+export function ondemandEnvVars(c: StackOndemandConfig): Array<[string, string]> {
+  const vars: Array<[string, string]> = [['ZOOPA_UPSTREAM', c.upstream]];
+  if (c.idle !== undefined) vars.push(['ZOOPA_IDLE_TIMEOUT', seconds(c.idle)]);
+  if (c.idle_mode !== undefined) vars.push(['ZOOPA_IDLE_MODE', c.idle_mode]);
+  if (c.ready !== undefined) vars.push(['ZOOPA_READY', c.ready]);
+  if (c.start_timeout !== undefined) vars.push(['ZOOPA_START_TIMEOUT', seconds(c.start_timeout)]);
+  if (c.stop_check !== undefined) vars.push(['ZOOPA_STOP_CHECK', c.stop_check.join(' ')]);
+  for (const l of c.listeners ?? []) vars.push([listenerEnvName(l.name), l.upstream]);
+  return vars;
+}
+
+export function renderOndemandEnvFile(stack: Stack & { config: { ondemand: StackOndemandConfig } }, ctx: RenderContext): ManagedFile {
+  const file = ondemandEnvFile(stack.name, ctx.env);
+  const lines = [
+    `# ${GENERATED_MARKER} from zoopa.yaml (stacks.${stack.name}.ondemand).`,
+    '# Do not edit: change zoopa.yaml and run "zoopa install". Read by zoopa-ondemand@' + stack.name + '.service.',
+  ];
+  for (const [k, v] of ondemandEnvVars(stack.config.ondemand)) {
+    try {
+      lines.push(envLine(k, v));
+    } catch (e) {
+      throw new ConfigError(`stacks.${stack.name}.ondemand: ${(e as Error).message}`, { file: ctx.project.configFile, key: `stacks.${stack.name}.ondemand`, value: v, cause: e });
+    }
+  }
+  return { path: file, content: lines.join('\n') + '\n', mode: 0o600 };
+}
+
+/** Env files written from zoopa.yaml's `stacks.<name>.ondemand` (only for stacks that have one). */
+export function renderOndemandEnvFiles(ctx: RenderContext): ManagedFile[] {
+  return ondemandStacks(ctx).map((s) => renderOndemandEnvFile(s, ctx));
+}
+
+/** The stack unit the proxy starts by default (ZOOPA_STACK_UNIT). */
+export function defaultStackUnit(stack: string): string {
+  return stackUnitName(stack);
 }
