@@ -42,8 +42,9 @@ for (const name of fs.readdirSync(CASES).sort()) {
       for (const raw of fs.readFileSync(path.join(root, 'expect'), 'utf8').split('\n')) {
         const line = raw.trim();
         if (!line || line.startsWith('#')) continue;
-        if (line.startsWith('units ')) {
-          assert.equal(units.size, Number(line.slice(6)), `unit count (${[...units.keys()].join(', ')})`);
+        if (line.startsWith('stack-units ')) {
+          const stackUnits = [...units.keys()].filter((u) => u.endsWith('-stack.service'));
+          assert.equal(stackUnits.length, Number(line.slice(12)), `stack unit count (${stackUnits.join(', ')})`);
           continue;
         }
         if (line.startsWith('!unit ')) {
