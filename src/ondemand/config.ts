@@ -8,7 +8,7 @@
  *     web:
  *       ondemand:
  *         upstream: 127.0.0.1:8080   # required: host:port, [v6]:port, /abs/unix.sock, or a bare port (→ 127.0.0.1:port)
- *         idle: 10m                  # ZOOPA_IDLE_TIMEOUT (default 600 s)
+ *         idle: 10m                  # ZOOPA_IDLE_TIMEOUT (default 600 s; 0: never stop)
  *         idle_mode: traffic         # or "connections" (the original's rule)
  *         ready: http:/health        # ZOOPA_READY: "tcp" (default) or "http:/path"
  *         start_timeout: 2m          # ZOOPA_START_TIMEOUT (default 120 s)
@@ -77,7 +77,8 @@ const stopCheck = argvCommand.refine((argv) => argv.every((w) => w !== '' && !/[
 export const stackOndemandSchema = z
   .strictObject({
     upstream: upstreamText,
-    idle: positiveDuration.optional(),
+    /** 0: never stop for idleness (the proxy's rule). */
+    idle: duration.optional(),
     idle_mode: z.enum(['traffic', 'connections']).optional(),
     ready: readyCheck.optional(),
     start_timeout: positiveDuration.optional(),

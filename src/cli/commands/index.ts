@@ -2,8 +2,10 @@
 import type { Command } from 'commander';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerEnv } from './env.js';
+import { register as registerFreeze } from './freeze.js';
 import { register as registerLlama } from './llama.js';
 import { register as registerLifecycle } from './lifecycle.js';
+import { register as registerOndemand } from './ondemand.js';
 import { register as registerStatus } from './status.js';
 import { register as registerUnits } from './units.js';
 
@@ -11,6 +13,8 @@ export function registerCommands(program: Command): void {
   registerUnits(program);
   registerLifecycle(program);
   registerStatus(program);
+  registerOndemand(program);
+  registerFreeze(program);
   registerEnv(program);
   registerDoctor(program);
   registerLlama(program);
