@@ -1,0 +1,224 @@
+/**
+ * `zoopa proxy <stack>` settings: the environment (the unit's defaults, then the
+ * stack's env file) overridden by command-line flags. Everything is checked here,
+ * before a socket is touched or a unit started; bad input is an InputError naming
+ * the env var or flag and the value, with a hint.
+ *
+ * Env (all optional except the upstream):
+ *   ZOOPA_UPSTREAM          host:port, [v6]:port, name:port or /abs/unix.sock (required)
+ *   ZOOPA_UPSTREAM_<NAME>   upstream for the listening fd named NAME (LISTEN_FDNAMES;
+ *                           upper-cased, "-" → "_")
+ *   ZOOPA_IDLE_TIMEOUT      seconds or a span (10m); 0 or "infinity": never stop (default 600)
+ *   ZOOPA_IDLE_MODE         traffic (default) | connections
+ *   ZOOPA_STACK_UNIT        default <stack>-stack.service; "none": plain proxy, no unit
+ *   ZOOPA_READY             tcp (default) | http:/path
+ *   ZOOPA_START_TIMEOUT     default 120 s
+ *   ZOOPA_STOP_CHECK        veto command (split on white space, no shell)
+ */
+import path from 'node:path';
+import { DURATION_HINT, parseDuration } from '../config/duration.js';
+import { NAME_HINT, NAME_RE } from '../config/types.js';
+import { InputError, UsageError } from '../errors.js';
+import { parseUpstream, type Upstream } from './upstream.js';
+
+export type IdleMode = 'traffic' | 'connections';
+export type ReadyCheck = { kind: 'tcp' } | { kind: 'http'; path: string };
+export type ListenSpec = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+
+export interface ProxySettings {
+  stack: string;
+  /** Where connections on unnamed (or unmapped) listeners go. */
+  upstream: Upstream;
+  /** Upstreams for named listeners, keyed by envKey(name) ("API" for fd name "api"). */
+  namedUpstreams: Map<string, Upstream>;
+  /** null: never stop for idleness. */
+  idleTimeoutMs: number | null;
+  idleMode: IdleMode;
+  /** null: plain proxy with no unit to start or stop (`--stack-unit none`). */
+  stackUnit: string | null;
+  ready: ReadyCheck;
+  startTimeoutMs: number;
+  /** argv of the veto command, or null. */
+  stopCheck: string[] | null;
+  /** `--listen`: bind this socket ourselves instead of taking systemd's. */
+  listen: ListenSpec | null;
+}
+
+/** Command-line flags; each one overrides its env var. */
+export interface ProxyFlags {
+  upstream?: string | undefined;
+  idle?: string | undefined;
+  listen?: string | undefined;
+  stackUnit?: string | undefined;
+  ready?: string | undefined;
+  startTimeout?: string | undefined;
+}
+
+export const DEFAULT_IDLE_S = 600;
+export const DEFAULT_START_TIMEOUT_S = 120;
+export const UPSTREAM_ENV_PREFIX = 'ZOOPA_UPSTREAM_';
+
+/** The env var suffix for a listening fd's name: "web-ui" → "WEB_UI". */
+export function envKey(fdName: string): string {
+  return fdName.toUpperCase().replace(/-/g, '_');
+}
+
+/**
+ * An env value as the proxy reads it: trimmed, and an unquoted trailing
+ * "  # comment" dropped (the original README shows `ZOOPA_IDLE_TIMEOUT=600   # ...`,
+ * which systemd passes through whole). Empty means unset.
+ */
+function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined) return undefined;
+  const v = raw.replace(/\s+#.*$/s, '').trim();
+  return v === '' ? undefined : v;
+}
+
+interface Source {
+  /** How to name it in an error: "--idle" or "ZOOPA_IDLE_TIMEOUT". */
+  key: string;
+  value: string;
+}
+
+function pick(flag: string | undefined, flagName: string, env: NodeJS.ProcessEnv, envName: string): Source | undefined {
+  if (flag !== undefined) return { key: flagName, value: flag };
+  const v = envValue(env, envName);
+  return v === undefined ? undefined : { key: envName, value: v };
+}
+
+function durationMs(src: Source, opts: { allowNever: boolean }): number | null {
+  const v = src.value.trim().toLowerCase();
+  if (opts.allowNever && (v === 'infinity' || v === 'never')) return null;
+  const s = parseDuration(v);
+  if (s === undefined) {
+    throw new InputError('ZOOPA_BAD_DURATION', `${src.key}=${JSON.stringify(src.value)} is not a duration`, {
+      key: src.key,
+      value: src.value,
+      hint: DURATION_HINT + (opts.allowNever ? '; 0 or "infinity" never stops' : ''),
+    });
+  }
+  if (s === 0) {
+    if (opts.allowNever) return null;
+    throw new InputError('ZOOPA_BAD_DURATION', `${src.key}=${JSON.stringify(src.value)} must be longer than 0`, {
+      key: src.key,
+      value: src.value,
+      hint: DURATION_HINT,
+    });
+  }
+  return Math.round(s * 1000);
+}
+
+export function parseReady(src: Source): ReadyCheck {
+  const v = src.value.trim();
+  if (v === 'tcp') return { kind: 'tcp' };
+  const m = /^http:(\/\S*)$/.exec(v);
+  if (m) return { kind: 'http', path: m[1]! };
+  throw new InputError('ZOOPA_BAD_READY', `${src.key}=${JSON.stringify(src.value)} is not a readiness check`, {
+    key: src.key,
+    value: src.value,
+    hint: 'write "tcp" (the upstream accepts a connection) or "http:/path" (GET /path answers 2xx or 3xx)',
+  });
+}
+
+/** `--listen PATH|HOST:PORT`. A value with a "/" is a unix socket path; port 0 picks a free port. */
+export function parseListen(src: Source, cwd = process.cwd()): ListenSpec {
+  const v = src.value.trim();
+  const bad = (why: string) =>
+    new UsageError(`${src.key} ${JSON.stringify(src.value)}: ${why}`, {
+      key: src.key,
+      value: src.value,
+      hint: 'write a unix socket path (/run/user/1000/ondemand/web.sock, ./web.sock) or HOST:PORT (127.0.0.1:8080, [::1]:8080)',
+    });
+  if (v === '') throw bad('it is empty');
+  if (v.includes('/')) return { kind: 'unix', path: path.resolve(cwd, v) };
+  let host: string;
+  let portText: string;
+  if (v.startsWith('[')) {
+    const close = v.indexOf(']');
+    if (close < 0 || v[close + 1] !== ':') throw bad('an IPv6 address needs the form [address]:port');
+    host = v.slice(1, close);
+    portText = v.slice(close + 2);
+  } else {
+    const colon = v.lastIndexOf(':');
+    if (colon <= 0) throw bad('write HOST:PORT, or a path containing "/" for a unix socket');
+    host = v.slice(0, colon);
+    portText = v.slice(colon + 1);
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw bad(`the port ${JSON.stringify(portText)} is not a port number`);
+  return { kind: 'tcp', host, port: Number(portText) };
+}
+
+function parseStackUnit(src: Source | undefined, stack: string): string | null {
+  if (!src) return `${stack}-stack.service`;
+  const v = src.value.trim();
+  if (v === 'none') return null;
+  if (!/^[A-Za-z0-9:_.\\@-]+$/.test(v) || v.startsWith('-')) {
+    throw new InputError('ZOOPA_BAD_UNIT', `${src.key}=${JSON.stringify(src.value)} is not a unit name`, {
+      key: src.key,
+      value: src.value,
+      hint: `name the stack's unit (${stack}-stack.service), or "none" to proxy without starting or stopping anything`,
+    });
+  }
+  return /\.(service|target|socket|mount|scope|slice|path|timer)$/.test(v) ? v : `${v}.service`;
+}
+
+export function checkStackName(stack: string): void {
+  if (!NAME_RE.test(stack)) {
+    throw new UsageError(`${JSON.stringify(stack)} is not a stack name`, { key: 'stack', value: stack, hint: NAME_HINT });
+  }
+}
+
+export function resolveProxySettings(stack: string, env: NodeJS.ProcessEnv, flags: ProxyFlags = {}, cwd = process.cwd()): ProxySettings {
+  checkStackName(stack);
+
+  const upSrc = pick(flags.upstream, '--upstream', env, 'ZOOPA_UPSTREAM');
+  if (!upSrc) {
+    throw new InputError('ZOOPA_NO_UPSTREAM', `no upstream for stack ${stack}: ZOOPA_UPSTREAM is not set`, {
+      key: 'ZOOPA_UPSTREAM',
+      hint: `put ZOOPA_UPSTREAM=127.0.0.1:8080 (the stack's published port) in ~/.config/zoopa-ondemand/${stack}.env, or pass --upstream`,
+    });
+  }
+  const upstream = parseUpstream(upSrc.value, upSrc.key);
+
+  const namedUpstreams = new Map<string, Upstream>();
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith(UPSTREAM_ENV_PREFIX)) continue;
+    const v = envValue(env, name);
+    if (v === undefined) continue;
+    namedUpstreams.set(name.slice(UPSTREAM_ENV_PREFIX.length), parseUpstream(v, name));
+  }
+
+  const idleSrc = pick(flags.idle, '--idle', env, 'ZOOPA_IDLE_TIMEOUT');
+  const idleTimeoutMs = idleSrc ? durationMs(idleSrc, { allowNever: true }) : DEFAULT_IDLE_S * 1000;
+
+  const modeSrc = pick(undefined, '', env, 'ZOOPA_IDLE_MODE');
+  let idleMode: IdleMode = 'traffic';
+  if (modeSrc) {
+    const m = modeSrc.value.toLowerCase();
+    if (m !== 'traffic' && m !== 'connections') {
+      throw new InputError('ZOOPA_BAD_IDLE_MODE', `ZOOPA_IDLE_MODE=${JSON.stringify(modeSrc.value)} is not an idle mode`, {
+        key: 'ZOOPA_IDLE_MODE',
+        value: modeSrc.value,
+        hint: '"traffic" (stop after no bytes moved for the idle timeout) or "connections" (the timer runs once the last connection closed)',
+      });
+    }
+    idleMode = m;
+  }
+
+  const stackUnit = parseStackUnit(pick(flags.stackUnit, '--stack-unit', env, 'ZOOPA_STACK_UNIT'), stack);
+
+  const readySrc = pick(flags.ready, '--ready', env, 'ZOOPA_READY');
+  const ready = readySrc ? parseReady(readySrc) : ({ kind: 'tcp' } as const);
+
+  const stSrc = pick(flags.startTimeout, '--start-timeout', env, 'ZOOPA_START_TIMEOUT');
+  const startTimeoutMs = stSrc ? (durationMs(stSrc, { allowNever: false }) as number) : DEFAULT_START_TIMEOUT_S * 1000;
+
+  const checkText = envValue(env, 'ZOOPA_STOP_CHECK');
+  const stopCheck = checkText ? checkText.split(/\s+/) : null;
+
+  const listenSrc = flags.listen !== undefined ? { key: '--listen', value: flags.listen } : undefined;
+  const listen = listenSrc ? parseListen(listenSrc, cwd) : null;
+
+  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen };
+}

@@ -1,0 +1,99 @@
+/**
+ * Is the upstream ready? Polled quickly while a stack wakes, so that a held
+ * client is served within tens of milliseconds of the app listening.
+ *
+ * tcp: a connection is accepted and not closed by the peer within SETTLE_MS.
+ *   The settle window matters with rootless podman: its port forwarder
+ *   (rootlessport) accepts on the host port as soon as the container runs, then
+ *   drops the connection when the app inside is not listening yet; that early
+ *   accept is what made the original answer first requests with a reset.
+ *   Data from the peer (a banner) means ready at once.
+ * http:/path: `GET /path` over HTTP/1.1 answers a 2xx or 3xx status line.
+ */
+import net from 'node:net';
+import { TimeoutError } from '../errors.js';
+import type { ReadyCheck } from './config.js';
+import { connectOptions, type Upstream } from './upstream.js';
+
+/** Time between the end of one failed probe and the next. */
+export const POLL_MS = 10;
+/** How long an accepted probe connection must stay open to count as ready (tcp). */
+export const SETTLE_MS = 25;
+/** Upper bound for one probe (a hung app must not stall polling). */
+export const PROBE_TIMEOUT_MS = 2000;
+
+export type ProbeResult = { ok: true } | { ok: false; why: string };
+
+function hostHeader(u: Upstream): string {
+  if (u.kind === 'unix') return 'localhost';
+  return u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`;
+}
+
+/** One readiness probe. Never throws. */
+export function probe(up: Upstream, check: ReadyCheck): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    let done = false;
+    let settle: NodeJS.Timeout | undefined;
+    let head = '';
+    const sock = net.connect({ ...connectOptions(up), allowHalfOpen: false });
+    const finish = (r: ProbeResult) => {
+      if (done) return;
+      done = true;
+      clearTimeout(settle);
+      clearTimeout(limit);
+      sock.destroy();
+      resolve(r);
+    };
+    const limit = setTimeout(() => finish({ ok: false, why: `no answer within ${PROBE_TIMEOUT_MS} ms` }), PROBE_TIMEOUT_MS);
+    sock.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, why: e.code ?? e.message }));
+    sock.on('end', () => finish({ ok: false, why: head ? `closed after ${JSON.stringify(head.slice(0, 40))}` : 'accepted, then closed' }));
+    sock.on('close', () => finish({ ok: false, why: 'closed' }));
+    sock.on('connect', () => {
+      if (check.kind === 'tcp') {
+        settle = setTimeout(() => finish({ ok: true }), SETTLE_MS);
+        sock.on('data', () => finish({ ok: true }));
+        return;
+      }
+      sock.write(`GET ${check.path} HTTP/1.1\r\nHost: ${hostHeader(up)}\r\nUser-Agent: zoopa-proxy\r\nConnection: close\r\n\r\n`);
+      sock.on('data', (b: Buffer) => {
+        head += b.toString('latin1');
+        const eol = head.indexOf('\r\n');
+        if (eol < 0 && head.length < 1024) return;
+        const line = eol < 0 ? head : head.slice(0, eol);
+        const m = /^HTTP\/\d(?:\.\d)? (\d{3})/.exec(line);
+        if (!m) return finish({ ok: false, why: `not an HTTP answer: ${JSON.stringify(line.slice(0, 60))}` });
+        const status = Number(m[1]);
+        finish(status >= 200 && status < 400 ? { ok: true } : { ok: false, why: `HTTP ${status}` });
+      });
+    });
+  });
+}
+
+export interface WaitReadyOptions {
+  /** Absolute Date.now() deadline. */
+  deadline: number;
+  /** For the TimeoutError: the configured start timeout. */
+  timeoutMs: number;
+  /** Stop polling (the wake was abandoned). */
+  signal?: AbortSignal;
+}
+
+/** Poll until every upstream is ready (the first with `check`, the rest with tcp); TimeoutError at the deadline. */
+export async function waitReady(upstreams: readonly Upstream[], check: ReadyCheck, opts: WaitReadyOptions): Promise<void> {
+  for (let i = 0; i < upstreams.length; i++) {
+    const up = upstreams[i]!;
+    const c: ReadyCheck = i === 0 ? check : { kind: 'tcp' };
+    let last = '';
+    for (;;) {
+      if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
+      const r = await probe(up, c);
+      if (r.ok) break;
+      last = r.why;
+      const left = opts.deadline - Date.now();
+      if (left <= 0) {
+        throw new TimeoutError(`${up.text} was not ready within ${Math.round(opts.timeoutMs / 1000)} s (check ${c.kind === 'tcp' ? 'tcp' : `http:${c.path}`}; last probe: ${last})`, opts.timeoutMs);
+      }
+      await new Promise((r2) => setTimeout(r2, Math.min(POLL_MS, left)));
+    }
+  }
+}
