@@ -5,6 +5,7 @@ import { register as registerEnv } from './env.js';
 import { register as registerFreeze } from './freeze.js';
 import { register as registerLlama } from './llama.js';
 import { register as registerLifecycle } from './lifecycle.js';
+import { register as registerProxy } from './proxy.js';
 import { register as registerOndemand } from './ondemand.js';
 import { register as registerStatus } from './status.js';
 import { register as registerUnits } from './units.js';
@@ -17,5 +18,6 @@ export function registerCommands(program: Command): void {
   registerFreeze(program);
   registerEnv(program);
   registerDoctor(program);
+  registerProxy(program);
   registerLlama(program);
 }
