@@ -40,7 +40,7 @@ export function normalizeUpstream(value: string | number, key: string): string {
   return parseUpstream(t, key).text;
 }
 
-export const upstreamText = z.union([z.string().min(1), z.number().int()]).transform((v, ctx) => {
+export const upstreamText = z.preprocess((v) => (typeof v === 'number' && Number.isInteger(v) ? String(v) : v), z.string().min(1)).transform((v, ctx) => {
   try {
     return normalizeUpstream(v, 'upstream');
   } catch (e) {
