@@ -1,5 +1,6 @@
 /** Every command's registration, in the order `zoopa --help` lists them. */
 import type { Command } from 'commander';
+import { register as registerBackup } from './backup.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerEnv } from './env.js';
 import { register as registerFreeze } from './freeze.js';
@@ -17,6 +18,7 @@ export function registerCommands(program: Command): void {
   registerOndemand(program);
   registerFreeze(program);
   registerEnv(program);
+  registerBackup(program);
   registerDoctor(program);
   registerProxy(program);
   registerLlama(program);

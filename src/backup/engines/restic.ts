@@ -1,0 +1,189 @@
+/**
+ * restic behind the BackupEngine interface: one `restic backup --json` per job,
+ * tagged `zoopa` and `stack:<name>`, its result read from restic's JSON summary
+ * message; then, when configured, `restic forget --keep-* [--prune]` over that
+ * stack's snapshots.
+ *
+ * Exit statuses (restic 0.14): 0 done, 1 fatal (no snapshot), 3 snapshot
+ * written but some files could not be read. 3 counts as failure: the backup is incomplete.
+ */
+import { formatArgv, TimeoutError, trimOutput } from '../../errors.js';
+import { run, type RunResult } from '../../exec.js';
+import type { ForgetConfig } from '../config.js';
+import { BackupJobError, throwIfAborted, type BackupEngine, type JobContext, type JobResult, type JobSpec } from '../engine.js';
+
+export interface ResticEngineOptions {
+  /** restic executable. */
+  command: string;
+  /** -r; undefined: $RESTIC_REPOSITORY from env. */
+  repository?: string | undefined;
+  /** --password-file; undefined: $RESTIC_PASSWORD / $RESTIC_PASSWORD_FILE from env. */
+  passwordFile?: string | undefined;
+  init?: boolean;
+  forget?: ForgetConfig | undefined;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** restic's `summary` message of `backup --json`. */
+export interface ResticSummary {
+  message_type: 'summary';
+  files_new: number;
+  files_changed: number;
+  files_unmodified: number;
+  dirs_new: number;
+  dirs_changed: number;
+  dirs_unmodified: number;
+  data_added: number;
+  total_files_processed: number;
+  total_bytes_processed: number;
+  total_duration: number;
+  snapshot_id?: string;
+}
+
+/** The summary message in `backup --json` output (the last one, if several). */
+export function parseResticSummary(stdout: string): ResticSummary | undefined {
+  let summary: ResticSummary | undefined;
+  for (const line of stdout.split('\n')) {
+    const t = line.trim();
+    if (!t.startsWith('{')) continue;
+    try {
+      const msg = JSON.parse(t) as { message_type?: string };
+      if (msg.message_type === 'summary') summary = msg as ResticSummary;
+    } catch {
+      /* a partial or non-JSON line: ignore */
+    }
+  }
+  return summary;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+export function summarize(s: ResticSummary): string {
+  return (
+    `snapshot ${s.snapshot_id ?? '?'}: ${s.total_files_processed} files (${s.files_new} new, ${s.files_changed} changed), ` +
+    `${formatBytes(s.data_added)} added`
+  );
+}
+
+export function stackTags(stack: string, extra: readonly string[] = []): string[] {
+  return ['zoopa', `stack:${stack}`, ...extra];
+}
+
+export function forgetArgs(f: ForgetConfig): string[] {
+  const args: string[] = [];
+  const keys: Array<[keyof ForgetConfig, string]> = [
+    ['keep_last', '--keep-last'],
+    ['keep_hourly', '--keep-hourly'],
+    ['keep_daily', '--keep-daily'],
+    ['keep_weekly', '--keep-weekly'],
+    ['keep_monthly', '--keep-monthly'],
+    ['keep_yearly', '--keep-yearly'],
+    ['keep_within', '--keep-within'],
+  ];
+  for (const [k, flag] of keys) if (f[k] !== undefined) args.push(flag, String(f[k]));
+  if (args.length && f.prune) args.push('--prune');
+  return args;
+}
+
+export class ResticEngine implements BackupEngine {
+  readonly kind = 'restic' as const;
+  private readonly env: NodeJS.ProcessEnv;
+  private ready: Promise<void> | undefined;
+
+  constructor(private readonly opts: ResticEngineOptions) {
+    this.env = opts.env ?? process.env;
+  }
+
+  /** restic argv with the repository and password options. */
+  argv(args: readonly string[]): string[] {
+    return [
+      this.opts.command,
+      ...(this.opts.repository ? ['-r', this.opts.repository] : []),
+      ...(this.opts.passwordFile ? ['--password-file', this.opts.passwordFile] : []),
+      ...args,
+    ];
+  }
+
+  private restic(args: readonly string[], opts: { timeoutMs?: number; signal?: AbortSignal | undefined } = {}): Promise<RunResult> {
+    return run(this.argv(args), { env: this.env, reject: false, timeoutMs: opts.timeoutMs, signal: opts.signal });
+  }
+
+  private failed(what: string, r: RunResult): BackupJobError {
+    const err = trimOutput(r.stderr, 1000).split('\n').filter((l) => l.trim());
+    return new BackupJobError(`${what}: ${formatArgv(r.argv)} exited with status ${r.status ?? r.signal}${err.length ? `: ${err.slice(-2).join(' ')}` : ''}`);
+  }
+
+  /** The repository opens with the password (created first when `init` is set). */
+  private ensureRepository(signal?: AbortSignal): Promise<void> {
+    this.ready ??= (async () => {
+      const r = await this.restic(['cat', 'config'], { timeoutMs: 120_000, signal });
+      if (r.status === 0) return;
+      if (this.opts.init && /no such file or directory|Is there a repository/i.test(r.stderr)) {
+        const i = await this.restic(['init'], { timeoutMs: 120_000, signal });
+        if (i.status !== 0) throw this.failed('creating the restic repository', i);
+        return;
+      }
+      const e = this.failed('the restic repository cannot be opened', r);
+      throw new BackupJobError(e.message, { hint: 'check backup.restic.repository and the password (password_file, RESTIC_PASSWORD); set backup.restic.init: true to create it' });
+    })();
+    const p = this.ready;
+    p.catch(() => (this.ready = undefined));
+    return p;
+  }
+
+  async prepare(job: JobSpec, ctx: JobContext): Promise<void> {
+    if (job.engine !== 'restic') throw new Error('ResticEngine given a Duplicati job');
+    await this.ensureRepository(ctx.signal);
+  }
+
+  async run(job: JobSpec, ctx: JobContext): Promise<JobResult> {
+    if (job.engine !== 'restic') throw new Error('ResticEngine given a Duplicati job');
+    await this.ensureRepository(ctx.signal);
+    const tags = stackTags(ctx.stack, job.tags);
+    const args = ['backup', '--json', ...tags.flatMap((t) => ['--tag', t]), ...job.exclude.flatMap((e) => ['--exclude', e]), '--', ...job.paths];
+    ctx.log(`running ${formatArgv(this.argv(args))}`);
+    let r: RunResult;
+    try {
+      r = await this.restic(args, { timeoutMs: job.timeoutSec * 1000, signal: ctx.signal });
+    } catch (e) {
+      if (e instanceof TimeoutError) throw new BackupJobError(`restic backup of ${ctx.stack} did not finish within ${job.timeoutSec}s`, { cause: e });
+      throw e;
+    }
+    throwIfAborted(ctx.signal);
+    for (const line of r.stderr.split('\n')) if (line.trim()) ctx.log(`  restic: ${line}`);
+    const summary = parseResticSummary(r.stdout);
+    if (r.status === 3) throw this.failed(`restic backup of ${ctx.stack} is incomplete (some files could not be read)`, r);
+    if (r.status !== 0) throw this.failed(`restic backup of ${ctx.stack} failed`, r);
+    if (!summary) throw new BackupJobError(`restic backup of ${ctx.stack} exited 0 but printed no summary message`);
+    const text = summarize(summary);
+    ctx.log(`restic backup done: ${text}`);
+
+    if (this.opts.forget) {
+      const keep = forgetArgs(this.opts.forget);
+      if (keep.length) {
+        const fargs = ['forget', '--tag', tags.slice(0, 2).join(','), ...keep];
+        ctx.log(`running ${formatArgv(this.argv(fargs))}`);
+        const f = await this.restic(fargs, { timeoutMs: job.timeoutSec * 1000, signal: ctx.signal });
+        throwIfAborted(ctx.signal);
+        for (const line of (f.stdout + f.stderr).split('\n')) if (line.trim()) ctx.log(`  restic: ${line}`);
+        if (f.status !== 0) throw this.failed(`restic forget for ${ctx.stack} failed (the backup itself succeeded)`, f);
+      }
+    }
+    return { engine: 'restic', job: job.paths.join(' '), summary: text, data: { ...summary } };
+  }
+
+  /** Restore the stack's latest snapshot into `target` (what a user does by hand; used by tests). */
+  async restoreLatest(stack: string, target: string): Promise<void> {
+    const r = await this.restic(['restore', 'latest', '--tag', stackTags(stack).join(','), '--target', target]);
+    if (r.status !== 0) throw this.failed(`restoring ${stack}`, r);
+  }
+}

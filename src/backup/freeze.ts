@@ -1,0 +1,52 @@
+/**
+ * Freezing a stack's on-demand activation for the length of its backup, so a
+ * connection during the run does not wake the stack.
+ *
+ * The on-demand feature owns how (src/ondemand/freeze.ts: stop the sockets and
+ * the proxy, record their state in %t/ondemand/<stack>.frozen.json, start exactly
+ * that again on thaw). This module declares what the backup needs and adapts it:
+ *  - a stack the user had frozen already stays frozen afterwards (freeze says so
+ *    and the runner does not thaw it);
+ *  - a repair after SIGKILL thaws only a freeze made by the killed run's pid.
+ */
+import type { UnitManager } from '../core/ports.js';
+import { freeze as ondemandFreeze, readFreezeRecord, thaw as ondemandThaw } from '../ondemand/freeze.js';
+import { socketUnitName as ondemandSocketUnit } from '../ondemand/units.js';
+
+export interface OndemandFreezer {
+  /** Freeze; true when this call froze it, false when it was frozen already (leave it so). */
+  freeze(stack: string, env: NodeJS.ProcessEnv): Promise<boolean>;
+  /** Undo our freeze. With `owner`, only a freeze recorded by that pid is thawed. */
+  thaw(stack: string, env: NodeJS.ProcessEnv, owner?: number): Promise<void>;
+}
+
+/** The on-demand socket unit of a stack. */
+export function socketUnitName(stack: string): string {
+  return ondemandSocketUnit(stack);
+}
+
+export class OndemandModuleFreezer implements OndemandFreezer {
+  constructor(
+    private readonly units: UnitManager,
+    /** Extra listener names per stack (zoopa.yaml ondemand.listeners). */
+    private readonly listeners: ReadonlyMap<string, readonly string[]> = new Map(),
+  ) {}
+
+  async freeze(stack: string, env: NodeJS.ProcessEnv): Promise<boolean> {
+    const r = await ondemandFreeze(stack, { units: this.units, env, listeners: this.listeners.get(stack) ?? [] });
+    return !r.already;
+  }
+
+  async thaw(stack: string, env: NodeJS.ProcessEnv, owner?: number): Promise<void> {
+    if (owner !== undefined) {
+      const rec = readFreezeRecord(stack, env);
+      if (!rec || (rec.pid !== 0 && rec.pid !== owner)) return; // not frozen, or frozen by someone else
+    }
+    await ondemandThaw(stack, { units: this.units, env });
+  }
+}
+
+/** The freezer for a project: listeners from each stack's ondemand section. */
+export function loadFreezer(units: UnitManager, stacks: ReadonlyArray<{ name: string; config: { ondemand?: { listeners?: Array<{ name: string }> | undefined } | undefined } }> = []): OndemandFreezer {
+  return new OndemandModuleFreezer(units, new Map(stacks.map((s) => [s.name, (s.config.ondemand?.listeners ?? []).map((l) => l.name)])));
+}

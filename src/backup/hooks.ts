@@ -1,0 +1,95 @@
+/**
+ * Hooks: argv commands run at fixed points of a stack's backup (pre_stop,
+ * post_stop, pre_backup, post_backup, pre_start, post_start, verify). A hook may
+ * name its undo (maintenance mode on → off): once the hook has succeeded, its
+ * undo is recorded in the journal and runs whatever happens afterwards, success,
+ * failure, signal, or the next run's repair after a SIGKILL.
+ */
+import { formatArgv, StateError, TimeoutError } from '../errors.js';
+import { run } from '../exec.js';
+import { DEFAULT_HOOK_TIMEOUT, type HookConfig, type HookPoint } from './config.js';
+import { throwIfAborted } from './engine.js';
+
+export interface HookEnvInfo {
+  stack: string;
+  stackDir: string;
+  unit: string;
+  project: string;
+}
+
+/** An undo waiting to run, as stored in the journal. */
+export interface PendingUndo {
+  point: HookPoint;
+  argv: string[];
+  timeoutSec: number;
+}
+
+export class HookError extends StateError {
+  constructor(message: string, opts: { cause?: unknown; hint?: string } = {}) {
+    super('ZOOPA_BACKUP_HOOK_FAILED', message, opts);
+  }
+}
+
+/** The environment a hook sees: ours plus ZOOPA_STACK, ZOOPA_STACK_DIR, ZOOPA_UNIT, ZOOPA_PROJECT, ZOOPA_BACKUP_PHASE. */
+export function hookEnv(base: NodeJS.ProcessEnv, info: HookEnvInfo, phase: string): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    ZOOPA_STACK: info.stack,
+    ZOOPA_STACK_DIR: info.stackDir,
+    ZOOPA_UNIT: info.unit,
+    ZOOPA_PROJECT: info.project,
+    ZOOPA_BACKUP_PHASE: phase,
+  };
+}
+
+export interface RunHookOptions {
+  info: HookEnvInfo;
+  env: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+  signal?: AbortSignal | undefined;
+}
+
+/** Run one command of a hook (or an undo) in the stack folder; throws HookError when it fails. */
+export async function runHookCommand(argv: readonly string[], phase: string, timeoutSec: number, opts: RunHookOptions): Promise<void> {
+  opts.log(`${phase}: ${formatArgv(argv)}`);
+  let status: number | null;
+  let signal: NodeJS.Signals | null;
+  let stderr: string;
+  try {
+    const r = await run(argv, {
+      cwd: opts.info.stackDir,
+      env: hookEnv(opts.env, opts.info, phase),
+      timeoutMs: timeoutSec * 1000,
+      reject: false,
+      signal: opts.signal,
+    });
+    for (const line of (r.stdout + r.stderr).split('\n')) if (line.trim()) opts.log(`  ${line}`);
+    ({ status, signal, stderr } = r);
+  } catch (e) {
+    if (e instanceof TimeoutError) throw new HookError(`${phase} hook ${formatArgv(argv)} did not finish within ${timeoutSec}s`, { cause: e });
+    throw new HookError(`${phase} hook ${formatArgv(argv)} could not run: ${(e as Error).message}`, { cause: e });
+  }
+  throwIfAborted(opts.signal);
+  if (status !== 0) {
+    const last = stderr.split('\n').filter((l) => l.trim()).pop();
+    throw new HookError(`${phase} hook ${formatArgv(argv)} exited with status ${status ?? signal}${last ? `: ${last}` : ''}`);
+  }
+}
+
+/**
+ * Run the hooks of one point in order. After each hook that has an undo
+ * succeeds, `onUndo` records it (the runner writes it to the journal) before
+ * the next hook runs.
+ */
+export async function runHooks(
+  point: HookPoint,
+  hooks: readonly HookConfig[],
+  opts: RunHookOptions & { onUndo: (u: PendingUndo) => void },
+): Promise<void> {
+  for (const h of hooks) {
+    throwIfAborted(opts.signal);
+    const timeoutSec = h.timeout ?? DEFAULT_HOOK_TIMEOUT;
+    await runHookCommand(h.run, point, timeoutSec, opts);
+    if (h.undo) opts.onUndo({ point, argv: [...h.undo], timeoutSec });
+  }
+}

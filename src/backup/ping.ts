@@ -1,0 +1,24 @@
+/**
+ * healthchecks.io-style pings: `<url>/start` when a run begins, `<url>` when it
+ * succeeded, `<url>/fail` when it failed, the summary as the body. A short
+ * timeout; a ping that fails is a warning, never a failed backup.
+ */
+export type PingKind = 'start' | 'success' | 'fail';
+
+export function pingTarget(url: string, kind: PingKind): string {
+  const base = url.replace(/\/+$/, '');
+  return kind === 'start' ? `${base}/start` : kind === 'fail' ? `${base}/fail` : base;
+}
+
+/** Returns an error message, or undefined when the ping got a 2xx answer. */
+export async function ping(url: string, kind: PingKind, body: string, timeoutSec: number): Promise<string | undefined> {
+  const target = pingTarget(url, kind);
+  try {
+    const res = await fetch(target, { method: 'POST', body: body.slice(0, 10_000), signal: AbortSignal.timeout(timeoutSec * 1000) });
+    await res.arrayBuffer().catch(() => undefined);
+    return res.ok ? undefined : `ping ${target}: HTTP ${res.status}`;
+  } catch (e) {
+    const err = e as Error & { cause?: { message?: string } };
+    return `ping ${target}: ${err.name === 'TimeoutError' ? `no answer within ${timeoutSec}s` : (err.cause?.message ?? err.message)}`;
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Per-stack logs (append-only, one file per stack per day, as the original:
+ * `<root>/duplicati/logs/backup-<stack>-YYYY-MM-DD.log`) and the status file
+ * `zoopa backup status` reads (`<state>/backup/status.json`: the last run per stack).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeJsonAtomic } from './journal.js';
+
+export class StackLog {
+  private failed = false;
+  constructor(
+    readonly file: string,
+    private readonly onError: (msg: string) => void = () => {},
+  ) {}
+
+  line(text: string): void {
+    if (this.failed) return;
+    try {
+      fs.mkdirSync(path.dirname(this.file), { recursive: true });
+      const stamp = new Date().toISOString();
+      fs.appendFileSync(this.file, text.split('\n').map((l) => `${stamp} [${process.pid}] ${l}\n`).join(''));
+    } catch (e) {
+      // A log we cannot write must not fail the backup: say so once, keep going.
+      this.failed = true;
+      this.onError(`cannot write ${this.file}: ${(e as Error).message}`);
+    }
+  }
+}
+
+export interface JobStatus {
+  engine: string;
+  job: string;
+  summary: string;
+}
+
+export interface StackStatus {
+  stack: string;
+  result: 'ok' | 'failed' | 'interrupted';
+  startedAt: string;
+  finishedAt: string;
+  durationSec: number;
+  jobs: JobStatus[];
+  error?: string | undefined;
+  /** Problems putting the stack back (its journal is kept for the next run to repair). */
+  restoreErrors?: string[] | undefined;
+  logFile: string;
+}
+
+export interface StatusFile {
+  version: 1;
+  stacks: Record<string, StackStatus>;
+}
+
+export function statusFile(stateDir: string): string {
+  return path.join(stateDir, 'status.json');
+}
+
+export function readStatus(stateDir: string): StatusFile {
+  try {
+    const v = JSON.parse(fs.readFileSync(statusFile(stateDir), 'utf8')) as StatusFile;
+    if (v && typeof v.stacks === 'object') return v;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;
+  }
+  return { version: 1, stacks: {} };
+}
+
+export function recordStatus(stateDir: string, s: StackStatus): void {
+  const cur = readStatus(stateDir);
+  cur.stacks[s.stack] = s;
+  writeJsonAtomic(statusFile(stateDir), cur);
+}

@@ -1,0 +1,238 @@
+/**
+ * zoopa backup <stack|unit|path>... | all      back up stacks (stop, job, put back)
+ * zoopa backup                                 the stacks in backup.stacks (what the timer runs)
+ * zoopa backup list                            stacks with backup jobs
+ * zoopa backup status                          the last run per stack
+ * zoopa backup repair                          put back what a killed run left (also done first by every run)
+ * --dry-run prints the plan and changes nothing; --json for data output.
+ */
+import { Command } from 'commander';
+import { formatDuration } from '../../config/duration.js';
+import { extraChecks, type CheckResult } from '../../doctor/checks.js';
+import { DuplicatiEngine } from '../../backup/engines/duplicati.js';
+import { ResticEngine } from '../../backup/engines/restic.js';
+import type { BackupEngine } from '../../backup/engine.js';
+import { loadFreezer } from '../../backup/freeze.js';
+import { backupStateDir, journalDir, JournalStore, lockFile, repairFromJournal, type PriorState } from '../../backup/journal.js';
+import { holderAlive, readLock } from '../../backup/lock.js';
+import { backupConfig, buildPlan, planJson, renderPlan, resolveTargets, stacksWithJobs, type BackupPlan } from '../../backup/plan.js';
+import { chooseProgress } from '../../backup/progress.js';
+import { readPrior, runBackup, summaryTable } from '../../backup/run.js';
+import { readStatus } from '../../backup/status.js';
+import { createLogger } from '../../log.js';
+import { PodmanEngine } from '../../podman/podman.js';
+import type { Project } from '../../stacks/discover.js';
+import { which } from '../../units/tools.js';
+import { containerEngine, output, projectFor, unitManager } from '../context.js';
+
+interface BackupOptions {
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+const HELP_AFTER = `
+Targets: stack names as the original took them (cryptpad, cryptpad-stack.service,
+or a path ending in either), "all" (every stack with backup jobs), or nothing
+(the stacks in backup.stacks of zoopa.yaml, as duplicati-backup.service runs it).
+
+Per stack, in order: the prior state goes to a journal; on-demand activation is
+frozen; pre_stop hooks; the unit stops and zoopa waits until no container of the
+project runs; post_stop, pre_backup; each job runs to its end and its result is
+checked; post_backup; the stack starts again per its restore policy (previous:
+only if its containers were running; always) and zoopa waits for its containers;
+undo hooks; thaw; verify. On failure or SIGINT/SIGTERM the stack and socket are
+put back as they were. A run killed with SIGKILL is repaired by the next run.
+
+zoopa.yaml:
+  backup:
+    stacks: [cryptpad]
+    on_calendar: "*-*-* 03:30:00"
+    ping_url: https://hc-ping.com/<uuid>
+    duplicati: { command: sudo -n podman exec duplicati duplicati-server-util }
+    restic: { repository: /srv/restic, password_file: /root/.restic-pw, forget: { keep_daily: 7 } }
+  stacks:
+    cryptpad:
+      backup:
+        jobs: [cryptpad, { restic: { paths: [data] } }]
+        restore: previous
+        hooks: { pre_stop: { run: [touch, maint], undo: [rm, maint] }, verify: "curl -fsS http://127.0.0.1:3000/" }
+
+Exit status: 0 all stacks backed up; 1 a stack failed (summary table); 2 bad input,
+nothing touched; 130/143 interrupted by SIGINT/SIGTERM (the stack was put back).
+`;
+
+function engineFor(plan: BackupPlan, env: NodeJS.ProcessEnv): Partial<Record<'duplicati' | 'restic', BackupEngine>> {
+  const cfg = plan.config;
+  const engines: Partial<Record<'duplicati' | 'restic', BackupEngine>> = {};
+  if (plan.engines.includes('duplicati')) {
+    engines.duplicati = new DuplicatiEngine({ command: cfg.duplicati.command, wait: cfg.duplicati.wait, pollIntervalSec: cfg.duplicati.poll_interval, env });
+  }
+  if (plan.engines.includes('restic')) {
+    engines.restic = new ResticEngine({
+      command: cfg.restic.command,
+      repository: plan.restic?.repository,
+      passwordFile: plan.restic?.passwordFile,
+      init: cfg.restic.init,
+      forget: cfg.restic.forget,
+      env,
+    });
+  }
+  return engines;
+}
+
+function rootfulEngine(env: NodeJS.ProcessEnv): PodmanEngine {
+  return new PodmanEngine(env, which('podman', env) ?? 'podman', [which('sudo', env) ?? 'sudo', '-n']);
+}
+
+async function currentState(plan: BackupPlan, env: NodeJS.ProcessEnv): Promise<{ prior?: Map<string, PriorState>; note?: string }> {
+  try {
+    const units = unitManager(env);
+    const prior = new Map<string, PriorState>();
+    for (const sp of plan.stacks) {
+      prior.set(sp.name, await readPrior(sp, { units, containers: sp.rootful ? rootfulEngine(env) : containerEngine(env) }));
+    }
+    return { prior };
+  } catch (e) {
+    return { note: `  (current state unknown: ${(e as Error).message.split('\n')[0]})` };
+  }
+}
+
+async function backupList(project: Project, json: boolean | undefined): Promise<void> {
+  const cfg = backupConfig(project);
+  const timer = new Set(cfg.stacks.includes('all') ? stacksWithJobs(project).map((s) => s.name) : cfg.stacks);
+  const rows = stacksWithJobs(project).map((s) => {
+    const b = s.config.backup!;
+    return {
+      stack: s.name,
+      jobs: b.jobs.map((j) => (j.engine === 'duplicati' ? `duplicati:${j.job}` : `restic:${j.paths?.join(',') ?? '(bind mounts)'}`)),
+      restore: b.restore,
+      freeze: b.freeze ?? s.config.ondemand !== undefined,
+      timer: timer.has(s.name),
+    };
+  });
+  output(json, rows, () => {
+    if (!rows.length) return 'no stack has backup jobs (stacks.<name>.backup.jobs in zoopa.yaml)\n';
+    const w = Math.max(5, ...rows.map((r) => r.stack.length));
+    return (
+      [`${'STACK'.padEnd(w)}  TIMER  RESTORE   FREEZE  JOBS`]
+        .concat(rows.map((r) => `${r.stack.padEnd(w)}  ${(r.timer ? 'yes' : 'no').padEnd(5)}  ${r.restore.padEnd(8)}  ${(r.freeze ? 'yes' : 'no').padEnd(6)}  ${r.jobs.join(' ')}`))
+        .join('\n') + '\n'
+    );
+  });
+}
+
+function backupStatus(project: Project, json: boolean | undefined, env: NodeJS.ProcessEnv): void {
+  const stateDir = backupStateDir(env);
+  const status = readStatus(stateDir);
+  const lock = readLock(lockFile(stateDir));
+  const running = lock && holderAlive(lock) ? lock : undefined;
+  const { entries } = new JournalStore(journalDir(stateDir)).list();
+  const names = [...new Set([...stacksWithJobs(project).map((s) => s.name), ...Object.keys(status.stacks)])].sort();
+  const rows = names.map((n) => ({ stack: n, last: status.stacks[n] ?? null, journal: entries.some((e) => e.stack === n) }));
+  const data = { running: running ? { pid: running.pid, startedAt: running.startedAt } : null, stacks: rows };
+  output(json, data, () => {
+    const out: string[] = [];
+    if (running) out.push(`a backup is running: pid ${running.pid}, started ${running.startedAt}`);
+    const w = Math.max(5, ...rows.map((r) => r.stack.length));
+    out.push(`${'STACK'.padEnd(w)}  LAST RUN                  RESULT       TIME      SUMMARY`);
+    for (const r of rows) {
+      const l = r.last;
+      const result = l ? (l.result === 'ok' ? 'ok' : l.result.toUpperCase()) : 'never';
+      const summary = l ? (l.result === 'ok' ? l.jobs.map((j) => j.summary).join('; ') : (l.error ?? '')) : '';
+      out.push(
+        `${r.stack.padEnd(w)}  ${(l ? l.finishedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-').padEnd(24)}  ${result.padEnd(11)}  ${(l ? formatDuration(l.durationSec) : '-').padEnd(8)}  ${summary}${r.journal ? '  [journal left: run "zoopa backup repair"]' : ''}`,
+      );
+    }
+    return out.join('\n') + '\n';
+  });
+}
+
+async function backupRepair(project: Project, json: boolean | undefined, env: NodeJS.ProcessEnv): Promise<void> {
+  const units = unitManager(env);
+  const logger = createLogger();
+  const report = await repairFromJournal({ env, units, containers: containerEngine(env), freezer: loadFreezer(units, project.stacks), log: (l) => logger.info(l) });
+  output(json, report, () => {
+    if (report.skipped) return `${report.skipped}\n`;
+    const lines = [
+      report.repaired.length ? `repaired: ${report.repaired.join(', ')}` : report.failed.length ? '' : 'nothing to repair',
+      ...report.failed.map((f) => `FAILED ${f.stack}: ${f.errors.join('; ')}`),
+      ...report.unreadable.map((u) => `unreadable journal ${u.file}: ${u.error}`),
+    ].filter(Boolean);
+    return lines.join('\n') + '\n';
+  });
+  if (report.failed.length || report.unreadable.length) process.exitCode = 1;
+}
+
+/** zoopa doctor: a journal left by a killed run (read only; the fix repairs). */
+async function journalCheck({ env }: { env: NodeJS.ProcessEnv }): Promise<CheckResult> {
+  const stateDir = backupStateDir(env);
+  const { entries, unreadable } = new JournalStore(journalDir(stateDir)).list();
+  const lock = readLock(lockFile(stateDir));
+  if (lock && holderAlive(lock)) return { check: 'backup journal', verdict: 'ok', detail: `a backup is running (pid ${lock.pid}, started ${lock.startedAt})` };
+  if (!entries.length && !unreadable.length) return { check: 'backup journal', verdict: 'ok', detail: 'no interrupted backup left anything behind' };
+  return {
+    check: 'backup journal',
+    verdict: 'fail',
+    detail: `an interrupted backup left ${[...entries.map((e) => `${e.stack} (unit ${e.stopped ? 'stopped' : 'untouched'}${e.frozen ? ', socket frozen' : ''}${e.pendingUndo.length ? `, ${e.pendingUndo.length} undo hook(s) pending` : ''})`), ...unreadable.map((u) => u.file)].join(', ')}`,
+    fix: 'zoopa backup repair (the next "zoopa backup" also repairs it first)',
+  };
+}
+
+export function register(program: Command): void {
+  extraChecks.push(journalCheck);
+  program
+    .command('backup')
+    .argument('[targets...]', 'stacks (name, <name>-stack.service, or a path), "all", or one of: list, status, repair')
+    .description('back up stacks: stop each, run its Duplicati or restic jobs, put it back exactly as it was')
+    .option('--dry-run', 'print the plan (with the current state) and change nothing')
+    .option('--json', 'print data (plan, list, status, results) as JSON')
+    .addHelpText('after', HELP_AFTER)
+    .action(async (targets: string[], opts: BackupOptions, cmd: Command) => {
+      const env = process.env;
+      const project = projectFor(cmd);
+      const verb = targets.length === 1 ? targets[0] : undefined;
+      if (verb === 'list') return backupList(project, opts.json);
+      if (verb === 'status') return backupStatus(project, opts.json, env);
+      if (verb === 'repair') {
+        if (opts.dryRun) {
+          const { entries } = new JournalStore(journalDir(backupStateDir(env))).list();
+          output(opts.json, entries, () => (entries.length ? entries.map((e) => `would repair ${e.stack}: ${JSON.stringify(e.prior)}`).join('\n') + '\n' : 'nothing to repair\n'));
+          return;
+        }
+        return backupRepair(project, opts.json, env);
+      }
+
+      // Everything the user must fix is an InputError here, before anything is touched.
+      const plan = buildPlan(project, resolveTargets(project, targets), { env });
+      if (opts.dryRun) {
+        const { prior, note } = await currentState(plan, env);
+        output(opts.json, planJson(plan, prior), () => renderPlan(plan, prior, note));
+        return;
+      }
+      const logger = createLogger();
+      const units = unitManager(env);
+      const progress = chooseProgress(env, logger);
+      let outcome;
+      try {
+        outcome = await runBackup(
+          plan,
+          {
+            env,
+            units,
+            containers: containerEngine(env),
+            rootfulContainers: rootfulEngine(env),
+            freezer: loadFreezer(units, project.stacks),
+            engines: engineFor(plan, env),
+            progress,
+            logger,
+            stateDir: backupStateDir(env),
+          },
+          { argv: process.argv.slice(2) },
+        );
+      } finally {
+        progress.stop();
+      }
+      output(opts.json, outcome, () => summaryTable(outcome));
+      process.exitCode = outcome.exitCode;
+    });
+}
