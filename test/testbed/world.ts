@@ -1,0 +1,299 @@
+/**
+ * What all test beds of one test process share, set up once (lazily, on the first
+ * Testbed.start()):
+ *
+ *  - prerequisite check (a missing command is an error naming `node scripts/prereqs.mjs`,
+ *    never a silent skip), machine preparation and the test user (user.ts);
+ *  - clean-up of leftovers of killed runs: their cgroups (and so their processes),
+ *    stray processes of the dedicated test user, folders, sudoers files, rootful containers;
+ *  - the process folder /var/tmp/zoopa-testbed-<pid>-<starttime>/ (0755), holding
+ *      app/              a world-readable copy of the built app (package.json, bin/,
+ *                        dist/src/, assets/, production node_modules/): the checkout may sit
+ *                        where the test user cannot enter (CI clones under /root)
+ *      zoopa-busybox.tar the image, imported into each test bed's storage
+ *      tb-<n>-<name>/    one folder per test bed
+ *  - exit/signal hooks that kill and remove what is left when the process ends.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { destroySubtreeSync, ownerCgroupDir, removeStaleCgroups } from './cgroup.js';
+import { removeRootfulContainers, buildImageTar, CONTAINERS_CONF } from './podman.js';
+import { environVar, killAll, listPids, procCgroup2, procUid, processTag, tagAlive, withDescendants } from './procs.js';
+import { SUDOERS_DIR, SUDOERS_PREFIX } from './sudo.js';
+import { ensureTestUser, prepareMachine, type TestUser } from './user.js';
+import { isRoot, which } from './util.js';
+
+export const WORLD_PREFIX = 'zoopa-testbed-';
+export const WORLD_PARENT = '/var/tmp';
+/** Environment marker carried by the test bed's processes: "<owner tag>/<tb id>". */
+export const MARKER = 'ZOOPA_TESTBED';
+/** Marker file left while root's podman holds containers of a test process. */
+const ROOTFUL_MARK = 'rootful-used';
+
+export interface World {
+  /** "<pid>-<starttime>" of this test process. */
+  ownerTag: string;
+  /** /var/tmp/zoopa-testbed-<ownerTag> */
+  dir: string;
+  user: TestUser;
+  /** World-readable copy of the built app. */
+  appDir: string;
+  /** The image tar (see podman.ts). */
+  imageTar: string;
+  /** cgroup folder for this process's test beds (root only). */
+  cgroupDir: string | undefined;
+  /** The repo checkout the app was copied from. */
+  repoDir: string;
+  /** Shared containers.conf for rootful podman. */
+  rootfulConf: string;
+}
+
+/** Called synchronously from the exit hook for every live test bed. */
+export interface ExitCleaner {
+  /** Kills and removes synchronously; returns true when rootful containers may remain. */
+  cleanupSync(): boolean;
+}
+
+const live = new Set<ExitCleaner>();
+let worldPromise: Promise<World> | undefined;
+
+export function registerLive(tb: ExitCleaner): void {
+  live.add(tb);
+}
+export function unregisterLive(tb: ExitCleaner): void {
+  live.delete(tb);
+}
+
+export function world(): Promise<World> {
+  worldPromise ??= createWorld().catch((e) => {
+    worldPromise = undefined;
+    throw e;
+  });
+  return worldPromise;
+}
+
+/** The repo root: the folder above dist/ holding the package.json this module was built from. */
+export function findRepoDir(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg) && fs.existsSync(path.join(dir, 'bin'))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('testbed: cannot find the repo (package.json + bin/) above the test bed module');
+    dir = up;
+  }
+}
+
+const REQUIRED: Array<[string, string]> = [
+  ['podman', 'podman'],
+  ['podman-compose', 'podman-compose'],
+  ['runc', 'runc'],
+  ['newuidmap', 'uidmap'],
+  ['slirp4netns', 'slirp4netns'],
+  ['nginx', 'nginx'],
+  ['setpriv', 'util-linux'],
+  ['systemctl', 'systemd'],
+  ['/usr/lib/systemd/systemd', 'systemd'],
+  ['/usr/lib/systemd/systemd-socket-proxyd', 'systemd'],
+  ['/bin/busybox', 'busybox-static'],
+  ['tar', 'tar'],
+];
+
+function checkPrerequisites(): void {
+  const missing = REQUIRED.filter(([cmd]) => !which(cmd));
+  if (missing.length > 0) {
+    throw new Error(
+      `testbed: missing ${missing.map(([c, p]) => `${c} (${p})`).join(', ')}. Run "node scripts/prereqs.mjs" (npm test does).`,
+    );
+  }
+  if (!isRoot() && !fs.existsSync('/run/systemd/system')) {
+    throw new Error('testbed: /run/systemd/system is missing; run "node scripts/prereqs.mjs"');
+  }
+}
+
+/** Copies what the app needs at run time into `dest`, world-readable. */
+function copyApp(repo: string, dest: string): void {
+  fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
+  const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { files?: string[] };
+  const entries = new Set(['package.json', 'bin', 'dist/src', 'assets', ...(pkg.files ?? [])]);
+  for (const e of entries) {
+    const src = path.join(repo, e);
+    if (!fs.existsSync(src)) continue;
+    fs.cpSync(src, path.join(dest, e), { recursive: true, dereference: true });
+  }
+  // Production dependencies only (typescript alone is ~23 MB): from the lockfile when there is one.
+  const nm = path.join(repo, 'node_modules');
+  if (!fs.existsSync(nm)) return;
+  let prod: string[] | undefined;
+  try {
+    const lock = JSON.parse(fs.readFileSync(path.join(repo, 'package-lock.json'), 'utf8')) as {
+      packages?: Record<string, { dev?: boolean }>;
+    };
+    if (lock.packages) {
+      prod = Object.entries(lock.packages)
+        .filter(([k, v]) => k.startsWith('node_modules/') && !v.dev)
+        .map(([k]) => k)
+        // nested entries (node_modules/a/node_modules/b) are copied with their parent
+        .filter((k) => !k.slice('node_modules/'.length).includes('/node_modules/'));
+    }
+  } catch {
+    /* no lockfile: copy everything but the obvious dev tools */
+  }
+  prod ??= fs
+    .readdirSync(nm)
+    .filter((n) => !['.bin', 'typescript', '@types', '.cache'].includes(n))
+    .flatMap((n) => (n.startsWith('@') ? fs.readdirSync(path.join(nm, n)).map((s) => `node_modules/${n}/${s}`) : [`node_modules/${n}`]));
+  for (const rel of prod) {
+    const src = path.join(repo, rel);
+    if (fs.existsSync(src)) fs.cpSync(src, path.join(dest, rel), { recursive: true, dereference: true });
+  }
+  makeWorldReadable(dest);
+}
+
+function makeWorldReadable(p: string): void {
+  const st = fs.lstatSync(p);
+  if (st.isSymbolicLink()) return;
+  if (st.isDirectory()) {
+    if ((st.mode & 0o755) !== 0o755) fs.chmodSync(p, st.mode | 0o755);
+    for (const e of fs.readdirSync(p)) makeWorldReadable(path.join(p, e));
+  } else if ((st.mode & 0o444) !== 0o444) {
+    fs.chmodSync(p, st.mode | 0o444);
+  }
+}
+
+/** Tag of the test process that made a world folder, from its name; undefined if not ours. */
+function tagOfWorldDir(name: string): string | undefined {
+  const m = new RegExp(`^${WORLD_PREFIX}(\\d+-\\d+)$`).exec(name);
+  return m?.[1];
+}
+
+/**
+ * Cleans up after test processes that died without cleaning (SIGKILL, crash, CI timeout).
+ * Everything is keyed by the owner tag, so live test processes (running in parallel) are left alone.
+ */
+async function removeLeftovers(user: TestUser): Promise<void> {
+  await removeStaleCgroups();
+  // Processes outside any cgroup (non-root runs) carry the marker in their environment.
+  const stalePids: number[] = [];
+  for (const pid of listPids()) {
+    const marker = environVar(pid, MARKER);
+    if (marker) {
+      const tag = marker.split('/')[0] ?? '';
+      if (!tagAlive(tag)) stalePids.push(pid);
+      continue;
+    }
+    // Stray processes of the dedicated test user that no live test process owns
+    // (e.g. a conmon or pause process of a killed run on a machine without cgroup v2).
+    if (user.dedicated && procUid(pid) === user.uid) {
+      const cg = procCgroup2(pid) ?? '';
+      const m = /\/zoopa-testbed\/(\d+-\d+)\//.exec(cg);
+      if (!m || !tagAlive(m[1]!)) stalePids.push(pid);
+    }
+  }
+  if (stalePids.length > 0) killAll(withDescendants(stalePids));
+
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(WORLD_PARENT);
+  } catch {
+    /* nothing */
+  }
+  for (const name of entries) {
+    const tag = tagOfWorldDir(name);
+    if (!tag || tagAlive(tag)) continue;
+    const dir = path.join(WORLD_PARENT, name);
+    if (isRoot() && fs.existsSync(path.join(dir, ROOTFUL_MARK))) {
+      await removeRootfulContainers(`${dir}/`, path.join(dir, 'containers.conf')).catch(() => undefined);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  if (isRoot()) {
+    try {
+      for (const f of fs.readdirSync(SUDOERS_DIR)) {
+        const m = new RegExp(`^${SUDOERS_PREFIX}.*?-(\\d+-\\d+)-tb\\d+$`).exec(f);
+        if (m && !tagAlive(m[1]!)) fs.rmSync(path.join(SUDOERS_DIR, f), { force: true });
+      }
+    } catch {
+      /* no sudoers.d */
+    }
+  }
+}
+
+async function createWorld(): Promise<World> {
+  checkPrerequisites();
+  prepareMachine();
+  const user = await ensureTestUser();
+  await removeLeftovers(user);
+
+  const ownerTag = processTag(process.pid);
+  if (!ownerTag) throw new Error('testbed: cannot read /proc/self/stat');
+  const dir = path.join(WORLD_PARENT, `${WORLD_PREFIX}${ownerTag}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  fs.chmodSync(dir, 0o755);
+  const cgroupDir = isRoot() ? ownerCgroupDir(ownerTag) : undefined;
+  installExitHooks(dir, cgroupDir);
+
+  const repoDir = findRepoDir();
+  const appDir = path.join(dir, 'app');
+  copyApp(repoDir, appDir);
+  const imageTar = await buildImageTar(dir);
+  const rootfulConf = path.join(dir, 'containers.conf');
+  fs.writeFileSync(rootfulConf, CONTAINERS_CONF, { mode: 0o644 });
+
+  return {
+    ownerTag,
+    dir,
+    user,
+    appDir,
+    imageTar,
+    cgroupDir,
+    repoDir,
+    rootfulConf,
+  };
+}
+
+/** Marks the world as having rootful containers, so a killed run's leftovers get removed. */
+export function markRootful(w: World): void {
+  fs.writeFileSync(path.join(w.dir, ROOTFUL_MARK), '');
+}
+
+let hooksInstalled = false;
+
+/**
+ * On exit (or SIGINT/SIGTERM/SIGHUP): kill and remove every test bed still live,
+ * then the process folder and cgroup. A folder is kept when a live test bed had
+ * rootful containers, so that the next run's leftover clean-up removes them.
+ */
+function installExitHooks(dir: string, cgroupDir: string | undefined): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  let cleaned = false;
+  const cleanupSync = () => {
+    if (cleaned) return;
+    cleaned = true;
+    let keep = false;
+    for (const tb of [...live]) {
+      try {
+        if (tb.cleanupSync()) keep = true;
+      } catch {
+        /* best effort */
+      }
+    }
+    if (cgroupDir) destroySubtreeSync(cgroupDir);
+    if (!keep) {
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+      } catch {
+        /* the next run's leftover clean-up retries */
+      }
+    }
+  };
+  process.once('exit', cleanupSync);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      cleanupSync();
+      process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const)[sig]);
+    });
+  }
+}
