@@ -1,0 +1,226 @@
+/**
+ * Extra listeners, freeze/thaw and unit verification, for real: an isolated systemd user
+ * manager, a rootless podman stack publishing two ports (like CryptPad's 3000 and 3003),
+ * nginx in front.
+ *
+ *  - both sockets wake the same stack through one proxy; each goes to its own upstream;
+ *  - every installed on-demand unit passes `systemd-analyze --user verify` with empty output;
+ *  - freeze/thaw round trips (asleep, awake, disabled) leave the units exactly as they were;
+ *    a connection during a freeze wakes nothing (the socket file is gone: nginx answers 502);
+ *  - zoopa ondemand disable stops and disables the sockets and the proxy.
+ *
+ *   npm run build && node scripts/run-tests.mjs ondemand
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { httpStack, writeZoopaYaml } from '../fixtures/stacks.js';
+import { freePort, httpGet, useTestbed, type Nginx } from '../testbed/index.js';
+import { activeState, containerStarts, runningContainers, socketOf, status, tryConnect, twoPortStack, unitStates } from './ondemand-lib.js';
+
+const DEADLINE = { timeoutMs: 120_000, intervalMs: 200 };
+const UNITS = ['zoopa-ondemand@duo.socket', 'zoopa-ondemand@duo.second.socket', 'zoopa-ondemand@duo.service', 'zoopa-ondemand-dir.service'];
+
+describe('on demand: two listeners, freeze and thaw', () => {
+  const bed = useTestbed({ name: 'ondemand-freeze' });
+  let duo: ReturnType<typeof twoPortStack>;
+  let nginx: Nginx;
+
+  async function snapshotUnits(): Promise<Record<string, string>> {
+    const tb = bed();
+    const st = await unitStates(tb, UNITS);
+    return Object.fromEntries([...st].map(([n, s]) => [n, `${s.active}/${s.enabled}`]));
+  }
+
+  it('zoopa ondemand enable with listeners from zoopa.yaml: both sockets listen', async () => {
+    const tb = bed();
+    duo = twoPortStack(tb, 'duo', [await freePort(), await freePort()]);
+    writeZoopaYaml(tb.root, {
+      stacks: { duo: { ondemand: { upstream: `127.0.0.1:${duo.port}`, listeners: [{ name: 'second', upstream: `127.0.0.1:${duo.port2}` }] } } },
+    });
+    const r = await tb.zoopa(['--root', tb.root, 'ondemand', 'enable', 'duo']);
+    assert.equal(r.status, 0, r.stderr);
+    for (const sock of [socketOf(tb, 'duo'), socketOf(tb, 'duo', 'second')]) assert.ok(fs.statSync(sock).isSocket(), `${sock} listens`);
+    const st = await snapshotUnits();
+    assert.deepEqual(st, {
+      'zoopa-ondemand@duo.socket': 'active/enabled',
+      // installed as a link to <root>/systemd and without [Install]: "linked"
+      'zoopa-ondemand@duo.second.socket': 'active/linked',
+      'zoopa-ondemand@duo.service': 'inactive/static',
+      'zoopa-ondemand-dir.service': 'active/enabled',
+    });
+  });
+
+  it('every installed on-demand unit passes systemd-analyze --user verify with empty output', async () => {
+    const tb = bed();
+    const dir = path.join(tb.configHome, 'systemd', 'user');
+    const files = fs.readdirSync(dir).filter((f) => f.startsWith('zoopa-ondemand'));
+    assert.deepEqual(files.sort(), ['zoopa-ondemand-dir.service', 'zoopa-ondemand@.service', 'zoopa-ondemand@.socket', 'zoopa-ondemand@duo.second.socket', 'zoopa-ondemand@duo.socket']);
+    // The files as installed, plus the proxy's instance as systemd loads it for this stack.
+    const r = await tb.run(['systemd-analyze', '--user', 'verify', ...[...files, 'zoopa-ondemand@duo.service'].map((f) => path.join(dir, f))]);
+    assert.equal(r.stdout + r.stderr, '', 'verify prints nothing');
+    assert.equal(r.status, 0);
+  });
+
+  it('each socket wakes the same stack through one proxy and reaches its own upstream', async () => {
+    const tb = bed();
+    nginx = await tb.startNginx([
+      { path: '/', upstream: `unix:${socketOf(tb, 'duo')}` },
+      { path: '/second/', upstream: `unix:${socketOf(tb, 'duo', 'second')}`, directives: ['rewrite ^/second/(.*)$ /$1 break'] },
+    ]);
+    const before = await containerStarts(tb, 'duo');
+    const [a, b] = await Promise.all([httpGet(`${nginx.url}/`, { timeoutMs: 110_000 }), httpGet(`${nginx.url}/second/`, { timeoutMs: 110_000 })]);
+    assert.equal(a.status, 200, nginx.errorLog().slice(-1500));
+    assert.equal(a.body, duo.expectBody);
+    assert.equal(b.status, 200, nginx.errorLog().slice(-1500));
+    assert.equal(b.body, duo.expectBody2);
+    assert.equal(await containerStarts(tb, 'duo'), before + 2, 'one stack start (its two containers, once each)');
+    const st = await unitStates(tb, ['zoopa-ondemand@duo.service']);
+    const pid = st.get('zoopa-ondemand@duo.service')!.mainPid;
+    assert.ok(pid > 0);
+    const names = fs
+      .readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .find((kv) => kv.startsWith('LISTEN_FDNAMES='));
+    assert.deepEqual(names?.slice('LISTEN_FDNAMES='.length).split(':').sort(), ['second', 'zoopa-ondemand@duo.socket'], 'one proxy got both listening fds');
+  });
+
+  it('freeze and thaw while awake: sockets and proxy stop, then exactly the previous state is back', async () => {
+    const tb = bed();
+    const before = await snapshotUnits();
+    assert.equal(before['zoopa-ondemand@duo.service'], 'active/static', 'the proxy runs');
+    const f = await tb.zoopa(['--root', tb.root, 'freeze', 'duo', '--json']);
+    assert.equal(f.status, 0, f.stderr);
+    const fr = JSON.parse(f.stdout) as { already: boolean; stopped: string[] };
+    assert.equal(fr.already, false);
+    assert.ok(fr.stopped.includes('zoopa-ondemand@duo.socket') && fr.stopped.includes('zoopa-ondemand@duo.service'), `stopped ${fr.stopped.join(', ')}`);
+    const frozen = await snapshotUnits();
+    assert.equal(frozen['zoopa-ondemand@duo.socket'], 'inactive/enabled', 'stopped, still enabled');
+    assert.equal(frozen['zoopa-ondemand@duo.second.socket']!.split('/')[0], 'inactive');
+    assert.equal(frozen['zoopa-ondemand@duo.service']!.split('/')[0], 'inactive');
+    assert.equal((await status(tb)).get('duo')!.ondemand?.state, 'frozen');
+    const t = await tb.zoopa(['--root', tb.root, 'thaw', 'duo']);
+    assert.equal(t.status, 0, t.stderr);
+    assert.deepEqual(await snapshotUnits(), before, 'thaw restores every unit as it was');
+  });
+
+  it('freeze while asleep: a connection wakes nothing (nginx 502 at once), thaw restores, the next request wakes it', async () => {
+    const tb = bed();
+    const down = await tb.zoopa(['--root', tb.root, 'down', 'duo'], { timeoutMs: 120_000 });
+    assert.equal(down.status, 0, down.stderr);
+    const stopProxy = await tb.systemctl(['stop', 'zoopa-ondemand@duo.service']);
+    assert.equal(stopProxy.status, 0, stopProxy.stderr);
+    assert.deepEqual(await runningContainers(tb, 'duo'), []);
+    const before = await snapshotUnits();
+    assert.equal(before['zoopa-ondemand@duo.socket'], 'active/enabled');
+    assert.equal(before['zoopa-ondemand@duo.service'], 'inactive/static');
+    assert.equal((await status(tb)).get('duo')!.ondemand?.state, 'sleeping');
+
+    const f = await tb.zoopa(['--root', tb.root, 'freeze', 'duo']);
+    assert.equal(f.status, 0, f.stderr);
+    assert.match(f.stdout, /duo frozen: stopped zoopa-ondemand@duo\.socket/);
+    const again = await tb.zoopa(['--root', tb.root, 'freeze', 'duo']);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /already frozen/, 'idempotent');
+
+    const startsBefore = await containerStarts(tb, 'duo');
+    assert.equal(await tryConnect(socketOf(tb, 'duo')), 'ENOENT', 'the socket file is gone');
+    assert.equal(await tryConnect(socketOf(tb, 'duo', 'second')), 'ENOENT');
+    const r = await httpGet(`${nginx.url}/`);
+    assert.equal(r.status, 502, 'nginx answers 502 Bad Gateway');
+    const r2 = await httpGet(`${nginx.url}/second/`);
+    assert.equal(r2.status, 502);
+    const st = await unitStates(tb, ['duo-stack.service', 'zoopa-ondemand@duo.service', 'zoopa-ondemand@duo.socket']);
+    assert.equal(st.get('duo-stack.service')!.active, 'inactive', 'the stack was not woken');
+    assert.equal(st.get('zoopa-ondemand@duo.service')!.active, 'inactive', 'no proxy was started');
+    assert.equal(st.get('zoopa-ondemand@duo.socket')!.active, 'inactive');
+    assert.deepEqual(await runningContainers(tb, 'duo'), []);
+    assert.equal(await containerStarts(tb, 'duo'), startsBefore, 'no container started');
+
+    const t = await tb.zoopa(['--root', tb.root, 'thaw', 'duo', '--json']);
+    assert.equal(t.status, 0, t.stderr);
+    assert.deepEqual((JSON.parse(t.stdout) as { started: string[] }).started, ['zoopa-ondemand@duo.socket', 'zoopa-ondemand@duo.second.socket']);
+    assert.deepEqual(await snapshotUnits(), before, 'thaw restores every unit as it was (the proxy stays off)');
+    const t2 = await tb.zoopa(['--root', tb.root, 'thaw', 'duo']);
+    assert.equal(t2.status, 0, t2.stderr);
+    assert.match(t2.stdout, /not frozen/, 'idempotent');
+
+    const woke = await httpGet(`${nginx.url}/second/`, { timeoutMs: 110_000 });
+    assert.equal(woke.status, 200);
+    assert.equal(woke.body, duo.expectBody2);
+  });
+
+  it('zoopa ondemand disable stops and disables the sockets and the proxy; freeze/thaw of a disabled stack changes nothing', async () => {
+    const tb = bed();
+    const r = await tb.zoopa(['--root', tb.root, 'ondemand', 'disable', 'duo']);
+    assert.equal(r.status, 0, r.stderr);
+    const st = await snapshotUnits();
+    assert.equal(st['zoopa-ondemand@duo.socket'], 'inactive/disabled');
+    assert.equal(st['zoopa-ondemand@duo.second.socket']!.split('/')[0], 'inactive');
+    assert.equal(st['zoopa-ondemand@duo.service']!.split('/')[0], 'inactive');
+    assert.equal(await tryConnect(socketOf(tb, 'duo')), 'ENOENT');
+    for (const cmd of ['freeze', 'thaw']) {
+      const x = await tb.zoopa(['--root', tb.root, cmd, 'duo']);
+      assert.equal(x.status, 0, x.stderr);
+    }
+    assert.deepEqual(await snapshotUnits(), st, 'a round trip on a disabled stack leaves it disabled and stopped');
+    // The stack the proxy had woken is left to its own unit.
+    await tb.zoopa(['--root', tb.root, 'down', 'duo'], { timeoutMs: 120_000 });
+    assert.equal(await activeState(tb, 'duo-stack.service'), 'inactive');
+  });
+});
+
+describe('on demand: bad input gives a clear error and starts no stack', () => {
+  const bed = useTestbed({ name: 'ondemand-bad' });
+
+  const cases: Array<{ stack: string; env: (port: number) => string; log: RegExp }> = [
+    { stack: 'noup', env: () => 'ZOOPA_IDLE_TIMEOUT=600\n', log: /ZOOPA_UPSTREAM is not set/ },
+    { stack: 'badup', env: () => 'ZOOPA_UPSTREAM=localhost\n', log: /ZOOPA_UPSTREAM="localhost" is not a valid upstream/ },
+    { stack: 'baddur', env: (port) => `ZOOPA_UPSTREAM=127.0.0.1:${port}\nZOOPA_IDLE_TIMEOUT=soon\n`, log: /ZOOPA_IDLE_TIMEOUT="soon" is not a duration/ },
+  ];
+
+  for (const c of cases) {
+    it(`${c.stack}: the original's README commands, a broken env file: the proxy logs why, the client is closed, no stack starts`, async () => {
+      const tb = bed();
+      const s = httpStack(tb.root, c.stack, { port: await freePort() });
+      const inst = await tb.zoopa(['--root', tb.root, 'install']);
+      assert.equal(inst.status, 0, inst.stderr);
+      tb.writeFile(path.join(tb.home, '.config', 'zoopa-ondemand', `${c.stack}.env`), c.env(s.port), 0o600);
+      for (const unit of ['zoopa-ondemand-dir.service', `zoopa-ondemand@${c.stack}.socket`]) {
+        const r = await tb.systemctl(['enable', '--now', unit]);
+        assert.equal(r.status, 0, r.stderr);
+      }
+      const res = await httpGet(`http://${c.stack}/`, { socketPath: socketOf(tb, c.stack), timeoutMs: 60_000 }).then(
+        (r) => r.status,
+        (e: Error) => e.message,
+      );
+      assert.notEqual(res, 200);
+      await tb.waitFor(() => c.log.test(tb.managerLog()), { ...DEADLINE, what: `the proxy's error line for ${c.stack}` });
+      assert.equal(await activeState(tb, `${c.stack}-stack.service`), 'inactive', 'no stack started');
+      assert.deepEqual(await runningContainers(tb, c.stack), []);
+      assert.equal(await containerStarts(tb, c.stack), 0);
+      // zoopa ondemand enable refuses the same file up front (exit 2).
+      const en = await tb.zoopa(['--root', tb.root, 'ondemand', 'enable', c.stack]);
+      assert.equal(en.status, 2, en.stderr);
+      assert.match(en.stderr, new RegExp(`${c.stack}\\.env`));
+    });
+  }
+
+  it('an unknown stack: zoopa ondemand enable, freeze and thaw exit 2 and touch nothing in systemd', async () => {
+    const tb = bed();
+    const dir = path.join(tb.configHome, 'systemd', 'user');
+    const list = () => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).map(String).sort() : []);
+    const before = list();
+    const unitsBefore = await tb.systemctl(['list-units', '--all', '--plain', '--no-legend', 'zoopa-ondemand*']);
+    for (const args of [['ondemand', 'enable', 'ghost', '--upstream', '127.0.0.1:1'], ['ondemand', 'disable', 'ghost'], ['freeze', 'ghost'], ['thaw', 'ghost']]) {
+      const r = await tb.zoopa(['--root', tb.root, ...args]);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /unknown stack "ghost"/);
+    }
+    assert.deepEqual(list(), before);
+    const unitsAfter = await tb.systemctl(['list-units', '--all', '--plain', '--no-legend', 'zoopa-ondemand*']);
+    assert.equal(unitsAfter.stdout, unitsBefore.stdout);
+    assert.equal(await activeState(tb, 'ghost-stack.service'), 'inactive');
+  });
+});
