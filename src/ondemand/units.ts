@@ -32,6 +32,7 @@
  */
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
+import { llamaOndemandTargets, type LlamaOndemandTarget } from '../llama/resolve.js';
 import { ondemandEnvFile, ondemandRuntimeDir } from '../paths.js';
 import type { Stack } from '../stacks/discover.js';
 import { stackUnitName } from '../stacks/discover.js';
@@ -207,25 +208,57 @@ export function ondemandEnvVars(c: StackOndemandConfig): Array<[string, string]>
   return vars;
 }
 
-export function renderOndemandEnvFile(stack: Stack & { config: { ondemand: StackOndemandConfig } }, ctx: RenderContext): ManagedFile {
-  const file = ondemandEnvFile(stack.name, ctx.env);
+function envFile(file: string, source: string, service: string, vars: Array<[string, string]>, ctx: RenderContext): ManagedFile {
   const lines = [
-    `# ${GENERATED_MARKER} from zoopa.yaml (stacks.${stack.name}.ondemand).`,
-    '# Do not edit: change zoopa.yaml and run "zoopa install". Read by zoopa-ondemand@' + stack.name + '.service.',
+    `# ${GENERATED_MARKER} from zoopa.yaml (${source}).`,
+    `# Do not edit: change zoopa.yaml and run "zoopa install". Read by ${service}.`,
   ];
-  for (const [k, v] of ondemandEnvVars(stack.config.ondemand)) {
+  for (const [k, v] of vars) {
     try {
       lines.push(envLine(k, v));
     } catch (e) {
-      throw new ConfigError(`stacks.${stack.name}.ondemand: ${(e as Error).message}`, { file: ctx.project.configFile, key: `stacks.${stack.name}.ondemand`, value: v, cause: e });
+      throw new ConfigError(`${source}: ${(e as Error).message}`, { file: ctx.project.configFile, key: source, value: v, cause: e });
     }
   }
   return { path: file, content: lines.join('\n') + '\n', mode: 0o600 };
 }
 
-/** Env files written from zoopa.yaml's `stacks.<name>.ondemand` (only for stacks that have one). */
+export function renderOndemandEnvFile(stack: Stack & { config: { ondemand: StackOndemandConfig } }, ctx: RenderContext): ManagedFile {
+  return envFile(ondemandEnvFile(stack.name, ctx.env), `stacks.${stack.name}.ondemand`, serviceUnitName(stack.name), ondemandEnvVars(stack.config.ondemand), ctx);
+}
+
+/**
+ * A llama service on demand (src/llama/resolve.ts llamaOndemandTargets): the same
+ * socket and proxy templates, instance <name>; the env file names the service's own
+ * unit (not <name>-stack.service) and waits for llama-server's /health.
+ */
+export function llamaOndemandEnvVars(t: LlamaOndemandTarget): Array<[string, string]> {
+  const vars: Array<[string, string]> = [
+    ['ZOOPA_UPSTREAM', t.upstream],
+    ['ZOOPA_STACK_UNIT', t.unit],
+    ['ZOOPA_READY', t.ready],
+    ['ZOOPA_START_TIMEOUT', seconds(t.startTimeout)],
+  ];
+  if (t.idle !== undefined) vars.push(['ZOOPA_IDLE_TIMEOUT', seconds(t.idle)]);
+  return vars;
+}
+
+/** Env files written from zoopa.yaml: `stacks.<name>.ondemand` and on-demand llama services. */
 export function renderOndemandEnvFiles(ctx: RenderContext): ManagedFile[] {
-  return ondemandStacks(ctx).map((s) => renderOndemandEnvFile(s, ctx));
+  const files = ondemandStacks(ctx).map((s) => renderOndemandEnvFile(s, ctx));
+  for (const t of llamaOndemandTargets(ctx.project.config.llama)) {
+    const file = ondemandEnvFile(t.name, ctx.env);
+    if (files.some((f) => f.path === file)) {
+      throw new ConfigError(`llama.services.${t.name}: a stack is also called ${t.name}; both would use ${file} and zoopa-ondemand@${t.name}.socket`, {
+        file: ctx.project.configFile,
+        key: `llama.services.${t.name}`,
+        value: t.name,
+        hint: 'rename the llama service',
+      });
+    }
+    files.push(envFile(file, `llama.services.${t.name}.ondemand`, serviceUnitName(t.name), llamaOndemandEnvVars(t), ctx));
+  }
+  return files;
 }
 
 /** The stack unit the proxy starts by default (ZOOPA_STACK_UNIT). */

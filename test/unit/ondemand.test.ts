@@ -20,7 +20,8 @@ import { envLine, renderOndemandEnvFiles, renderOndemandUnits } from '../../src/
 import { listenerEnvName, normalizeUpstream } from '../../src/ondemand/config.js';
 import { loadProject } from '../../src/stacks/discover.js';
 import { parseUnitText } from '../../src/units/model.js';
-import { renderAll, type RenderContext } from '../../src/units/render.js';
+import type { RenderContext } from '../../src/units/render.js';
+import { renderStackUnits } from '../../src/units/stack.js';
 import { resolveTools, which } from '../../src/units/tools.js';
 import { isolatedEnv, snapshot, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';
 
@@ -95,11 +96,11 @@ for (const name of fs.readdirSync(CASES).sort()) {
     });
 
     test('passes systemd-analyze --user verify with empty output', async () => {
-      // Every unit of the project (the stack units the proxy starts, too), in a
+      // The on-demand units and the stack units the proxy starts, in a
       // unit folder the verifier searches, so Service=/Wants= names resolve.
       const dir = path.join(env.XDG_CONFIG_HOME!, 'systemd', 'user');
       fs.mkdirSync(dir, { recursive: true });
-      const all = renderAll(ctx);
+      const all = [...renderStackUnits(ctx), ...units];
       for (const u of all) fs.writeFileSync(path.join(dir, u.name), u.content);
       // Instances as systemd would load them: each template for a stack, and every concrete file.
       const names = [...units.map((u) => u.name), 'zoopa-ondemand@web.socket', 'zoopa-ondemand@web.service'];
