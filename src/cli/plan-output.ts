@@ -14,8 +14,9 @@ export function formatPlan(plan: InstallPlan, opts: { showUnchanged?: boolean } 
   for (const i of plan.items) {
     if (i.action === 'unchanged' && !i.relink && !i.conflict && !opts.showUnchanged) continue;
     const what = i.kind === 'unit' ? i.name : tilde(i.path);
-    const notes = [i.action === 'unchanged' && i.relink ? 'link' : i.action, i.conflict ? `replaces hand-written ${tilde(i.conflict)}` : ''].filter(Boolean).join(', ');
-    lines.push(`  ${MARK[i.action]} ${what.padEnd(40)} ${notes}`);
+    const linkOnly = i.action === 'unchanged' && i.relink;
+    const notes = [linkOnly ? 'link (already rendered)' : i.action, i.conflict ? `replaces hand-written ${tilde(i.conflict)}` : ''].filter(Boolean).join(', ');
+    lines.push(`  ${linkOnly ? '+' : MARK[i.action]} ${what.padEnd(40)} ${notes}`);
     if (i.diff) for (const d of i.diff.split('\n')) lines.push(`      ${d}`);
   }
   const counts = (['add', 'change', 'remove'] as const).map((a) => `${plan.items.filter((i) => i.action === a).length} ${a === 'add' ? 'added' : a === 'change' ? 'changed' : 'removed'}`);

@@ -1,0 +1,197 @@
+/**
+ * Stacks become systemd user units (issue 2), on a real systemd user manager with
+ * rootless podman-compose: render, verify, install, up, status, down, idempotence,
+ * uninstall, a rootful stack through a scoped sudo rule, and bad input that leaves
+ * systemd untouched.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { httpStack, twoServiceStack, writeZoopaYaml, type StackFixture } from '../fixtures/stacks.js';
+import { freePort, httpGet, useTestbed, type Testbed } from '../testbed/index.js';
+
+interface StatusJson {
+  stacks: Array<{ name: string; state: string; installed: boolean; rootful: boolean; containers: { running: number } | null }>;
+}
+
+async function status(tb: Testbed): Promise<Map<string, StatusJson['stacks'][number]>> {
+  const r = await tb.zoopa(['--root', tb.root, 'status', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  return new Map((JSON.parse(r.stdout) as StatusJson).stacks.map((s) => [s.name, s]));
+}
+
+async function projectContainers(tb: Testbed, project: string, rootful = false): Promise<string[]> {
+  const args = ['ps', '--format', '{{.Names}}', '--filter', `label=io.podman.compose.project=${project}`];
+  const r = rootful ? await tb.podmanRootful(args) : await tb.podman(args);
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+function unitDir(tb: Testbed): string {
+  return path.join(tb.configHome, 'systemd', 'user');
+}
+
+function listing(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+}
+
+describe('stacks as systemd user units', () => {
+  const bed = useTestbed({ name: 'stacks' });
+  let web: StackFixture;
+  let slow: StackFixture;
+  let pair: StackFixture;
+
+  it('renders three stacks that pass systemd-analyze verify with empty output', async () => {
+    const tb = bed();
+    web = httpStack(tb.root, 'web', { port: await freePort() });
+    slow = httpStack(tb.root, 'slow', { port: await freePort(), startDelaySec: 3 });
+    pair = twoServiceStack(tb.root, 'pair', { port: await freePort() });
+    const r = await tb.zoopa(['--root', tb.root, 'render']);
+    assert.equal(r.status, 0, r.stderr);
+    const dir = path.join(tb.root, 'systemd');
+    const units = listing(dir).filter((f) => f.endsWith('-stack.service'));
+    assert.deepEqual(units, ['pair-stack.service', 'slow-stack.service', 'web-stack.service']);
+    const v = await tb.run(['systemd-analyze', '--user', 'verify', ...listing(dir).map((f) => path.join(dir, f))]);
+    assert.equal(v.stdout + v.stderr, '', 'verify prints nothing');
+    assert.equal(v.status, 0);
+  });
+
+  it('installs into the user manager; a second install does nothing', async () => {
+    const tb = bed();
+    const r = await tb.zoopa(['--root', tb.root, 'install']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /\+ web-stack\.service/);
+    const show = await tb.systemctl(['show', '--property=LoadState,ActiveState', 'web-stack.service', 'slow-stack.service', 'pair-stack.service']);
+    assert.equal(show.stdout.match(/LoadState=loaded/g)?.length, 3, show.stdout);
+    const before = listing(unitDir(tb)).map((f) => `${f} -> ${fs.readlinkSync(path.join(unitDir(tb), f))}`);
+    const again = await tb.zoopa(['--root', tb.root, 'install']);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /nothing to do/);
+    assert.deepEqual(listing(unitDir(tb)).map((f) => `${f} -> ${fs.readlinkSync(path.join(unitDir(tb), f))}`), before);
+  });
+
+  it('zoopa up web brings containers up that answer HTTP; status reports it', async () => {
+    const tb = bed();
+    const r = await tb.zoopa(['--root', tb.root, 'up', 'web']);
+    assert.equal(r.status, 0, r.stderr);
+    const res = await tb.waitFor(async () => httpGet(web.url).catch(() => undefined), { what: 'web answers HTTP', timeoutMs: 60_000 });
+    assert.equal(res.status, 200);
+    assert.equal(res.body, web.expectBody);
+    assert.equal((await projectContainers(tb, 'web')).length, 1);
+    const s = await status(tb);
+    assert.equal(s.get('web')?.state, 'active');
+    assert.equal(s.get('web')?.containers?.running, 1);
+    assert.equal(s.get('slow')?.state, 'inactive');
+    assert.equal(s.get('slow')?.containers?.running, 0);
+  });
+
+  it('a two-service stack runs both services', async () => {
+    const tb = bed();
+    assert.equal((await tb.zoopa(['--root', tb.root, 'up', 'pair-stack.service'])).status, 0);
+    assert.equal((await projectContainers(tb, 'pair')).length, pair.services.length);
+    assert.equal((await status(tb)).get('pair')?.containers?.running, pair.services.length);
+    assert.equal((await tb.zoopa(['--root', tb.root, 'down', 'pair'])).status, 0);
+  });
+
+  it('zoopa down web leaves no container running; status reports it', async () => {
+    const tb = bed();
+    const r = await tb.zoopa(['--root', tb.root, 'down', 'web']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(await projectContainers(tb, 'web'), []);
+    const s = await status(tb);
+    assert.equal(s.get('web')?.state, 'inactive');
+    assert.equal(s.get('web')?.containers?.running, 0);
+  });
+
+  it('bad input leaves files and systemd untouched', async () => {
+    const tb = bed();
+    const yaml = path.join(tb.root, 'zoopa.yaml');
+    writeZoopaYaml(tb.root, { stacks: { web: { stop_timeout: 30, rootfull: true } } });
+    const units = listing(unitDir(tb));
+    const rendered = fs.readFileSync(path.join(tb.root, 'systemd', 'web-stack.service'), 'utf8');
+    const r = await tb.zoopa(['--root', tb.root, 'install']);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /zoopa\.yaml: line \d+: stacks\.web\.rootfull: unknown key/);
+    assert.deepEqual(listing(unitDir(tb)), units);
+    assert.equal(fs.readFileSync(path.join(tb.root, 'systemd', 'web-stack.service'), 'utf8'), rendered);
+    const show = await tb.systemctl(['show', '--property=NeedDaemonReload', 'web-stack.service']);
+    assert.match(show.stdout, /NeedDaemonReload=no/);
+    fs.rmSync(yaml);
+  });
+
+  it('uninstall removes exactly what zoopa installed and leaves a unit it did not write', async () => {
+    const tb = bed();
+    const mine = path.join(unitDir(tb), 'mine.service');
+    tb.writeFile(mine, '[Service]\nType=oneshot\nExecStart=/bin/true\n');
+    const r = await tb.zoopa(['--root', tb.root, 'uninstall']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(listing(unitDir(tb)), ['mine.service']);
+    assert.ok(fs.existsSync(mine));
+    const show = await tb.systemctl(['show', '--property=LoadState', 'web-stack.service']);
+    assert.match(show.stdout, /LoadState=not-found/);
+  });
+});
+
+describe('a rootful stack', () => {
+  const bed = useTestbed({ name: 'rootful' });
+
+  it('renders the sudo form and runs through a scoped sudo rule', async () => {
+    const tb = bed();
+    const dup = httpStack(tb.root, 'duplicati', { port: await freePort() });
+    writeZoopaYaml(tb.root, { stacks: { duplicati: { rootful: true } } });
+    await tb.importImageRootful();
+    await tb.allowSudo(['/usr/bin/podman-compose', '/usr/bin/podman']);
+    const r = await tb.zoopa(['--root', tb.root, 'install']);
+    assert.equal(r.status, 0, r.stderr);
+    const unit = fs.readFileSync(path.join(tb.root, 'systemd', 'duplicati-stack.service'), 'utf8');
+    assert.match(unit, /^ExecStart=\/usr\/bin\/sudo -n \/usr\/bin\/podman-compose -p duplicati up -d$/m);
+    assert.match(unit, /^ExecStop=\/usr\/bin\/sudo -n \/usr\/bin\/podman-compose -p duplicati down$/m);
+    const up = await tb.zoopa(['--root', tb.root, 'up', 'duplicati']);
+    assert.equal(up.status, 0, `${up.stderr}\n${tb.managerLog().slice(-2000)}`);
+    assert.equal((await projectContainers(tb, 'duplicati', true)).length, 1, 'runs in root podman');
+    assert.deepEqual(await projectContainers(tb, 'duplicati'), [], 'not in the user podman');
+    const res = await tb.waitFor(async () => httpGet(dup.url).catch(() => undefined), { what: 'rootful stack answers', timeoutMs: 60_000 });
+    assert.equal(res.body, dup.expectBody);
+    const s = await status(tb);
+    assert.equal(s.get('duplicati')?.rootful, true);
+    assert.equal(s.get('duplicati')?.containers?.running, 1);
+    const doctor = await tb.zoopa(['--root', tb.root, 'doctor', '--json']);
+    const sudoCheck = (JSON.parse(doctor.stdout) as Array<{ check: string; verdict: string }>).find((c) => c.check.startsWith('sudo rule'));
+    assert.equal(sudoCheck?.verdict, 'ok');
+    assert.equal((await tb.zoopa(['--root', tb.root, 'down', 'duplicati'])).status, 0);
+    assert.deepEqual(await projectContainers(tb, 'duplicati', true), []);
+  });
+});
+
+describe('env files', () => {
+  const bed = useTestbed({ name: 'envfiles', manager: false, image: false });
+
+  it('env init copies .env.example once (0600) and env check reports what is missing', async () => {
+    const tb = bed();
+    const app = httpStack(tb.root, 'app', { port: 18999, dotenvExample: { DB_PASSWORD: 'change-me', MODE: 'prod' } });
+    const yaml = 'x-vars: "${DB_PASSWORD} ${NOT_DEFINED} ${WITH_DEFAULT:-x} $$ESCAPED"\n' + fs.readFileSync(app.composeFile, 'utf8');
+    fs.writeFileSync(app.composeFile, yaml);
+    const check1 = await tb.zoopa(['--root', tb.root, 'env', 'check', '--json']);
+    assert.equal(check1.status, 1);
+    const c1 = (JSON.parse(check1.stdout) as Array<{ undefinedVars: string[]; missingFromEnv: string[]; defaulted: string[] }>)[0]!;
+    assert.deepEqual(c1.undefinedVars, ['NOT_DEFINED']);
+    assert.deepEqual(c1.defaulted, ['WITH_DEFAULT']);
+    assert.deepEqual(c1.missingFromEnv, ['DB_PASSWORD', 'MODE']);
+    const init = await tb.zoopa(['--root', tb.root, 'env', 'init', 'app']);
+    assert.equal(init.status, 0, init.stderr);
+    const envFile = path.join(app.dir, '.env');
+    assert.equal(fs.statSync(envFile).mode & 0o777, 0o600);
+    fs.appendFileSync(envFile, 'MINE=1\n');
+    await tb.zoopa(['--root', tb.root, 'env', 'init', '--all']);
+    assert.match(fs.readFileSync(envFile, 'utf8'), /MINE=1/, 'never overwritten');
+    const check2 = await tb.zoopa(['--root', tb.root, 'env', 'check', '--json']);
+    const c2 = (JSON.parse(check2.stdout) as Array<{ undefinedVars: string[]; missingFromEnv: string[] }>)[0]!;
+    assert.deepEqual(c2.missingFromEnv, []);
+    assert.deepEqual(c2.undefinedVars, ['NOT_DEFINED']);
+  });
+});
