@@ -25,6 +25,12 @@
  *        `systemctl --user enable --now zoopa-ondemand@<s>.socket` (the README's command)
  *        brings up all of the stack's sockets.
  *
+ * This concrete main socket is rendered for every stack whose on-demand settings are in
+ * zoopa.yaml, listeners or not: adding or removing a listener then changes a file instead
+ * of adding or removing one (install disables a unit it removes, which would drop the
+ * socket's enablement). A stack on demand only through a hand-written env file uses the
+ * template, exactly like the original.
+ *
  * Stack names match [a-z0-9][a-z0-9_-]*, so the dot in <s>.<name> cannot collide
  * with another stack's socket. The main socket keeps systemd's default fd name (the
  * socket unit's name); an extra one is named after its listener, whose upstream comes in
@@ -143,11 +149,10 @@ export function renderServiceTemplate(ctx: RenderContext): RenderedUnit {
   return { name: SERVICE_TEMPLATE, content: u.toString(), kind: 'ondemand' };
 }
 
-/** The concrete main socket and the extra sockets of one stack with listeners. */
-export function renderListenerUnits(stack: Stack & { config: { ondemand: StackOndemandConfig } }, ctx: RenderContext): RenderedUnit[] {
+/** The concrete main socket and the extra listener sockets of one stack with on-demand settings in zoopa.yaml. */
+export function renderStackSocketUnits(stack: Stack & { config: { ondemand: StackOndemandConfig } }, ctx: RenderContext): RenderedUnit[] {
   const listeners = stack.config.ondemand.listeners ?? [];
-  if (listeners.length === 0) return [];
-  const source = `zoopa.yaml stacks.${stack.name}.ondemand.listeners`;
+  const source = `zoopa.yaml stacks.${stack.name}.ondemand`;
   const main = socketUnitName(stack.name);
   const extras = listeners.map((l) => listenerSocketUnitName(stack.name, l.name));
   const out: RenderedUnit[] = [
@@ -176,7 +181,7 @@ export function renderListenerUnits(stack: Stack & { config: { ondemand: StackOn
 
 export function renderOndemandUnits(ctx: RenderContext): RenderedUnit[] {
   const units = [renderDirUnit(ctx), renderSocketTemplate(ctx), renderServiceTemplate(ctx)];
-  for (const s of ondemandStacks(ctx)) units.push(...renderListenerUnits(s, ctx));
+  for (const s of ondemandStacks(ctx)) units.push(...renderStackSocketUnits(s, ctx));
   return units;
 }
 

@@ -176,6 +176,13 @@ describe('on demand: zoopa ondemand enable, idle stop, a stack started by hand, 
     // The check runs at the idle timeout and vetoes (the busy file exists): the stack stays up.
     await tb.waitFor(() => tb.managerLog().includes('guard: veto: '), { ...DEADLINE, what: 'a veto log line' });
     assert.equal(await activeState(tb, 'guard-stack.service'), 'active', 'vetoed: still up');
+    // The proxy, kept alive by the veto, runs with the env file's values over the
+    // unit's Environment= defaults (systemd reads EnvironmentFile= last).
+    const pid = (await unitStates(tb, ['zoopa-ondemand@guard.service'])).get('zoopa-ondemand@guard.service')!.mainPid;
+    assert.ok(pid > 0, 'the proxy runs');
+    const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    assert.ok(environ.includes('ZOOPA_IDLE_TIMEOUT=2'), `ZOOPA_IDLE_TIMEOUT from the env file, not the default 600: ${environ.filter((e) => e.startsWith('ZOOPA_')).join(' ')}`);
+    assert.ok(environ.includes('ZOOPA_STACK_UNIT=guard-stack.service'), 'the default where the env file is silent');
     fs.rmSync(busy);
     await tb.waitFor(async () => (await activeState(tb, 'guard-stack.service')) === 'inactive', { ...DEADLINE, what: 'the stop once the veto lifts' });
     assert.deepEqual(await runningContainers(tb, 'guard'), []);
