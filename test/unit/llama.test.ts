@@ -12,9 +12,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, UsageError } from '../../src/errors.js';
 import { run } from '../../src/exec.js';
 import { formatCpus, parseCpus, CpusSpecError } from '../../src/llama/cpus.js';
+import { llamaChecks, lowestAllowedNice } from '../../src/llama/doctor.js';
+import { pickServices, planLlamaEnable } from '../../src/llama/enable.js';
 import { formatLlamaList, type LlamaListEntry } from '../../src/llama/list.js';
 import { llamaOndemandTargets, resolveLlama } from '../../src/llama/resolve.js';
 import { renderLlamaUnits } from '../../src/llama/units.js';
@@ -422,4 +424,52 @@ describe('bad input: a ConfigError naming the service and key, nothing rendered'
       assert.deepEqual(snapshot(w.base), before, 'nothing written');
     });
   }
+});
+
+describe('enable/disable and doctor', () => {
+  const yaml = (binary: string) => `llama:\n  binary: ${binary}\n  services:\n    a: { model: a.gguf, port: 9000 }\n    b: { model: a.gguf, port: 9001, ondemand: true, cpus: "0 1 6-11" }\n    c: { router: true, port: 9002, nice: -5 }\n`;
+
+  test('enable: the service, or for an on-demand one its socket and the socket folder unit', () => {
+    const w = world(yaml(STANDIN), { models: ['a.gguf'] });
+    const project = loadProject({ root: w.root, env: w.env });
+    const plan = planLlamaEnable(pickServices(project, ['b.service', 'a'], w.env));
+    assert.deepEqual(plan, { services: ['a', 'b'], enable: ['zoopa-ondemand-dir.service', 'a.service', 'zoopa-ondemand@b.socket'], disable: ['a.service', 'zoopa-ondemand@b.socket'] });
+    assert.throws(() => pickServices(project, ['nope'], w.env), (e: unknown) => e instanceof UsageError && /unknown llama service "nope"/.test(e.message) && /a, b, c/.test(e.hint ?? ''));
+  });
+
+  test('through the CLI: enable --dry-run prints the systemctl command; an unknown service exits 2', async () => {
+    const w = world(yaml(STANDIN), { models: ['a.gguf'] });
+    const r = await zoopa(['--root', w.root, 'llama', 'enable', '--now', '--dry-run', 'a', 'b'], { env: w.env });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'would run: systemctl --user enable --now zoopa-ondemand-dir.service a.service zoopa-ondemand@b.socket\ndry run: nothing changed\n');
+    const bad = await zoopa(['--root', w.root, 'llama', 'disable', 'x'], { env: w.env });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /unknown llama service "x"/);
+  });
+
+  test('doctor: binary, models, cpus this machine lacks, negative nice beyond RLIMIT_NICE', () => {
+    const w = world(yaml('/nonexistent/llama-server'), { models: ['a.gguf'] });
+    const project = loadProject({ root: w.root, env: w.env });
+    fs.rmSync(w.models, { recursive: true });
+    const checks = new Map(llamaChecks(project, w.env, { cpuCount: 2, isRoot: false }).map((c) => [c.check, c]));
+    assert.equal(checks.get('llama binary')?.verdict, 'fail');
+    assert.match(checks.get('llama binary')!.fix!, /cmake/);
+    assert.equal(checks.get('llama models')?.verdict, 'fail');
+    assert.match(checks.get('llama models')!.detail, /a: .*a\.gguf; b: .*; c: models folder/);
+    assert.equal(checks.get('llama cpus (b)')?.verdict, 'warn');
+    assert.match(checks.get('llama cpus (b)')!.detail, /6-11 are absent/);
+    if (lowestAllowedNice() === 0) assert.equal(checks.get('llama nice')?.verdict, 'warn');
+
+    const ok = world(yaml(STANDIN), { models: ['a.gguf'] });
+    const good = llamaChecks(loadProject({ root: ok.root, env: ok.env }), ok.env, { cpuCount: 64, isRoot: true });
+    assert.deepEqual(good.map((c) => [c.check, c.verdict]), [['llama binary', 'ok'], ['llama models', 'ok']]);
+  });
+
+  test('RLIMIT_NICE from /proc/<pid>/limits', () => {
+    const limits = (v: string) => `Limit                     Soft Limit           Hard Limit           Units\nMax nice priority         ${v}                    ${v}                    \n`;
+    assert.equal(lowestAllowedNice(limits('0')), 0);
+    assert.equal(lowestAllowedNice(limits('25')), -5);
+    assert.equal(lowestAllowedNice(limits('40')), -20);
+    assert.equal(lowestAllowedNice(limits('unlimited')), -20);
+  });
 });
