@@ -8,18 +8,32 @@ import { UsageError } from '../errors.js';
 import { reportError } from './report.js';
 import { registerCommands } from './commands/index.js';
 
-export function buildProgram(): Command {
+/** The command word in argv (skipping global options and --root's value). */
+export function commandWord(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--root') {
+      i++;
+      continue;
+    }
+    if (a === '--') return args[i + 1];
+    if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+export async function buildProgram(word?: string): Promise<Command> {
   const program = new Command('zoopa')
     .description('Run a folder of podman-compose stacks as systemd user services: units, on-demand wake and sleep, backups, llama.cpp services.')
     .option('--root <dir>', 'the stacks root (default: $ZOOPA_ROOT, the nearest folder upward with zoopa.yaml, else ~/podman-compose)')
     .exitOverride()
     .configureOutput({ outputError: () => {} });
-  registerCommands(program);
+  await registerCommands(program, word);
   return program;
 }
 
 export async function main(argv: string[] = process.argv): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(commandWord(argv.slice(2)));
   try {
     await program.parseAsync(argv);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);

@@ -22,6 +22,12 @@ export interface UnitInfo {
 export interface UnitManager {
   /** Properties of many units in one call. Unknown units come back with loadState 'not-found'. */
   show(units: readonly string[], extraProps?: readonly string[]): Promise<Map<string, UnitInfo>>;
+  /**
+   * Every unit matching the glob patterns, from one list-units and one
+   * list-unit-files call whatever their number (show() asks unit by unit).
+   * Units that match no installed file and are not loaded are absent.
+   */
+  list(patterns: readonly string[]): Promise<Map<string, UnitInfo>>;
   /** Start and wait for the job to finish (systemctl start semantics). */
   start(unit: string): Promise<void>;
   /** Stop and wait for the job to finish. */

@@ -43,6 +43,22 @@ export class SystemctlUserManager implements UnitManager {
     return out;
   }
 
+  async list(patterns: readonly string[]): Promise<Map<string, UnitInfo>> {
+    const [loaded, files] = await Promise.all([
+      this.ctl(['list-units', '--all', '--output=json', '--', ...patterns]),
+      this.ctl(['list-unit-files', '--output=json', '--', ...patterns]),
+    ]);
+    const out = new Map<string, UnitInfo>();
+    for (const f of JSON.parse(files || '[]') as Array<{ unit_file: string; state: string }>) {
+      out.set(f.unit_file, { name: f.unit_file, loadState: 'loaded', activeState: 'inactive', subState: 'dead', unitFileState: f.state, fragmentPath: '', props: {} });
+    }
+    for (const u of JSON.parse(loaded || '[]') as Array<{ unit: string; load: string; active: string; sub: string }>) {
+      const prev = out.get(u.unit);
+      out.set(u.unit, { name: u.unit, loadState: u.load, activeState: u.active, subState: u.sub, unitFileState: prev?.unitFileState ?? '', fragmentPath: '', props: {} });
+    }
+    return out;
+  }
+
   async start(unit: string): Promise<void> {
     await this.ctl(['start', '--', unit]);
   }

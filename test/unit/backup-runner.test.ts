@@ -36,6 +36,8 @@ class FakeHost implements UnitManager, ContainerEngine {
   /** Called on every stop/start, before it happens. */
   onCall: (what: string) => void = () => {};
   failStart = new Set<string>();
+  /** Units systemd reports as activating (being started, e.g. woken on demand). */
+  activating = new Set<string>();
 
   constructor(readonly containersOf: Record<string, string[]>) {}
 
@@ -47,16 +49,20 @@ class FakeHost implements UnitManager, ContainerEngine {
     const out = new Map<string, UnitInfo>();
     for (const name of units) {
       const known = this.active.has(name);
-      const st = this.active.get(name) ? 'active' : 'inactive';
+      const st = this.activating.has(name) ? 'activating' : this.active.get(name) ? 'active' : 'inactive';
       out.set(name, { name, loadState: known ? 'loaded' : 'not-found', activeState: st, subState: st === 'active' ? 'running' : 'dead', unitFileState: known ? 'enabled' : '', fragmentPath: '', props: {} });
     }
     return out;
+  }
+  async list(): Promise<Map<string, UnitInfo>> {
+    return this.show([...this.active.keys()]);
   }
   async start(unit: string): Promise<void> {
     this.calls.push(`start ${unit}`);
     this.onCall(`start ${unit}`);
     if (this.failStart.has(unit)) throw new Error(`start of ${unit} failed`);
     this.active.set(unit, true);
+    this.activating.delete(unit);
     const p = this.project(unit);
     if (p) this.running.set(p, [...(this.containersOf[p] ?? [])]);
   }
@@ -64,6 +70,7 @@ class FakeHost implements UnitManager, ContainerEngine {
     this.calls.push(`stop ${unit}`);
     this.onCall(`stop ${unit}`);
     this.active.set(unit, false);
+    this.activating.delete(unit);
     const p = this.project(unit);
     if (p) this.running.set(p, (this.running.get(p) ?? []).filter((c) => this.stubborn.has(c)));
   }
@@ -241,6 +248,15 @@ describe('backup runner', () => {
     await runBackup(always.plan(['web']), always.deps, { installSignals: false });
     assert.deepEqual(always.host.calls, ['stop web-stack.service', 'start web-stack.service']);
     assert.deepEqual(always.host.running.get('web'), ['web_app_1']);
+  });
+
+  test('restore: previous starts a stack that was being started (woken) when the backup began', async () => {
+    const t = setup('stacks:\n  web:\n    backup:\n      jobs: [web]\n', ['web']);
+    t.host.activating.add('web-stack.service');
+    const out = await runBackup(t.plan(['web']), t.deps, { installSignals: false });
+    assert.equal(out.exitCode, 0);
+    assert.deepEqual(t.host.calls, ['stop web-stack.service', 'start web-stack.service']);
+    assert.deepEqual(t.host.running.get('web'), ['web_app_1']);
   });
 
   test('containers that do not stop in time: a warning, and the job still runs (as the original)', async () => {

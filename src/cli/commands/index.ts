@@ -1,25 +1,35 @@
-/** Every command's registration, in the order `zoopa --help` lists them. */
+/**
+ * Every command, and the module that registers it, in the order `zoopa --help`
+ * lists them. Modules are imported lazily: `zoopa status` loads only status.ts
+ * and what it needs, which keeps start-up short (it matters most for
+ * `zoopa proxy`, whose start-up delays the first connection of a cold start).
+ */
 import type { Command } from 'commander';
-import { register as registerBackup } from './backup.js';
-import { register as registerDoctor } from './doctor.js';
-import { register as registerEnv } from './env.js';
-import { register as registerFreeze } from './freeze.js';
-import { register as registerLlama } from './llama.js';
-import { register as registerLifecycle } from './lifecycle.js';
-import { register as registerProxy } from './proxy.js';
-import { register as registerOndemand } from './ondemand.js';
-import { register as registerStatus } from './status.js';
-import { register as registerUnits } from './units.js';
 
-export function registerCommands(program: Command): void {
-  registerUnits(program);
-  registerLifecycle(program);
-  registerStatus(program);
-  registerOndemand(program);
-  registerFreeze(program);
-  registerEnv(program);
-  registerBackup(program);
-  registerDoctor(program);
-  registerProxy(program);
-  registerLlama(program);
+type Loader = () => Promise<{ register(program: Command): void }>;
+
+const units: Loader = () => import('./units.js');
+const lifecycle: Loader = () => import('./lifecycle.js');
+
+/** Top-level command word → the module registering it. */
+export const COMMANDS: ReadonlyArray<[string[], Loader]> = [
+  [['render', 'install', 'uninstall'], units],
+  [['up', 'down', 'restart', 'enable', 'disable', 'logs'], lifecycle],
+  [['status'], () => import('./status.js')],
+  [['ondemand'], () => import('./ondemand.js')],
+  [['freeze', 'thaw'], () => import('./freeze.js')],
+  [['env'], () => import('./env.js')],
+  [['backup'], () => import('./backup.js')],
+  [['doctor'], () => import('./doctor.js')],
+  [['proxy'], () => import('./proxy.js')],
+  [['llama'], () => import('./llama.js')],
+];
+
+/**
+ * Register the command named `word`, or every command when `word` is not one
+ * of them (for --help, and for commander's "unknown command" message).
+ */
+export async function registerCommands(program: Command, word?: string): Promise<void> {
+  const one = COMMANDS.find(([names]) => word !== undefined && names.includes(word));
+  for (const [, load] of one ? [one] : COMMANDS) (await load()).register(program);
 }

@@ -1,8 +1,9 @@
 /**
  * zoopa status [<stack>] [--json]: one table of stacks, their unit state,
- * running containers and on-demand state. Asks systemd about every unit in one
- * `systemctl --user show` call and podman in one `podman ps` call (plus one
- * `sudo -n podman ps` when a rootful stack exists), however many stacks there are.
+ * running containers and on-demand state. Asks systemd about every unit with one
+ * `systemctl --user list-units` and one `list-unit-files` call, and podman with
+ * one `podman ps` call (plus one `sudo -n podman ps` when a rootful stack
+ * exists), however many stacks there are.
  */
 import type { Command } from 'commander';
 import type { ContainerInfo } from '../../core/ports.js';
@@ -31,10 +32,10 @@ export function socketUnitName(stack: string): string {
 }
 
 export async function collectStatus(stacks: Stack[], env: NodeJS.ProcessEnv = process.env): Promise<StackStatus[]> {
-  const units = stacks.flatMap((s) => [stackUnitName(s.name), socketUnitName(s.name)]);
   const rootful = stacks.some((s) => s.config.rootful);
   const [info, rootless, rootfulContainers] = await Promise.all([
-    unitManager(env).show(units),
+    // Two systemctl calls whatever the number of stacks (show would ask unit by unit).
+    unitManager(env).list(['*-stack.service', 'zoopa-ondemand@*.socket']),
     containerEngine(env).runningByProject().catch(() => undefined),
     rootful ? new PodmanEngine(env, which('podman', env) ?? 'podman', [which('sudo', env) ?? 'sudo', '-n']).runningByProject().catch(() => undefined) : undefined,
   ]);
