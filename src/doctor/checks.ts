@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { backupJournalCheck } from '../backup/doctor.js';
 import { run } from '../exec.js';
 import { ondemandRuntimeDir, runtimeDir } from '../paths.js';
 import type { Project } from '../stacks/discover.js';
@@ -125,11 +126,8 @@ const projectCheck: Check = async ({ project, projectError }) =>
     ? { check: 'stacks root', verdict: 'ok', detail: `${project.root}: ${project.stacks.length} stack(s)${project.configFile ? ', zoopa.yaml valid' : ', no zoopa.yaml (defaults)'}` }
     : { check: 'stacks root', verdict: 'fail', detail: projectError ?? 'not found', fix: 'pass --root DIR or set ZOOPA_ROOT' };
 
-/** Extra checks other features add (e.g. the backup journal). */
-export const extraChecks: Check[] = [];
-
 export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
-  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, sudoRule, unitsStale, ...extraChecks];
+  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, sudoRule, unitsStale, backupJournalCheck];
   const results = await Promise.all(
     checks.map((c) =>
       c(ctx).catch((e: unknown): CheckResult => ({ check: c.name, verdict: 'fail', detail: `check failed: ${e instanceof Error ? e.message : String(e)}` })),

@@ -8,7 +8,7 @@
  */
 import { Command } from 'commander';
 import { formatDuration } from '../../config/duration.js';
-import { extraChecks, type CheckResult } from '../../doctor/checks.js';
+import { backupJournalCheck } from '../../backup/doctor.js';
 import { DuplicatiEngine } from '../../backup/engines/duplicati.js';
 import { ResticEngine } from '../../backup/engines/restic.js';
 import type { BackupEngine } from '../../backup/engine.js';
@@ -70,6 +70,7 @@ function engineFor(plan: BackupPlan, env: NodeJS.ProcessEnv): Partial<Record<'du
   if (plan.engines.includes('restic')) {
     engines.restic = new ResticEngine({
       command: cfg.restic.command,
+      prefix: cfg.restic.unshare ? [which('podman', env) ?? 'podman', 'unshare'] : [],
       repository: plan.restic?.repository,
       passwordFile: plan.restic?.passwordFile,
       init: cfg.restic.init,
@@ -163,23 +164,7 @@ async function backupRepair(project: Project, json: boolean | undefined, env: No
   if (report.failed.length || report.unreadable.length) process.exitCode = 1;
 }
 
-/** zoopa doctor: a journal left by a killed run (read only; the fix repairs). */
-async function journalCheck({ env }: { env: NodeJS.ProcessEnv }): Promise<CheckResult> {
-  const stateDir = backupStateDir(env);
-  const { entries, unreadable } = new JournalStore(journalDir(stateDir)).list();
-  const lock = readLock(lockFile(stateDir));
-  if (lock && holderAlive(lock)) return { check: 'backup journal', verdict: 'ok', detail: `a backup is running (pid ${lock.pid}, started ${lock.startedAt})` };
-  if (!entries.length && !unreadable.length) return { check: 'backup journal', verdict: 'ok', detail: 'no interrupted backup left anything behind' };
-  return {
-    check: 'backup journal',
-    verdict: 'fail',
-    detail: `an interrupted backup left ${[...entries.map((e) => `${e.stack} (unit ${e.stopped ? 'stopped' : 'untouched'}${e.frozen ? ', socket frozen' : ''}${e.pendingUndo.length ? `, ${e.pendingUndo.length} undo hook(s) pending` : ''})`), ...unreadable.map((u) => u.file)].join(', ')}`,
-    fix: 'zoopa backup repair (the next "zoopa backup" also repairs it first)',
-  };
-}
-
 export function register(program: Command): void {
-  extraChecks.push(journalCheck);
   program
     .command('backup')
     .argument('[targets...]', 'stacks (name, <name>-stack.service, or a path), "all", or one of: list, status, repair')
