@@ -8,7 +8,6 @@
  */
 import { Command } from 'commander';
 import { formatDuration } from '../../config/duration.js';
-import { backupJournalCheck } from '../../backup/doctor.js';
 import { DuplicatiEngine } from '../../backup/engines/duplicati.js';
 import { ResticEngine } from '../../backup/engines/restic.js';
 import type { BackupEngine } from '../../backup/engine.js';
