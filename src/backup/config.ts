@@ -148,6 +148,11 @@ export const resticSchema = z.strictObject({
   password_file: z.string().min(1).optional(),
   /** Create the repository on first use when it does not exist. */
   init: z.boolean().default(false),
+  /**
+   * Run restic through `podman unshare`: inside the rootless user namespace, so files
+   * containers wrote as other users (owned by subordinate uids on the host) can be read.
+   */
+  unshare: z.boolean().default(false),
   forget: forgetSchema.optional(),
   job_timeout: duration.default(DEFAULT_JOB_TIMEOUT),
 });

@@ -128,9 +128,12 @@ export class JournalStore {
   }
 }
 
-/** Restore policy: start again only if its containers were running before, or always. */
+/**
+ * Restore policy: `always`, or `previous`: start again only if its containers were
+ * running before (or the unit was being started at that moment, e.g. woken on demand).
+ */
 export function shouldStart(entry: Pick<JournalEntry, 'restore' | 'prior'>): boolean {
-  return entry.restore === 'always' || entry.prior.containers.length > 0;
+  return entry.restore === 'always' || entry.prior.containers.length > 0 || entry.prior.unitState === 'activating';
 }
 
 export interface WaitOptions {

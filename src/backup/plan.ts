@@ -249,8 +249,9 @@ export function planSteps(sp: StackPlan, prior?: PriorState): string[] {
   hooks('post_backup');
   let restore: string;
   if (sp.restore === 'always') restore = `start ${sp.unit} (restore: always)`;
-  else if (!prior) restore = `start ${sp.unit} again if its containers were running before (restore: previous)`;
+  else if (!prior) restore = `start ${sp.unit} again if its containers were running (or it was starting) before (restore: previous)`;
   else if (prior.containers.length) restore = `start ${sp.unit} again: running now ${prior.containers.join(', ')} (restore: previous)`;
+  else if (prior.unitState === 'activating') restore = `start ${sp.unit} again: it is starting now (restore: previous)`;
   else restore = `leave ${sp.unit} stopped: no container of it runs now (restore: previous)`;
   steps.push(`${restore}; wait up to ${formatDuration(sp.startTimeoutSec)} for the containers, with pre_start/post_start hooks around it`);
   for (const h of sp.hooks.pre_start) steps.push(`  pre_start: ${hookText(h)}`);

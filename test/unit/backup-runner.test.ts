@@ -14,6 +14,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { ContainerEngine, ContainerInfo, UnitInfo, UnitManager } from '../../src/core/ports.js';
 import { BackupJobError, sleep, type BackupEngine, type JobContext, type JobResult, type JobSpec } from '../../src/backup/engine.js';
+import { backupJournalCheck } from '../../src/backup/doctor.js';
 import { OndemandModuleFreezer } from '../../src/backup/freeze.js';
 import { journalDir, JournalStore, repairFromJournal, type JournalEntry } from '../../src/backup/journal.js';
 import { procStartTime } from '../../src/backup/lock.js';
@@ -379,6 +380,18 @@ describe('backup journal repair', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+
+  test('the doctor check reports a left journal (read only) and names the fix', async () => {
+    const t = setup(yaml, ['web'], { running: ['web'], sockets: ['web'] });
+    assert.equal((await backupJournalCheck({ env: t.env })).verdict, 'ok');
+    const pid = await deadPid();
+    await leftovers(t, pid);
+    const c = await backupJournalCheck({ env: t.env });
+    assert.equal(c.verdict, 'fail');
+    assert.match(c.detail, new RegExp(`web \\(unit stopped, on-demand frozen, 1 undo hook\\(s\\) pending; pid ${pid}`));
+    assert.match(c.fix ?? '', /zoopa backup repair/);
+    assert.ok(fs.existsSync(journalFile(t.stateDir, 'web')), 'the check changed nothing');
   });
 
   test('an unreadable journal is reported, not guessed at', async () => {

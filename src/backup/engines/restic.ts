@@ -15,6 +15,8 @@ import { BackupJobError, throwIfAborted, type BackupEngine, type JobContext, typ
 export interface ResticEngineOptions {
   /** restic executable. */
   command: string;
+  /** argv before restic, e.g. ['podman', 'unshare'] to read files owned by subordinate uids. */
+  prefix?: readonly string[];
   /** -r; undefined: $RESTIC_REPOSITORY from env. */
   repository?: string | undefined;
   /** --password-file; undefined: $RESTIC_PASSWORD / $RESTIC_PASSWORD_FILE from env. */
@@ -106,6 +108,7 @@ export class ResticEngine implements BackupEngine {
   /** restic argv with the repository and password options. */
   argv(args: readonly string[]): string[] {
     return [
+      ...(this.opts.prefix ?? []),
       this.opts.command,
       ...(this.opts.repository ? ['-r', this.opts.repository] : []),
       ...(this.opts.passwordFile ? ['--password-file', this.opts.passwordFile] : []),
@@ -161,7 +164,13 @@ export class ResticEngine implements BackupEngine {
     throwIfAborted(ctx.signal);
     for (const line of r.stderr.split('\n')) if (line.trim()) ctx.log(`  restic: ${line}`);
     const summary = parseResticSummary(r.stdout);
-    if (r.status === 3) throw this.failed(`restic backup of ${ctx.stack} is incomplete (some files could not be read)`, r);
+    if (r.status === 3) {
+      throw new BackupJobError(this.failed(`restic backup of ${ctx.stack} is incomplete (some files could not be read)`, r).message, {
+        hint: this.opts.prefix?.length
+          ? 'check the permissions of the files restic names'
+          : 'files written by containers as other users belong to subordinate uids: set backup.restic.unshare: true',
+      });
+    }
     if (r.status !== 0) throw this.failed(`restic backup of ${ctx.stack} failed`, r);
     if (!summary) throw new BackupJobError(`restic backup of ${ctx.stack} exited 0 but printed no summary message`);
     const text = summarize(summary);
