@@ -8,6 +8,7 @@
  */
 import { Command } from 'commander';
 import { formatDuration } from '../../config/duration.js';
+import { CommandError } from '../../errors.js';
 import { DuplicatiEngine } from '../../backup/engines/duplicati.js';
 import { ResticEngine } from '../../backup/engines/restic.js';
 import type { BackupEngine } from '../../backup/engine.js';
@@ -93,7 +94,8 @@ async function currentState(plan: BackupPlan, env: NodeJS.ProcessEnv): Promise<{
     }
     return { prior };
   } catch (e) {
-    return { note: `  (current state unknown: ${(e as Error).message.split('\n')[0]})` };
+    const why = e instanceof CommandError && e.stderr ? e.stderr.split('\n').filter(Boolean).pop() : (e as Error).message.split('\n')[0];
+    return { note: `  (current state unknown: ${why})` };
   }
 }
 
