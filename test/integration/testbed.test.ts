@@ -14,7 +14,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { httpStack, twoServiceStack, writeZoopaYaml } from '../fixtures/stacks.js';
 import { run } from '../../src/exec.js';
-import { freePort, httpGet, Testbed, useTestbed } from '../testbed/index.js';
+import { freePort, httpGet, IMAGE, Testbed, useTestbed } from '../testbed/index.js';
 import { subtreePids } from '../testbed/cgroup.js';
 import { CONTAINERS_CONF } from '../testbed/podman.js';
 
@@ -101,6 +101,23 @@ describe('testbed', () => {
     assert.equal(reply, 'activated fds=1 names=tb-echo.socket\n');
     assert.equal((await tb.systemctl(['is-active', 'tb-echo.service'])).stdout.trim(), 'active');
     await tb.systemctl(['stop', 'tb-echo.socket', 'tb-echo.service']);
+  });
+
+  it('runs rootless containers attached and detached', async () => {
+    const tb = bed();
+    // podman refuses a runroot over 50 characters in the exit command conmon runs, and then
+    // attached runs and \`podman wait\` hang until a 20 s conmon timeout: keep %t short.
+    const info = await tb.podman(['info', '--format', '{{.Store.RunRoot}}']);
+    assert.equal(info.stdout.trim(), path.join(tb.runtimeDir, 'containers'));
+    assert.ok(info.stdout.trim().length <= 50, `runroot ${info.stdout.trim()} is longer than 50 characters`);
+    const r = await tb.podman(['run', '--rm', IMAGE, 'sh', '-c', 'echo attached-ok; id -u']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'attached-ok\n0\n');
+    const d = await tb.podman(['run', '-d', '--name', 'tb-detached', IMAGE, 'sh', '-c', 'exit 7']);
+    assert.equal(d.status, 0, d.stderr);
+    const w = await tb.podman(['wait', 'tb-detached']);
+    assert.equal(w.stdout.trim(), '7');
+    assert.equal((await tb.podman(['rm', 'tb-detached'])).status, 0);
   });
 
   it('brings a compose stack up with rootless podman and down again', async () => {

@@ -24,9 +24,11 @@
  * - `tb.user`, `tb.uid`, `tb.gid`: the unprivileged user. As root: `zoopa-test` (created once
  *   with useradd, subuid/subgid ranges added). Not root: the current user.
  * - `tb.dir` (the test bed's folder), `tb.home`, `tb.configHome` (= home/.config), `tb.stateHome`,
- *   `tb.runtimeDir` (0700, the manager's %t), `tb.root` (a stacks root folder), `tb.containersConf`,
- *   `tb.managerLogFile`, `tb.appDir` (world-readable copy of the built app) — all owned by the user,
- *   all under /var/tmp/zoopa-testbed-<pid>-<starttime>/.
+ *   `tb.root` (a stacks root folder), `tb.containersConf`, `tb.managerLogFile`, `tb.appDir`
+ *   (world-readable copy of the built app): under /var/tmp/zoopa-testbed-<pid>-<starttime>/, owned by the user.
+ * - `tb.runtimeDir`: XDG_RUNTIME_DIR = the manager's %t, 0700, owned by the user, deliberately short
+ *   (/run/ztb/<pid>-<id>): rootless podman rejects a runroot ($XDG_RUNTIME_DIR/containers) longer
+ *   than 50 characters, and then `podman run`/`wait` hang 20 s.
  * - `tb.env`: HOME, USER, LOGNAME, LANG, PATH, XDG_RUNTIME_DIR, XDG_CONFIG_HOME, XDG_STATE_HOME,
  *   CONTAINERS_CONF, ZOOPA_TESTBED (a marker used to find stray processes).
  * - `tb.run(argv, { env?, cwd? = tb.home, input?, timeoutMs? = 120 s, reject? = false })`: runs argv as
@@ -65,7 +67,7 @@ export { Testbed } from './testbed.js';
 export type { TestbedOptions, TbRunOptions, TbSpawnOptions, Spawned } from './testbed.js';
 export type { Nginx, NginxLocation, NginxOptions } from './nginx.js';
 export { IMAGE } from './podman.js';
-export { freePort, httpGet, sleep, waitFor, type HttpResponse, type WaitForOptions } from './util.js';
+export { freePort, httpGet, sleep, waitFor, WaitAborted, type HttpResponse, type WaitForOptions } from './util.js';
 
 /**
  * Starts a test bed in a `before` hook of the current suite (or file) and stops it in

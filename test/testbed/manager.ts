@@ -19,7 +19,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { RunResult } from '../../src/exec.js';
-import { waitFor } from './util.js';
+import { isRoot, WaitAborted, waitFor } from './util.js';
 
 export const SYSTEMD = '/usr/lib/systemd/systemd';
 
@@ -141,7 +141,13 @@ export async function startManager(ctx: ManagerContext, timeoutMs = 60_000): Pro
   try {
     await waitFor(
       async () => {
-        if (done) throw new Error(`systemd --user exited (${child.exitCode ?? child.signalCode}); its log: ${log() || '(empty)'}`);
+        if (done) {
+          const hint = isRoot()
+            ? ''
+            : ' (not root: systemd --user exits at once when it cannot write its cgroup; run the tests as root,' +
+              ' or from a delegated cgroup, e.g. `systemd-run --user --scope -p Delegate=yes npm test`)';
+          throw new WaitAborted(`systemd --user exited (${child.exitCode ?? child.signalCode}); its log: ${log() || '(empty)'}${hint}`);
+        }
         if (!fs.existsSync(privateSocket)) return false;
         const r = await ctx.run(['systemctl', '--user', 'is-system-running'], { timeoutMs: 10_000 });
         const state = r.stdout.trim();

@@ -15,7 +15,7 @@
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { canConnect, freePort, waitFor } from './util.js';
+import { canConnect, freePort, WaitAborted, waitFor } from './util.js';
 
 export interface NginxLocation {
   /** Location prefix, e.g. '/' or '/app/'. */
@@ -152,7 +152,7 @@ export async function startNginx(
   try {
     await waitFor(
       async () => {
-        if (exited) throw new Error(`nginx exited (${exited.code ?? exited.signal}): ${read('error.log').trim()}`);
+        if (exited) throw new WaitAborted(`nginx exited (${exited.code ?? exited.signal}): ${read('error.log').trim()}`);
         return canConnect(port);
       },
       { timeoutMs: 20_000, intervalMs: 25, what: `nginx on 127.0.0.1:${port}` },

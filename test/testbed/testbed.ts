@@ -12,7 +12,7 @@ import { CONTAINERS_CONF, importArgs, importImageRootful, removeRootfulContainer
 import { environVar, killAll, listPids, procUid, userNamespace, withDescendants } from './procs.js';
 import { SUDOERS_DIR, SUDOERS_PREFIX, writeSudoers } from './sudo.js';
 import { isRoot, removeTree, slug, waitFor, which, type WaitForOptions } from './util.js';
-import { markRootful, MARKER, registerLive, unregisterLive, world, type ExitCleaner, type World } from './world.js';
+import { markRootful, MARKER, registerLive, RUNTIME_OWNER_FILE, unregisterLive, world, type ExitCleaner, type World } from './world.js';
 
 export interface TestbedOptions {
   /** A label for the test bed's folder (and error messages). */
@@ -69,7 +69,10 @@ export class Testbed implements ExitCleaner {
   readonly uid: number;
   readonly gid: number;
   readonly home: string;
-  /** $XDG_RUNTIME_DIR, mode 0700, owned by the user: the manager's %t. */
+  /**
+   * $XDG_RUNTIME_DIR, mode 0700, owned by the user: the manager's %t. Outside tb.dir and
+   * short (/run/ztb/<pid>-<id>; podman limits its runroot to 50 characters).
+   */
   readonly runtimeDir: string;
   readonly configHome: string;
   readonly stateHome: string;
@@ -106,7 +109,7 @@ export class Testbed implements ExitCleaner {
     this.uid = w.user.uid;
     this.gid = w.user.gid;
     this.home = path.join(this.dir, 'home');
-    this.runtimeDir = path.join(this.dir, 'run');
+    this.runtimeDir = path.join(w.runtimeParent, `${process.pid}-${this.id}`);
     this.configHome = path.join(this.home, '.config');
     this.stateHome = path.join(this.home, '.local', 'state');
     this.root = path.join(this.dir, 'stacks');
@@ -150,6 +153,10 @@ export class Testbed implements ExitCleaner {
       fs.mkdirSync(d, { recursive: true, mode: 0o755 });
     }
     fs.mkdirSync(this.runtimeDir, { mode: 0o700 });
+    fs.writeFileSync(path.join(this.runtimeDir, RUNTIME_OWNER_FILE), this.world.ownerTag);
+    if (`${this.runtimeDir}/containers`.length > 50) {
+      throw new Error(`XDG_RUNTIME_DIR ${this.runtimeDir} is too long for rootless podman's runroot (50 characters)`);
+    }
     fs.writeFileSync(this.containersConf, CONTAINERS_CONF, { mode: 0o644 });
     fs.writeFileSync(this.managerLogFile, '', { mode: 0o644 });
     if (this.world.cgroupDir) {
@@ -164,6 +171,7 @@ export class Testbed implements ExitCleaner {
       });
     }
     this.chown(this.dir);
+    this.chown(this.runtimeDir);
     await Promise.all([
       opts.manager !== false ? this.startManager() : undefined,
       opts.image !== false ? this.importImage() : undefined,
@@ -472,7 +480,10 @@ export class Testbed implements ExitCleaner {
       const f = this.sudoFile;
       await step('sudoers', () => fs.rmSync(f, { force: true }));
     }
-    await step('folders', () => removeTree(this.dir));
+    await step('folders', async () => {
+      await removeTree(this.runtimeDir);
+      await removeTree(this.dir);
+    });
     unregisterLive(this);
     if (problems.length > 0) throw new Error(`testbed ${this.name}: stop: ${problems.join('; ')}`);
   }
@@ -485,6 +496,11 @@ export class Testbed implements ExitCleaner {
     killAll(this.findProcesses());
     this.cgroup?.killSync(); // the world's exit hook then empties and removes the cgroups
     if (this.sudoFile) fs.rmSync(this.sudoFile, { force: true });
+    try {
+      fs.rmSync(this.runtimeDir, { recursive: true, force: true });
+    } catch {
+      /* retried by the next run */
+    }
     if (!this.rootfulUsed) {
       try {
         fs.rmSync(this.dir, { recursive: true, force: true });

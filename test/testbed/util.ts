@@ -19,9 +19,13 @@ export interface WaitForOptions {
   what?: string;
 }
 
+/** Thrown from a waitFor callback to stop waiting at once (e.g. the awaited process died). */
+export class WaitAborted extends Error {}
+
 /**
  * Polls fn until it returns a truthy value, and returns that value. A throw from fn
- * counts as "not yet" (the last one is quoted on timeout). The timeout is a deadline
+ * counts as "not yet" (the last one is quoted on timeout), except WaitAborted, which
+ * ends the wait at once. The timeout is a deadline
  * for a hung test, never something to assert on.
  */
 export async function waitFor<T>(
@@ -37,6 +41,7 @@ export async function waitFor<T>(
       const v = await fn();
       if (v) return v as NonNullable<T>;
     } catch (e) {
+      if (e instanceof WaitAborted) throw e;
       lastError = e;
     }
     if (Date.now() >= deadline) {

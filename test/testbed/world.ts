@@ -19,13 +19,26 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { destroySubtreeSync, ownerCgroupDir, removeStaleCgroups } from './cgroup.js';
 import { removeRootfulContainers, buildImageTar, CONTAINERS_CONF } from './podman.js';
-import { environVar, killAll, listPids, procCgroup2, procUid, processTag, tagAlive, withDescendants } from './procs.js';
+import { environVar, killAll, listPids, pidAlive, procCgroup2, procUid, processTag, tagAlive, withDescendants } from './procs.js';
 import { SUDOERS_DIR, SUDOERS_PREFIX } from './sudo.js';
 import { ensureTestUser, prepareMachine, type TestUser } from './user.js';
 import { isRoot, which } from './util.js';
 
 export const WORLD_PREFIX = 'zoopa-testbed-';
 export const WORLD_PARENT = '/var/tmp';
+/** File in each runtime folder naming the test process that made it ("<pid>-<starttime>"). */
+export const RUNTIME_OWNER_FILE = '.zoopa-testbed-owner';
+
+/**
+ * Parent of the test beds' XDG_RUNTIME_DIRs, kept short on purpose: rootless podman keeps
+ * its runroot in $XDG_RUNTIME_DIR/containers and rejects a runroot longer than 50
+ * characters ("the specified runroot is longer than 50 characters" from the exit command
+ * conmon runs, after which `podman run` and `podman wait` hang 20 s per container).
+ * Root: /run/ztb (like /run/user). Not root: /tmp/ztb-<uid>.
+ */
+export function runtimeParent(): string {
+  return isRoot() ? '/run/ztb' : path.join('/tmp', `ztb-${process.getuid?.() ?? 'u'}`);
+}
 /** Environment marker carried by the test bed's processes: "<owner tag>/<tb id>". */
 export const MARKER = 'ZOOPA_TESTBED';
 /** Marker file left while root's podman holds containers of a test process. */
@@ -47,6 +60,8 @@ export interface World {
   repoDir: string;
   /** Shared containers.conf for rootful podman. */
   rootfulConf: string;
+  /** Parent of the test beds' runtime folders (see runtimeParent). */
+  runtimeParent: string;
 }
 
 /** Called synchronously from the exit hook for every live test bed. */
@@ -173,6 +188,29 @@ function tagOfWorldDir(name: string): string | undefined {
  * Everything is keyed by the owner tag, so live test processes (running in parallel) are left alone.
  */
 async function removeLeftovers(user: TestUser): Promise<void> {
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(WORLD_PARENT);
+  } catch {
+    /* nothing */
+  }
+  const staleDirs = entries
+    .filter((name) => {
+      const tag = tagOfWorldDir(name);
+      return tag !== undefined && !tagAlive(tag);
+    })
+    .map((name) => path.join(WORLD_PARENT, name));
+
+  // Root's containers first, while their conmon processes are still alive (podman cannot
+  // cleanly remove a container whose conmon was killed under it).
+  if (isRoot()) {
+    for (const dir of staleDirs) {
+      if (fs.existsSync(path.join(dir, ROOTFUL_MARK))) {
+        await removeRootfulContainers(`${dir}/`, path.join(dir, 'containers.conf')).catch(() => undefined);
+      }
+    }
+  }
+
   await removeStaleCgroups();
   // Processes outside any cgroup (non-root runs) carry the marker in their environment.
   const stalePids: number[] = [];
@@ -193,20 +231,35 @@ async function removeLeftovers(user: TestUser): Promise<void> {
   }
   if (stalePids.length > 0) killAll(withDescendants(stalePids));
 
-  let entries: string[] = [];
+  const rtParent = runtimeParent();
+  let runtimeDirs: string[] = [];
   try {
-    entries = fs.readdirSync(WORLD_PARENT);
+    runtimeDirs = fs.readdirSync(rtParent).map((n) => path.join(rtParent, n));
   } catch {
-    /* nothing */
+    /* none yet */
   }
-  for (const name of entries) {
-    const tag = tagOfWorldDir(name);
-    if (!tag || tagAlive(tag)) continue;
-    const dir = path.join(WORLD_PARENT, name);
-    if (isRoot() && fs.existsSync(path.join(dir, ROOTFUL_MARK))) {
-      await removeRootfulContainers(`${dir}/`, path.join(dir, 'containers.conf')).catch(() => undefined);
+  for (const dir of runtimeDirs) {
+    let tag = '';
+    try {
+      tag = fs.readFileSync(path.join(dir, RUNTIME_OWNER_FILE), 'utf8').trim();
+    } catch {
+      tag = '';
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (tag && tagAlive(tag)) continue;
+    if (!tag) {
+      // No owner file (a start killed very early): judge by the pid in the name.
+      const pid = Number(/^(\d+)-/.exec(path.basename(dir))?.[1] ?? 0);
+      if (pid && pidAlive(pid)) continue;
+    }
+    staleDirs.push(dir);
+  }
+  for (const dir of staleDirs) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch (e) {
+      // e.g. another user's leftovers on a non-root run: their owner's next run removes them
+      process.emitWarning(`zoopa testbed: cannot remove stale ${dir}: ${(e as Error).message}`);
+    }
   }
   if (isRoot()) {
     try {
@@ -240,6 +293,8 @@ async function createWorld(): Promise<World> {
   const imageTar = await buildImageTar(dir);
   const rootfulConf = path.join(dir, 'containers.conf');
   fs.writeFileSync(rootfulConf, CONTAINERS_CONF, { mode: 0o644 });
+  const rtParent = runtimeParent();
+  fs.mkdirSync(rtParent, { recursive: true, mode: isRoot() ? 0o755 : 0o700 });
 
   return {
     ownerTag,
@@ -250,6 +305,7 @@ async function createWorld(): Promise<World> {
     cgroupDir,
     repoDir,
     rootfulConf,
+    runtimeParent: rtParent,
   };
 }
 
