@@ -69,7 +69,7 @@ const tuningShape = {
   extra_args: z.array(z.string()).optional(),
   /** CPUs to run on: drives CPUAffinity= and the default --threads/--threads-batch. */
   cpus: cpusText.optional(),
-  /** Nice= of the service; default 0 (see README: negative values need RLIMIT_NICE). */
+  /** Nice= of the service; default 0. Negative values only take effect where RLIMIT_NICE allows them (see DEFAULT_NICE). */
   nice: z.number().int().min(-20).max(19).optional(),
   /** RestartSec=; default 2 s. */
   restart_sec: duration.optional(),
