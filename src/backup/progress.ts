@@ -62,7 +62,11 @@ export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): P
   };
 }
 
-/** The spinner only when stderr is a terminal and we are not writing to the journal. */
+/**
+ * The spinner only when stderr is a terminal with a known width (a pty reporting 0
+ * columns would make the spinner's line arithmetic divide by zero) and we are not
+ * writing to the journal.
+ */
 export function chooseProgress(env: NodeJS.ProcessEnv = process.env, logger?: Logger): Progress {
-  return process.stderr.isTTY && !journalMode(env) ? terminalProgress() : plainProgress(logger);
+  return process.stderr.isTTY && (process.stderr.columns ?? 0) > 0 && !journalMode(env) ? terminalProgress() : plainProgress(logger);
 }

@@ -217,7 +217,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
   } catch (e) {
     failure = signal.aborted ? abortError(signal) : e;
     const what = failure instanceof InterruptedError ? 'interrupted' : 'failed';
-    warn(`${what}: ${message(failure)}`);
+    stackLog.line(`${what}: ${message(failure)}`); // the terminal/journal get it once, from done() below
     if (entry && !restoreErrors.length && (entry.stopped || entry.frozen || entry.pendingUndo.length)) {
       step('putting the stack back as it was');
       restoreErrors = [
