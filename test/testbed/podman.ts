@@ -24,6 +24,9 @@ runtime = "runc"
 
 const BUSYBOX = '/bin/busybox';
 
+/** Bump when buildImageTar changes, so cached tars (cache.ts) are rebuilt. */
+export const IMAGE_RECIPE = 'zoopa-busybox-1';
+
 /**
  * Builds the image's root folder and its tar (once per test process), world-readable
  * so the test user can import it. Returns the tar's path.

@@ -8,17 +8,19 @@
  *    stray processes of the dedicated test user, folders, sudoers files, rootful containers;
  *  - the process folder /var/tmp/zoopa-testbed-<pid>-<starttime>/ (0755), holding
  *      app/              a world-readable copy of the built app (package.json, bin/,
- *                        dist/src/, assets/, production node_modules/): the checkout may sit
- *                        where the test user cannot enter (CI clones under /root)
- *      zoopa-busybox.tar the image, imported into each test bed's storage
+ *                        dist/src/, assets/; node_modules/ links to the shared cache, see
+ *                        cache.ts): the checkout may sit where the test user cannot enter
+ *                        (CI clones under /root)
  *      tb-<n>-<name>/    one folder per test bed
+ *    The image tar (imported into each test bed's storage) also comes from the cache.
  *  - exit/signal hooks that kill and remove what is left when the process ends.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { destroySubtreeSync, ownerCgroupDir, removeStaleCgroups } from './cgroup.js';
-import { removeRootfulContainers, buildImageTar, CONTAINERS_CONF } from './podman.js';
+import { cachedImageTar, cachedNodeModules, makeWorldReadable, pruneCache } from './cache.js';
+import { removeRootfulContainers, CONTAINERS_CONF } from './podman.js';
 import { environVar, killAll, listPids, pidAlive, procCgroup2, procUid, processTag, tagAlive, withDescendants } from './procs.js';
 import { SUDOERS_DIR, SUDOERS_PREFIX } from './sudo.js';
 import { ensureTestUser, prepareMachine, type TestUser } from './user.js';
@@ -127,7 +129,7 @@ function checkPrerequisites(): void {
   }
 }
 
-/** Copies what the app needs at run time into `dest`, world-readable. */
+/** Copies what the app needs at run time into `dest`, world-readable; node_modules links to the cache. */
 function copyApp(repo: string, dest: string): void {
   fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
   const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { files?: string[] };
@@ -137,44 +139,9 @@ function copyApp(repo: string, dest: string): void {
     if (!fs.existsSync(src)) continue;
     fs.cpSync(src, path.join(dest, e), { recursive: true, dereference: true });
   }
-  // Production dependencies only (typescript alone is ~23 MB): from the lockfile when there is one.
-  const nm = path.join(repo, 'node_modules');
-  if (!fs.existsSync(nm)) return;
-  let prod: string[] | undefined;
-  try {
-    const lock = JSON.parse(fs.readFileSync(path.join(repo, 'package-lock.json'), 'utf8')) as {
-      packages?: Record<string, { dev?: boolean }>;
-    };
-    if (lock.packages) {
-      prod = Object.entries(lock.packages)
-        .filter(([k, v]) => k.startsWith('node_modules/') && !v.dev)
-        .map(([k]) => k)
-        // nested entries (node_modules/a/node_modules/b) are copied with their parent
-        .filter((k) => !k.slice('node_modules/'.length).includes('/node_modules/'));
-    }
-  } catch {
-    /* no lockfile: copy everything but the obvious dev tools */
-  }
-  prod ??= fs
-    .readdirSync(nm)
-    .filter((n) => !['.bin', 'typescript', '@types', '.cache'].includes(n))
-    .flatMap((n) => (n.startsWith('@') ? fs.readdirSync(path.join(nm, n)).map((s) => `node_modules/${n}/${s}`) : [`node_modules/${n}`]));
-  for (const rel of prod) {
-    const src = path.join(repo, rel);
-    if (fs.existsSync(src)) fs.cpSync(src, path.join(dest, rel), { recursive: true, dereference: true });
-  }
   makeWorldReadable(dest);
-}
-
-function makeWorldReadable(p: string): void {
-  const st = fs.lstatSync(p);
-  if (st.isSymbolicLink()) return;
-  if (st.isDirectory()) {
-    if ((st.mode & 0o755) !== 0o755) fs.chmodSync(p, st.mode | 0o755);
-    for (const e of fs.readdirSync(p)) makeWorldReadable(path.join(p, e));
-  } else if ((st.mode & 0o444) !== 0o444) {
-    fs.chmodSync(p, st.mode | 0o444);
-  }
+  const nm = cachedNodeModules(repo);
+  if (nm) fs.symlinkSync(nm, path.join(dest, 'node_modules'));
 }
 
 /** Tag of the test process that made a world folder, from its name; undefined if not ours. */
@@ -290,7 +257,8 @@ async function createWorld(): Promise<World> {
   const repoDir = findRepoDir();
   const appDir = path.join(dir, 'app');
   copyApp(repoDir, appDir);
-  const imageTar = await buildImageTar(dir);
+  const imageTar = await cachedImageTar();
+  pruneCache();
   const rootfulConf = path.join(dir, 'containers.conf');
   fs.writeFileSync(rootfulConf, CONTAINERS_CONF, { mode: 0o644 });
   const rtParent = runtimeParent();
