@@ -6,7 +6,8 @@ import ora from 'ora';
 import { createLogger, journalMode } from '../log.js';
 
 export function interactive(): boolean {
-  return Boolean(process.stderr.isTTY) && !journalMode() && !process.env.CI;
+  // A terminal that reports 0 columns (e.g. under `script`) makes spinner redraws run away.
+  return Boolean(process.stderr.isTTY) && (process.stderr.columns ?? 0) > 0 && !journalMode() && !process.env.CI;
 }
 
 /** Run `fn` while showing `text`; `done` describes the result. */

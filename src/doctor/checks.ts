@@ -1,11 +1,14 @@
 /**
  * zoopa doctor's checks. Each explains what it found and, when something is
- * wrong, the exact fix. Checks only read; none changes anything.
+ * wrong, the exact fix. Checks only read, with one exception: a journal left by
+ * a killed backup run is repaired (the stacks and sockets are put back as they
+ * were before that run), because leaving a stack stopped is never right.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { backupJournalCheck } from '../backup/doctor.js';
+import { repairFromJournal } from '../backup/journal.js';
 import { run } from '../exec.js';
 import { ondemandRuntimeDir, runtimeDir } from '../paths.js';
 import type { Project } from '../stacks/discover.js';
@@ -126,8 +129,26 @@ const projectCheck: Check = async ({ project, projectError }) =>
     ? { check: 'stacks root', verdict: 'ok', detail: `${project.root}: ${project.stacks.length} stack(s)${project.configFile ? ', zoopa.yaml valid' : ', no zoopa.yaml (defaults)'}` }
     : { check: 'stacks root', verdict: 'fail', detail: projectError ?? 'not found', fix: 'pass --root DIR or set ZOOPA_ROOT' };
 
+/** A journal left by a killed backup: repair it (as the next `zoopa backup` would), then say what was done. */
+const backupJournal: Check = async ({ env }) => {
+  const found = await backupJournalCheck({ env });
+  if (found.verdict !== 'fail') return found;
+  const lines: string[] = [];
+  const report = await repairFromJournal({ env, log: (l) => lines.push(l) });
+  if (report.skipped) return { check: 'backup journal', verdict: 'ok', detail: report.skipped };
+  if (report.failed.length || report.unreadable.length) {
+    return {
+      check: 'backup journal',
+      verdict: 'fail',
+      detail: `${found.detail}; repair failed: ${[...report.failed.map((f) => `${f.stack}: ${f.errors.join('; ')}`), ...report.unreadable.map((u) => `${u.file}: ${u.error}`)].join(', ')}`,
+      fix: 'zoopa backup repair, after fixing what the error names',
+    };
+  }
+  return { check: 'backup journal', verdict: 'warn', detail: `${found.detail}: repaired, put back ${report.repaired.join(', ')}` };
+};
+
 export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
-  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, sudoRule, unitsStale, backupJournalCheck];
+  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, sudoRule, unitsStale, backupJournal];
   const results = await Promise.all(
     checks.map((c) =>
       c(ctx).catch((e: unknown): CheckResult => ({ check: c.name, verdict: 'fail', detail: `check failed: ${e instanceof Error ? e.message : String(e)}` })),
