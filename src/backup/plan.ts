@@ -56,6 +56,23 @@ export function stacksWithJobs(project: Project): Stack[] {
   return project.stacks.filter((s) => (s.config.backup?.jobs.length ?? 0) > 0);
 }
 
+/** The stacks `backup.stacks` in zoopa.yaml lists (what the timer's service backs up). */
+export function configuredStacks(project: Project): Stack[] {
+  return backupConfig(project).stacks.flatMap((name, i) => {
+    if (name === 'all') return stacksWithJobs(project);
+    try {
+      return [resolveStack(project, name)];
+    } catch (e) {
+      throw new ConfigError(`backup.stacks.${i}: unknown stack ${JSON.stringify(name)}`, {
+        file: project.configFile,
+        key: `backup.stacks.${i}`,
+        value: name,
+        hint: (e as UsageError).hint,
+      });
+    }
+  });
+}
+
 /**
  * The stacks a command line names: `all`, stack names/units/paths, or nothing
  * (then `backup.stacks` from zoopa.yaml, as the timer's service runs it).
@@ -79,19 +96,7 @@ export function resolveTargets(project: Project, args: readonly string[]): Stack
         hint: 'name them ("zoopa backup web db"), use "all", or list them under backup.stacks in zoopa.yaml',
       });
     }
-    stacks = cfg.stacks.flatMap((name, i) => {
-      if (name === 'all') return stacksWithJobs(project);
-      try {
-        return [resolveStack(project, name)];
-      } catch (e) {
-        throw new ConfigError(`backup.stacks.${i}: unknown stack ${JSON.stringify(name)}`, {
-          file: project.configFile,
-          key: `backup.stacks.${i}`,
-          value: name,
-          hint: (e as UsageError).hint,
-        });
-      }
-    });
+    stacks = configuredStacks(project);
   } else {
     stacks = args.map((a) => {
       if (a === 'all') throw new UsageError('"all" cannot be combined with stack names', { key: 'stacks', value: args.join(' ') });

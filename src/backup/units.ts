@@ -9,29 +9,17 @@
  * Rendered only when `backup.stacks` lists stacks.
  */
 import { ConfigError } from '../errors.js';
-import { resolveStack, stackUnitName, type Stack } from '../stacks/discover.js';
+import { stackUnitName } from '../stacks/discover.js';
 import { exec, generatedHeader, UnitFile } from '../units/model.js';
 import type { RenderContext, RenderedUnit } from '../units/render.js';
 import { DEFAULT_DUPLICATI_STACK } from './config.js';
-import { backupConfig, stacksWithJobs } from './plan.js';
+import { backupConfig, configuredStacks } from './plan.js';
 
 export function renderBackupUnits(ctx: RenderContext): RenderedUnit[] {
   const project = ctx.project;
   const cfg = backupConfig(project);
   if (!cfg.stacks.length) return [];
-  const stacks: Stack[] = cfg.stacks.flatMap((name, i) => {
-    if (name === 'all') return stacksWithJobs(project);
-    try {
-      return [resolveStack(project, name)];
-    } catch (e) {
-      throw new ConfigError(`backup.stacks.${i}: unknown stack ${JSON.stringify(name)}`, {
-        file: project.configFile,
-        key: `backup.stacks.${i}`,
-        value: name,
-        hint: (e as ConfigError).hint,
-      });
-    }
-  });
+  const stacks = configuredStacks(project);
   stacks.forEach((s) => {
     if (!s.config.backup?.jobs.length) {
       throw new ConfigError(`backup.stacks: stack ${s.name} has no backup jobs`, {
