@@ -17,7 +17,6 @@
  */
 import path from 'node:path';
 import { DURATION_HINT, parseDuration } from '../config/duration.js';
-import { NAME_HINT, NAME_RE } from '../config/types.js';
 import { InputError, UsageError } from '../errors.js';
 import { parseUpstream, type Upstream } from './upstream.js';
 
@@ -162,6 +161,13 @@ function parseStackUnit(src: Source | undefined, stack: string): string | null {
   }
   return /\.(service|target|socket|mount|scope|slice|path|timer)$/.test(v) ? v : `${v}.service`;
 }
+
+/**
+ * Stack names, as NAME_RE / NAME_HINT in src/config/types.ts (kept here as a
+ * copy: that module loads zod, 12 MB of memory the proxy does without).
+ */
+const NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
+const NAME_HINT = 'use lowercase letters, digits, "-" and "_", starting with a letter or digit';
 
 export function checkStackName(stack: string): void {
   if (!NAME_RE.test(stack)) {

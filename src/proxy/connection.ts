@@ -32,17 +32,34 @@ export class Traffic {
   lastActivity = Date.now();
 }
 
-/** Size of each connection's upstream → client buffer. */
-export const BUFFER_SIZE = 256 * 1024;
-const POOL_MAX = 32;
-const pool: Buffer[] = [];
+/**
+ * upstream → client buffers. A connection starts with a small one and moves to
+ * a big one when a read fills the small one (a response larger than 16 KiB,
+ * a download), so many small connections cost little memory and bulk transfers
+ * few syscalls. Buffers are pooled between connections.
+ */
+export const SMALL_BUFFER = 16 * 1024;
+export const BIG_BUFFER = 256 * 1024;
 
-function takeBuffer(): Buffer {
-  return pool.pop() ?? Buffer.allocUnsafeSlow(BUFFER_SIZE);
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(
+    readonly size: number,
+    private readonly max: number,
+  ) {}
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  }
+  give(b: Buffer): void {
+    if (this.free.length < this.max) this.free.push(b);
+  }
 }
 
+const smallPool = new BufferPool(SMALL_BUFFER, 256);
+const bigPool = new BufferPool(BIG_BUFFER, 8);
+
 function giveBuffer(b: Buffer): void {
-  if (pool.length < POOL_MAX) pool.push(b);
+  (b.length === BIG_BUFFER ? bigPool : smallPool).give(b);
 }
 
 /** Errors from connect() that mean "nobody listens there (now)". */
@@ -67,8 +84,10 @@ export class Connection {
   target: Upstream | null = null;
   private upstream: net.Socket | null = null;
   private buf: Buffer | null = null;
-  /** A write of `buf` to the client is in flight; upstream reading is stopped until it completes. */
-  private downBusy = false;
+  /** Handed to the upstream socket as its next read buffer (onread's buffer function), once. */
+  private nextBuf: Buffer | undefined;
+  /** A buffer whose write to the client is in flight; upstream reading is stopped until it completes. */
+  private inFlight: Buffer | null = null;
   private connected = false;
   private released = false;
   private clientClosed = false;
@@ -97,14 +116,16 @@ export class Connection {
       return;
     }
     this.target = up;
-    this.buf ??= takeBuffer();
+    this.buf ??= smallPool.take();
+    this.nextBuf = this.buf;
     this.connected = false;
     this.upstreamClosed = false;
     const upstream = net.connect({
       ...connectOptions(up),
       allowHalfOpen: true,
       noDelay: true,
-      onread: { buffer: this.buf, callback: this.onUpstreamRead },
+      // Returning undefined from the buffer function keeps the current buffer (net.js onStreamRead).
+      onread: { buffer: this.bufferFor as () => Uint8Array, callback: this.onUpstreamRead },
     });
     this.upstream = upstream;
     upstream.on('error', this.onUpstreamError);
@@ -121,7 +142,7 @@ export class Connection {
     this.client.destroy();
     this.upstream?.destroy();
     // A buffer still referenced by an in-flight write is left to the GC.
-    if (this.buf && !this.downBusy) giveBuffer(this.buf);
+    if (this.buf && this.buf !== this.inFlight) giveBuffer(this.buf);
     this.buf = null;
     this.events.onClose(this);
   }
@@ -155,6 +176,13 @@ export class Connection {
   };
 
   // upstream → client
+  /** onread's buffer function: called at connect and after every read; undefined keeps the current buffer. */
+  private readonly bufferFor = (): Buffer | undefined => {
+    const b = this.nextBuf;
+    this.nextBuf = undefined;
+    return b;
+  };
+
   private readonly onUpstreamRead = (n: number, buf: Uint8Array): boolean => {
     if (this.released) return false;
     const t = this.traffic;
@@ -162,15 +190,21 @@ export class Connection {
     t.lastActivity = Date.now();
     const client = this.client;
     client.write((buf as Buffer).subarray(0, n), this.onDownWritten);
-    if (client.writableLength === 0) return true; // written to the kernel already; buf is free
-    this.downBusy = true;
-    return false; // stop reading into buf until the write completes
+    const busy = client.writableLength !== 0; // not yet all in the kernel: buf is still in use
+    if (n === buf.length && buf.length === SMALL_BUFFER) {
+      // Filled the small buffer: more is coming. Read into a big one from now on.
+      if (!busy) smallPool.give(buf as Buffer);
+      this.buf = this.nextBuf = bigPool.take();
+    }
+    if (!busy) return true;
+    this.inFlight = buf as Buffer;
+    return false; // stop reading until the write completes
   };
 
   private readonly onDownWritten = (err?: Error | null): void => {
-    if (!this.downBusy || this.released || err) return;
+    if (this.inFlight === null || this.released || err) return;
     if (this.client.writableLength !== 0) return;
-    this.downBusy = false;
+    this.inFlight = null;
     this.upstream?.resume();
   };
 

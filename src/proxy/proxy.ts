@@ -118,7 +118,7 @@ export class Proxy {
   static async start(settings: ProxySettings, deps: ProxyDeps): Promise<Proxy> {
     const fds = deps.listenFds ?? [];
     if (settings.listen === null && fds.length === 0) {
-      throw new InputError('ZOOPA_NO_SOCKET', `no socket to listen on for stack ${settings.stack}`, {
+      throw new InputError('ZOOPA_NO_SOCKET', `no socket to listen on for stack ${settings.stack}: systemd passed none (LISTEN_FDS) and --listen is not given`, {
         key: '--listen',
         hint: `start it through zoopa-ondemand@${settings.stack}.socket (systemd passes the socket), or pass --listen PATH|HOST:PORT`,
       });

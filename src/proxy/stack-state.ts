@@ -15,7 +15,8 @@
  * stopping runs after the stop.
  *
  * Without a unit (`--stack-unit none`, a plain proxy) waking is only the
- * readiness wait and the initial state is awake.
+ * readiness wait: the first connection waits until the upstream is ready, and
+ * so does a connection the upstream refuses later (markGone).
  */
 import type { UnitManager } from '../core/ports.js';
 import { InputError, TimeoutError, ZoopaError } from '../errors.js';
@@ -88,10 +89,7 @@ export class StackState {
    */
   async init(): Promise<void> {
     const unit = this.o.unit;
-    if (unit === null) {
-      this.state = 'awake';
-      return;
-    }
+    if (unit === null) return; // sleeping: the first connection checks readiness
     const { activeState, loadState } = await this.activeState(unit);
     if (loadState === 'not-found') {
       throw new InputError('ZOOPA_UNKNOWN_UNIT', `${unit} is not a unit systemd knows, so stack ${this.o.stack} cannot be started on demand`, {

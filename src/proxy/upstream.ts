@@ -13,6 +13,7 @@ export type Upstream =
   | { kind: 'unix'; path: string; text: string };
 
 export const UPSTREAM_HINT = 'write host:port (127.0.0.1:8080, [::1]:8080, app.local:8080) or an absolute unix socket path (/run/user/1000/app.sock)';
+/* A bare port (8080) means 127.0.0.1:8080, as in zoopa.yaml (src/ondemand/config.ts). */
 
 const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
@@ -22,6 +23,7 @@ export function parseUpstream(text: string, key: string): Upstream {
   const bad = (why: string): InputError =>
     new InputError('ZOOPA_BAD_UPSTREAM', `${key}=${JSON.stringify(text)} is not a valid upstream: ${why}`, { key, value: text, hint: UPSTREAM_HINT });
   if (t === '') throw bad('it is empty');
+  if (/^\d{1,5}$/.test(t)) return parseUpstream(`127.0.0.1:${t}`, key); // a bare port, as zoopa.yaml allows
   if (t.startsWith('/')) {
     if (t.includes('\0')) throw bad('the path contains a NUL byte');
     return { kind: 'unix', path: path.normalize(t), text: t };

@@ -6,7 +6,6 @@
  * environment (the unit's EnvironmentFile) and the flags.
  */
 import type { Command } from 'commander';
-import { unitManager } from '../context.js';
 
 interface ProxyOptions {
   upstream?: string;
@@ -39,27 +38,7 @@ State: $XDG_RUNTIME_DIR/ondemand/<stack>.state.json; "started by zoopa": $XDG_RU
     )
     .action(async (stack: string, opts: ProxyOptions) => {
       // Loaded here so that other commands do not pay for the proxy's modules.
-      const [{ resolveProxySettings }, { takeListenFds }, { Proxy }] = await Promise.all([
-        import('../../proxy/config.js'),
-        import('../../proxy/listen-fds.js'),
-        import('../../proxy/proxy.js'),
-      ]);
-      const env = process.env;
-      const fds = takeListenFds(env, process.pid);
-      const settings = resolveProxySettings(stack, env, opts);
-      const proxy = await Proxy.start(settings, {
-        env,
-        units: settings.stackUnit === null ? null : unitManager(env),
-        listenFds: settings.listen ? [] : fds,
-      });
-      const onSignal = () => void proxy.close('signal');
-      process.once('SIGTERM', onSignal);
-      process.once('SIGINT', onSignal);
-      await proxy.done;
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      // Everything is closed; should a stray handle keep the loop alive, do not linger:
-      // systemd only starts a new proxy once this one has exited.
-      setTimeout(() => process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode)), 2000).unref();
+      const { runProxyCommand } = await import('../../proxy/run.js');
+      process.exitCode = await runProxyCommand(stack, opts);
     });
 }

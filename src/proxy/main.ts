@@ -1,0 +1,73 @@
+/**
+ * A lean entry point for `zoopa proxy`: the same command as
+ * src/cli/commands/proxy.ts, without loading the rest of the CLI (commander,
+ * zod and every other command cost the long-running proxy about 20 MB of
+ * memory). `node dist/src/proxy/main.js proxy <stack> [flags]` behaves exactly
+ * like `zoopa proxy <stack> [flags]`, exit statuses included (errors go through
+ * src/cli/report.ts). bin/zoopa.js may hand `proxy` invocations to it.
+ */
+import { parseArgs } from 'node:util';
+import { reportError } from '../cli/report.js';
+import { UsageError } from '../errors.js';
+import { runProxyCommand } from './run.js';
+
+const USAGE = `Usage: zoopa proxy [options] <stack>
+
+run the on-demand proxy for a stack (started by zoopa-ondemand@<stack>.socket)
+
+Options:
+  --upstream <target>         host:port, [v6]:port or /abs/path.sock (env ZOOPA_UPSTREAM)
+  --idle <duration>           stop after this long without traffic (env ZOOPA_IDLE_TIMEOUT, default 10m)
+  --listen <address>          listen on this unix socket path or HOST:PORT yourself
+  --stack-unit <unit>         the unit to start and stop, or "none" (env ZOOPA_STACK_UNIT)
+  --ready <check>             "tcp" or "http:/path" (env ZOOPA_READY, default tcp)
+  --start-timeout <duration>  give up waking after this long (env ZOOPA_START_TIMEOUT, default 120s)
+  -h, --help                  display help for command
+`;
+
+export async function proxyMain(argv: string[]): Promise<number> {
+  const args = argv[0] === 'proxy' ? argv.slice(1) : argv;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        upstream: { type: 'string' },
+        idle: { type: 'string' },
+        listen: { type: 'string' },
+        'stack-unit': { type: 'string' },
+        ready: { type: 'string' },
+        'start-timeout': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    return reportError(new UsageError((e as Error).message, { hint: 'run "zoopa proxy --help"', cause: e }));
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    return reportError(
+      new UsageError(positionals.length === 0 ? "missing required argument 'stack'" : `too many arguments: ${positionals.join(' ')}`, { hint: 'run "zoopa proxy --help"' }),
+    );
+  }
+  try {
+    return await runProxyCommand(positionals[0]!, {
+      upstream: values.upstream,
+      idle: values.idle,
+      listen: values.listen,
+      stackUnit: values['stack-unit'],
+      ready: values.ready,
+      startTimeout: values['start-timeout'],
+    });
+  } catch (e) {
+    return reportError(e);
+  }
+}
+
+process.exitCode = await proxyMain(process.argv.slice(2));
