@@ -107,6 +107,9 @@ describe('on demand: two listeners, freeze and thaw', () => {
 
   it('freeze while asleep: a connection wakes nothing (nginx 502 at once), thaw restores, the next request wakes it', async () => {
     const tb = bed();
+    // Let the stack's start job finish first (stopping a unit in the middle of
+    // `podman-compose up` can hang its stop with podman 4.3).
+    await tb.waitFor(async () => (await activeState(tb, 'duo-stack.service')) === 'active', { ...DEADLINE, what: 'the start job of duo-stack.service to finish' });
     const down = await tb.zoopa(['--root', tb.root, 'down', 'duo'], { timeoutMs: 120_000 });
     assert.equal(down.status, 0, down.stderr);
     const stopProxy = await tb.systemctl(['stop', 'zoopa-ondemand@duo.service']);
@@ -166,6 +169,7 @@ describe('on demand: two listeners, freeze and thaw', () => {
     }
     assert.deepEqual(await snapshotUnits(), st, 'a round trip on a disabled stack leaves it disabled and stopped');
     // The stack the proxy had woken is left to its own unit.
+    await tb.waitFor(async () => (await activeState(tb, 'duo-stack.service')) === 'active', { ...DEADLINE, what: 'the start job of duo-stack.service to finish' });
     await tb.zoopa(['--root', tb.root, 'down', 'duo'], { timeoutMs: 120_000 });
     assert.equal(await activeState(tb, 'duo-stack.service'), 'inactive');
   });
