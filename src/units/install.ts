@@ -242,7 +242,10 @@ export async function applyInstall(plan: InstallPlan, manager: UnitManager | und
       unitsChanged = true;
     }
   }
-  const removedUnits = plan.items.filter((i) => i.action === 'remove' && i.kind === 'unit');
+  // An instance file (zoopa-ondemand@web.socket) whose template stays installed
+  // goes on existing through the template: keep it enabled.
+  const kept = new Set(plan.items.filter((i) => i.kind === 'unit' && i.action !== 'remove').map((i) => i.name));
+  const removedUnits = plan.items.filter((i) => i.action === 'remove' && i.kind === 'unit' && !(templateOf(i.name) && kept.has(templateOf(i.name)!)));
   if (removedUnits.length && manager) {
     // Drop enablement symlinks of units that go away; running ones keep running.
     const plain = removedUnits.filter((i) => i.link && !i.name.includes('@.')).map((i) => i.name);
@@ -251,6 +254,8 @@ export async function applyInstall(plan: InstallPlan, manager: UnitManager | und
   }
   for (const i of plan.items) {
     if (i.action !== 'remove') continue;
+    const template = templateOf(i.name);
+    if (template && kept.has(template)) repointWantsLinks(plan.userUnitDir, i, path.join(plan.userUnitDir, template));
     if (i.link) fs.rmSync(i.link, { force: true });
     fs.rmSync(i.path, { force: true });
     if (i.kind === 'unit') unitsChanged = true;
@@ -300,15 +305,15 @@ export function planUninstall(project: Project, env: NodeJS.ProcessEnv = process
 
 export async function applyUninstall(plan: UninstallPlan, manager: UnitManager, opts: { stop?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
   const env = opts.env ?? process.env;
-  const names = plan.units.map((u) => u.name).filter((n) => !n.includes('@.'));
-  if (opts.stop && names.length) {
-    // Sockets first so nothing re-activates a service we stop.
-    const info = await manager.show(names);
-    const order = [...names].sort((a, b) => Number(b.endsWith('.socket') || b.endsWith('.timer')) - Number(a.endsWith('.socket') || a.endsWith('.timer')));
-    for (const n of order) {
-      const s = info.get(n)?.activeState;
-      if (s && s !== 'inactive' && s !== 'failed') await manager.stop(n);
-    }
+  if (opts.stop && plan.units.length) {
+    // Our units, and the running instances of our templates (zoopa-ondemand@web.socket
+    // exists only through zoopa-ondemand@.socket), in one list call.
+    const patterns = plan.units.map((u) => u.name.replace('@.', '@*.'));
+    const info = await manager.list(patterns);
+    const running = [...info.values()].filter((u) => !u.name.includes('@.') && !['inactive', 'failed'].includes(u.activeState)).map((u) => u.name);
+    // Sockets and timers first, so nothing re-activates a service we stop.
+    const trigger = (n: string) => n.endsWith('.socket') || n.endsWith('.timer');
+    for (const n of running.sort((a, b) => Number(trigger(b)) - Number(trigger(a)))) await manager.stop(n);
   }
   const linked = plan.units.filter((u) => u.link && !u.name.includes('@.')).map((u) => u.name);
   if (linked.length) {
@@ -350,4 +355,27 @@ function removeWantsLinks(linkDir: string, units: ReadonlyArray<{ name: string; 
       if (targets.has(abs) || templates.includes(base) || units.some((u) => u.name === base)) fs.rmSync(p, { force: true });
     }
   }
+}
+
+/** Enablement links of an instance whose own file goes now point at its template, as `systemctl enable` makes them. */
+function repointWantsLinks(linkDir: string, unit: { path: string; link?: string | undefined }, templateLink: string): void {
+  for (const d of safeReaddir(linkDir)) {
+    if (!/\.(wants|requires)$/.test(d)) continue;
+    for (const f of safeReaddir(path.join(linkDir, d))) {
+      const p = path.join(linkDir, d, f);
+      const t = readLink(p);
+      if (t === undefined) continue;
+      const abs = path.resolve(path.dirname(p), t);
+      if (abs === unit.path || abs === unit.link) {
+        fs.rmSync(p, { force: true });
+        fs.symlinkSync(templateLink, p);
+      }
+    }
+  }
+}
+
+/** `zoopa-ondemand@.socket` for `zoopa-ondemand@web.socket`; undefined for a unit that is no instance. */
+function templateOf(name: string): string | undefined {
+  const m = /^([^@]+)@[^.@][^@]*(\.[a-z]+)$/.exec(name);
+  return m ? `${m[1]}@${m[2]}` : undefined;
 }

@@ -80,3 +80,20 @@ test('a stack that goes away is removed; units zoopa did not write are not', asy
   assert.deepEqual(un.units.map((u) => u.name).filter((n) => n.endsWith('-stack.service')), ['web-stack.service']);
   assert.ok(!un.units.some((u) => u.name === 'mine.service'));
 });
+
+test('dropping a stack from on-demand config keeps its socket enabled: the template still serves it', async () => {
+  const w = world();
+  writeFiles(w.root, { 'zoopa.yaml': 'stacks:\n  web:\n    ondemand:\n      upstream: 127.0.0.1:8080\n' });
+  await applyInstall(planInstall(w.project(), { env: w.env }), undefined, { env: w.env });
+  assert.ok(fs.existsSync(path.join(w.unitDir, 'zoopa-ondemand@web.socket')), 'a concrete socket unit for the configured stack');
+  // What `systemctl --user enable zoopa-ondemand@web.socket` leaves behind:
+  const wants = path.join(w.unitDir, 'sockets.target.wants');
+  fs.mkdirSync(wants, { recursive: true });
+  fs.symlinkSync(path.join(w.unitDir, 'zoopa-ondemand@web.socket'), path.join(wants, 'zoopa-ondemand@web.socket'));
+  fs.writeFileSync(path.join(w.root, 'zoopa.yaml'), 'stacks:\n  web: {}\n');
+  const plan = planInstall(w.project(), { env: w.env });
+  assert.ok(plan.items.some((i) => i.name === 'zoopa-ondemand@web.socket' && i.action === 'remove'));
+  await applyInstall(plan, undefined, { env: w.env });
+  assert.ok(!fs.existsSync(path.join(w.unitDir, 'zoopa-ondemand@web.socket')), 'the concrete file goes');
+  assert.equal(fs.readlinkSync(path.join(wants, 'zoopa-ondemand@web.socket')), path.join(w.unitDir, 'zoopa-ondemand@.socket'), 'the enablement stays, now through the template');
+});
