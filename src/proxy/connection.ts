@@ -20,6 +20,15 @@
  * everything read before it was written; the connection is released when both
  * sockets have closed, or at once on an error on either (which never reaches
  * another connection).
+ *
+ * Scout mode (while a stack wakes, see proxy.ts): a port forwarder such as
+ * rootless podman's rootlessport accepts connections before the app inside
+ * listens, then closes them (after ~190 ms of retrying). A scout connection
+ * keeps what the client sent; if the upstream closes it before answering a
+ * single byte, it connects again and sends the same bytes again, until the
+ * upstream answers (or survives SCOUT_CONFIRM_MS without closing), which
+ * confirms the stack is up. At most one attempt is ever in flight, so the app
+ * sees the request once.
  */
 import net from 'node:net';
 import { connectOptions, type Upstream } from './upstream.js';
@@ -65,6 +74,16 @@ function giveBuffer(b: Buffer): void {
 /** Errors from connect() that mean "nobody listens there (now)". */
 const REFUSED = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
+/**
+ * A scout attempt (or a silent probe, proxy.ts) still open after this long
+ * counts as an answer: rootlessport without an app closes after ~190 ms.
+ */
+export const SCOUT_CONFIRM_MS = 300;
+/** Pause before a scout connects again. */
+export const SCOUT_RETRY_MS = 5;
+/** A scout keeps at most this much of the client's data for sending again; beyond it, no retry. */
+export const SCOUT_MAX_BYTES = 256 * 1024;
+
 export interface ConnectionEvents {
   /** Released (both sockets closed); called exactly once. */
   onClose(c: Connection): void;
@@ -74,6 +93,27 @@ export interface ConnectionEvents {
    * absent, the connection closes.
    */
   onRefused?(c: Connection, err: NodeJS.ErrnoException): void;
+  /** A scout's upstream answered (or stayed open for SCOUT_CONFIRM_MS). */
+  onConfirmed?(c: Connection): void;
+}
+
+export interface AttachOptions {
+  /** Scout mode until this Date.now() deadline. */
+  scoutUntil?: number;
+}
+
+interface Scout {
+  until: number;
+  /** Everything the client sent so far, for sending again. */
+  chunks: Buffer[];
+  bytes: number;
+  /** The client's data outgrew SCOUT_MAX_BYTES: no more retries. */
+  overflow: boolean;
+  clientEnded: boolean;
+  timer: NodeJS.Timeout | null;
+  attempts: number;
+  /** The next attempt is the last: after sending the kept bytes, a normal connection. */
+  final: boolean;
 }
 
 export class Connection {
@@ -89,9 +129,12 @@ export class Connection {
   /** A buffer whose write to the client is in flight; upstream reading is stopped until it completes. */
   private inFlight: Buffer | null = null;
   private connected = false;
+  private clientWired = false;
   private released = false;
   private clientClosed = false;
   private upstreamClosed = false;
+  private gotByte = false;
+  private scout: Scout | null = null;
 
   constructor(
     client: net.Socket,
@@ -108,18 +151,32 @@ export class Connection {
     return this.released;
   }
 
+  /** Connection attempts a scout made so far (0 when not a scout). */
+  get scoutAttempts(): number {
+    return this.scout?.attempts ?? 0;
+  }
+
   /** Connect to the upstream and start moving bytes both ways. */
-  attach(up: Upstream): void {
+  attach(up: Upstream, opts: AttachOptions = {}): void {
     if (this.released) return;
     if (this.client.destroyed) {
       this.release();
       return;
     }
     this.target = up;
+    if (opts.scoutUntil !== undefined && !this.gotByte) {
+      this.scout = { until: opts.scoutUntil, chunks: [], bytes: 0, overflow: false, clientEnded: false, timer: null, attempts: 0, final: false };
+    }
+    this.connectUpstream();
+  }
+
+  private connectUpstream(): void {
+    const up = this.target!;
     this.buf ??= smallPool.take();
     this.nextBuf = this.buf;
     this.connected = false;
     this.upstreamClosed = false;
+    if (this.scout) this.scout.attempts++;
     const upstream = net.connect({
       ...connectOptions(up),
       allowHalfOpen: true,
@@ -139,6 +196,8 @@ export class Connection {
   release(): void {
     if (this.released) return;
     this.released = true;
+    if (this.scout?.timer) clearTimeout(this.scout.timer);
+    this.scout = null;
     this.client.destroy();
     this.upstream?.destroy();
     // A buffer still referenced by an in-flight write is left to the GC.
@@ -151,10 +210,21 @@ export class Connection {
     if (this.released) return;
     this.connected = true;
     this.traffic.lastActivity = Date.now();
+    const scout = this.scout;
+    if (scout) {
+      // Sending again: everything the client sent before, and its FIN.
+      for (const chunk of scout.chunks) this.upstream!.write(chunk);
+      if (scout.clientEnded) this.upstream!.end();
+      if (scout.final) this.scout = null;
+      else scout.timer = setTimeout(this.confirmScout, SCOUT_CONFIRM_MS);
+    }
     const client = this.client;
-    client.on('data', this.onClientData);
-    client.on('end', this.onClientEnd);
-    client.on('drain', this.onClientDrain);
+    if (!this.clientWired) {
+      this.clientWired = true;
+      client.on('data', this.onClientData);
+      client.on('end', this.onClientEnd);
+      client.on('drain', this.onClientDrain);
+    }
     client.resume();
   };
 
@@ -163,6 +233,21 @@ export class Connection {
     const t = this.traffic;
     t.bytesIn += chunk.length;
     t.lastActivity = Date.now();
+    const scout = this.scout;
+    if (scout && !scout.overflow) {
+      scout.bytes += chunk.length;
+      if (scout.bytes > SCOUT_MAX_BYTES) {
+        scout.overflow = true;
+        scout.chunks = [];
+      } else {
+        scout.chunks.push(chunk);
+      }
+    }
+    if (!this.connected) {
+      // Between two scout attempts: kept above, sent on the next connect.
+      this.client.pause();
+      return;
+    }
     if (!this.upstream!.write(chunk)) this.client.pause();
   };
 
@@ -172,7 +257,8 @@ export class Connection {
 
   private readonly onClientEnd = (): void => {
     // The client shut its write side: pass the FIN on once everything before it is written.
-    this.upstream?.end();
+    if (this.scout) this.scout.clientEnded = true;
+    if (this.connected) this.upstream?.end();
   };
 
   // upstream → client
@@ -185,6 +271,10 @@ export class Connection {
 
   private readonly onUpstreamRead = (n: number, buf: Uint8Array): boolean => {
     if (this.released) return false;
+    if (!this.gotByte) {
+      this.gotByte = true;
+      if (this.scout) this.confirmScout();
+    }
     const t = this.traffic;
     t.bytesOut += n;
     t.lastActivity = Date.now();
@@ -213,11 +303,66 @@ export class Connection {
     this.onDownWritten();
   };
 
+  /** Stop scouting (the stack was confirmed some other way): a normal connection from now on. */
+  endScout(): void {
+    const scout = this.scout;
+    if (!scout) return;
+    if (scout.timer) clearTimeout(scout.timer);
+    scout.timer = null;
+    if (this.connected) this.scout = null;
+    else scout.final = true; // between two attempts: the next one still sends the kept bytes, then is final
+  }
+
+  /** The scout's upstream answered, or stayed open long enough: a normal connection from now on. */
+  private readonly confirmScout = (): void => {
+    const scout = this.scout;
+    if (!scout || this.released) return;
+    if (scout.timer) clearTimeout(scout.timer);
+    this.scout = null;
+    this.events.onConfirmed?.(this);
+  };
+
+  /** A scout's upstream closed or failed before answering: connect again (or give up). */
+  private scoutRetry(): void {
+    const scout = this.scout!;
+    if (scout.timer) clearTimeout(scout.timer);
+    scout.timer = null;
+    const old = this.upstream;
+    if (old) {
+      old.off('error', this.onUpstreamError);
+      old.off('connect', this.onConnect);
+      old.off('close', this.onUpstreamClose);
+      old.off('end', this.onUpstreamEnd);
+      old.off('drain', this.onUpstreamDrain);
+      old.on('error', () => undefined);
+      old.destroy();
+    }
+    this.upstream = null;
+    this.connected = false;
+    const nothingToSend = scout.clientEnded && scout.bytes === 0; // the client left without a word
+    if (scout.overflow || nothingToSend || Date.now() >= scout.until || this.client.destroyed) {
+      this.release();
+      return;
+    }
+    this.client.pause();
+    setTimeout(() => {
+      if (!this.released) this.connectUpstream();
+    }, SCOUT_RETRY_MS);
+  }
+
   private readonly onUpstreamEnd = (): void => {
+    if (this.scout && !this.gotByte) {
+      this.scoutRetry();
+      return;
+    }
     this.client.end();
   };
 
   private readonly onUpstreamError = (err: NodeJS.ErrnoException): void => {
+    if (this.scout && !this.gotByte && !this.released) {
+      this.scoutRetry();
+      return;
+    }
     if (!this.connected && !this.released && this.events.onRefused && err.code && REFUSED.has(err.code)) {
       const up = this.upstream!;
       up.off('close', this.onUpstreamClose);
@@ -240,6 +385,10 @@ export class Connection {
 
   private readonly onUpstreamClose = (): void => {
     this.upstreamClosed = true;
+    if (this.scout && !this.gotByte && !this.released) {
+      this.scoutRetry();
+      return;
+    }
     if (this.clientClosed) this.release();
     else if (!this.connected) this.release();
   };

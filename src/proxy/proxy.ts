@@ -13,10 +13,11 @@
 import net from 'node:net';
 import { formatDuration } from '../config/duration.js';
 import type { UnitManager } from '../core/ports.js';
-import { InputError } from '../errors.js';
+import { InputError, TimeoutError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { envKey, type ProxySettings } from './config.js';
-import { Connection, Traffic } from './connection.js';
+import { Connection, SCOUT_CONFIRM_MS, Traffic } from './connection.js';
+import { POLL_MS, probe } from './readiness.js';
 import { IdleTimer, runStopCheck } from './idle.js';
 import { listenOnFd, listenOnSpec, type ListenFd } from './listen-fds.js';
 import { ensureOndemandDir } from './owned-marker.js';
@@ -70,6 +71,9 @@ export class Proxy {
   private readonly refusals = new WeakMap<Connection, number>();
   private readonly idle: IdleTimer;
   private wakeRunning = false;
+  /** The wake's scout connection (confirm()). */
+  private scout: { conn: Connection; confirmed: () => void; lost: () => void } | null = null;
+  private scoutServed = 0;
   private idleRunning = false;
   private closing = false;
   private stateTimer: NodeJS.Timeout | null = null;
@@ -99,6 +103,7 @@ export class Proxy {
       env: deps.env,
       logger: this.log,
       onChange: () => this.writeState(),
+      confirm: (deadline) => this.confirm(deadline),
     });
     // A plain proxy that nobody restarts has nothing to do at idle.
     this.idleTimeoutMs = settings.stackUnit === null && !this.exitOnIdle ? null : settings.idleTimeoutMs;
@@ -179,7 +184,7 @@ export class Proxy {
       sock.destroy();
       return;
     }
-    const c = new Connection(sock, this.traffic, { onClose: this.onConnClose, onRefused: this.onRefused });
+    const c = new Connection(sock, this.traffic, { onClose: this.onConnClose, onRefused: this.onRefused, onConfirmed: this.onConfirmed });
     this.conns.add(c);
     this.traffic.lastActivity = Date.now();
     if (this.stack.state === 'awake') c.attach(upstream);
@@ -195,8 +200,10 @@ export class Proxy {
       (info) => {
         this.wakeRunning = false;
         if (info.started || info.readyMs > 0) {
-          this.log.notice(`ready: ${this.settings.upstream.text} answered ${info.readyMs} ms after the wake; serving ${this.held.size} waiting connection(s)`);
+          const n = this.held.size + this.scoutServed;
+          this.log.notice(`ready: ${this.settings.upstream.text} answered ${info.readyMs} ms after the wake; serving ${n} waiting connection(s)`);
         }
+        this.scoutServed = 0;
         const waiting = [...this.held];
         this.held.clear();
         for (const [conn, up] of waiting) conn.attach(up);
@@ -232,7 +239,79 @@ export class Proxy {
     this.hold(c, up);
   };
 
+  /**
+   * The wake's last step with a tcp check: the upstream accepted a probe, but a
+   * port forwarder (rootless podman's rootlessport) accepts before the app
+   * listens. Two ways to prove the app is there, whichever is first:
+   *  - one held connection goes ahead as a scout (connection.ts): its bytes are
+   *    sent again until the upstream answers one byte (the fast proof, within
+   *    ms of the app listening);
+   *  - silent probes, one after another, until one stays open SCOUT_CONFIRM_MS
+   *    (a forwarder without an app closes sooner): the proof for apps that
+   *    close a connection without answering.
+   * The other connections stay held until then. With no held connection the
+   * probes alone decide.
+   */
+  private confirm(deadline: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const stopProbes = new AbortController();
+      const finish = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
+        stopProbes.abort();
+        const scout = this.scout;
+        this.scout = null;
+        if (err) {
+          reject(err);
+          return;
+        }
+        if (scout) {
+          scout.conn.endScout();
+          if (scout.conn.scoutAttempts > 1) {
+            this.log.info(`${scout.conn.target?.text} answered attempt ${scout.conn.scoutAttempts} (a port forwarder accepted connections before the app listened)`);
+          }
+          this.scoutServed++;
+        }
+        resolve();
+      };
+      const timeout = (): Error =>
+        new TimeoutError(`${this.settings.upstream.text} accepted connections but did not answer within ${Math.round(this.settings.startTimeoutMs / 1000)} s`, this.settings.startTimeoutMs);
+      const nextScout = (): void => {
+        this.scout = null;
+        if (settled) return;
+        if (Date.now() >= deadline) return finish(timeout());
+        const first = this.held.entries().next();
+        if (first.done) return; // the probes decide
+        const [c, up] = first.value;
+        this.held.delete(c);
+        this.scout = { conn: c, confirmed: () => finish(), lost: nextScout };
+        c.attach(up, { scoutUntil: deadline });
+      };
+      const probeLoop = async (): Promise<void> => {
+        while (!settled) {
+          const r = await probe(this.settings.upstream, { kind: 'tcp' }, SCOUT_CONFIRM_MS, stopProbes.signal);
+          if (settled) return;
+          if (r.ok) return finish();
+          if (Date.now() >= deadline) return finish(timeout());
+          await new Promise((res) => setTimeout(res, POLL_MS));
+        }
+      };
+      nextScout();
+      void probeLoop();
+    });
+  }
+
+  private readonly onConfirmed = (c: Connection): void => {
+    if (this.scout?.conn === c) this.scout.confirmed();
+  };
+
   private readonly onConnClose = (c: Connection): void => {
+    if (this.scout?.conn === c) {
+      const lost = this.scout.lost;
+      this.scout = null;
+      lost();
+    }
     this.conns.delete(c);
     this.held.delete(c);
     this.traffic.lastActivity = Date.now();

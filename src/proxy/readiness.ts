@@ -29,8 +29,8 @@ function hostHeader(u: Upstream): string {
   return u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`;
 }
 
-/** One readiness probe. Never throws. */
-export function probe(up: Upstream, check: ReadyCheck): Promise<ProbeResult> {
+/** One readiness probe. Never throws. `settleMs`: how long a tcp probe must stay open. */
+export function probe(up: Upstream, check: ReadyCheck, settleMs = SETTLE_MS, signal?: AbortSignal): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let done = false;
     let settle: NodeJS.Timeout | undefined;
@@ -45,12 +45,16 @@ export function probe(up: Upstream, check: ReadyCheck): Promise<ProbeResult> {
       resolve(r);
     };
     const limit = setTimeout(() => finish({ ok: false, why: `no answer within ${PROBE_TIMEOUT_MS} ms` }), PROBE_TIMEOUT_MS);
+    if (signal) {
+      if (signal.aborted) finish({ ok: false, why: 'aborted' });
+      else signal.addEventListener('abort', () => finish({ ok: false, why: 'aborted' }), { once: true });
+    }
     sock.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, why: e.code ?? e.message }));
     sock.on('end', () => finish({ ok: false, why: head ? `closed after ${JSON.stringify(head.slice(0, 40))}` : 'accepted, then closed' }));
     sock.on('close', () => finish({ ok: false, why: 'closed' }));
     sock.on('connect', () => {
       if (check.kind === 'tcp') {
-        settle = setTimeout(() => finish({ ok: true }), SETTLE_MS);
+        settle = setTimeout(() => finish({ ok: true }), settleMs);
         sock.on('data', () => finish({ ok: true }));
         return;
       }
@@ -86,7 +90,7 @@ export async function waitReady(upstreams: readonly Upstream[], check: ReadyChec
     let last = '';
     for (;;) {
       if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
-      const r = await probe(up, c);
+      const r = await probe(up, c, SETTLE_MS, opts.signal);
       if (r.ok) break;
       last = r.why;
       const left = opts.deadline - Date.now();

@@ -40,6 +40,11 @@ export interface StackStateOptions {
   logger: Logger;
   /** Called after every transition (state or ownership). */
   onChange: () => void;
+  /**
+   * After the readiness check passed (tcp only): make sure a real answer comes
+   * through (the proxy's scout connection). Rejects when none does by the deadline.
+   */
+  confirm?: (deadline: number) => Promise<void>;
 }
 
 const UP_STATES = new Set(['active', 'activating', 'reloading']);
@@ -166,6 +171,7 @@ export class StackState {
       const ready = waitReady(this.o.upstreams, this.o.ready, { deadline, timeoutMs: this.o.startTimeoutMs, signal: abort.signal });
       ready.catch(() => undefined);
       await (startJob ? Promise.race([ready, startJob.then(() => ready)]) : ready);
+      if (this.o.ready.kind === 'tcp' && this.o.confirm) await this.o.confirm(deadline);
       const readyMs = Date.now() - t0;
       this.set('awake');
       return { readyMs, started: startJob !== null };

@@ -106,7 +106,7 @@ describe('proxy data path', { timeout: 120_000 }, () => {
     // every upstream connection the tests see carries a client.
     up.handler = (s) => {
       s.on('error', () => undefined);
-      s.once('data', () => s.end()); // the readiness probe sends nothing and is left open
+      s.once('data', () => s.end('welcome')); // the readiness probe sends nothing and is left open
     };
     const c = await connect(sock);
     c.resume();

@@ -166,4 +166,68 @@ describe('proxy: connections wait for the upstream', { timeout: 60_000 }, () => 
     await listen(app, port);
     assert.deepEqual(await pending, { reply: 'reply two' });
   });
+
+  test('behind a port forwarder that accepts before the app listens (like rootlessport): every held client is answered once', async () => {
+    const appPort = await freePort();
+    const fwdPort = await freePort();
+    // The forwarder: accepts at once, then dials the app like rootlesskit's builtin
+    // port driver (10 tries, i*5 ms apart); pipes when it gets through, else closes.
+    let accepted = 0;
+    const forwarder = net.createServer({ allowHalfOpen: true }, (outer) => {
+      accepted++;
+      outer.on('error', () => undefined);
+      outer.pause();
+      const dial = (i: number): void => {
+        const inner = net.connect({ host: '127.0.0.1', port: appPort, allowHalfOpen: true });
+        inner.once('connect', () => {
+          inner.on('error', () => outer.destroy());
+          outer.pipe(inner);
+          inner.pipe(outer);
+          outer.resume();
+        });
+        inner.once('error', () => {
+          if (inner.remoteAddress) return;
+          if (i >= 9) outer.destroy();
+          else setTimeout(() => dial(i + 1), i * 5);
+        });
+      };
+      dial(0);
+    });
+    cleanups.push(() => new Promise<void>((r) => forwarder.close(() => r())));
+    await listen(forwarder, fwdPort);
+    const requests: string[] = [];
+    const app = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.on('data', (b: Buffer) => {
+        requests.push(b.toString());
+        s.end(`reply ${b.toString()}`);
+      });
+    });
+    cleanups.push(() => new Promise<void>((r) => app.close(() => r())));
+
+    const { proxy, sock } = await startProxy(fwdPort);
+    const N = 20;
+    const answers = Array.from({ length: N }, (_, i) => ask(sock, `q${i}`));
+    await waitFor(() => proxy.connectionCount === N && proxy.stack.state === 'waking', { what: 'held connections' });
+    // Let the scout bounce off the forwarder a few times before the app appears.
+    await waitFor(() => proxy.traffic.bytesIn >= 2 && accepted >= 6, { what: 'the scout and the probes to bounce off the forwarder' });
+    await listen(app, appPort);
+    const got = await Promise.all(answers);
+    got.forEach((a, i) => assert.deepEqual(a, { reply: `reply q${i}` }));
+    assert.deepEqual([...requests].sort(), Array.from({ length: N }, (_, i) => `q${i}`).sort(), 'each request reached the app exactly once');
+  });
+
+  test('an app that closes connections without answering still counts as up (no wait for the start timeout)', async () => {
+    const port = await freePort();
+    const app = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.on('data', () => s.end()); // answers nothing, closes; silent connections stay open
+    });
+    cleanups.push(() => new Promise<void>((r) => app.close(() => r())));
+    await listen(app, port);
+    const { proxy, sock } = await startProxy(port, { startTimeout: '10m' });
+    const got = await Promise.all(Array.from({ length: 5 }, (_, i) => ask(sock, `n${i}`)));
+    for (const g of got) assert.deepEqual(g, { reply: '' });
+    assert.equal(proxy.stack.state, 'awake');
+  });
 });
