@@ -12,6 +12,7 @@
  *  - a stack started by hand is proxied and not stopped at idle;
  *  - a veto postpones the stop;
  *  - requests fired continuously across idle stops (and into the stop itself): none fails;
+ *  - a stack being stopped by hand when a connection arrives: held, started again, served;
  *  - an app never ready: clients closed after the start timeout, one log line, the next connection tries again;
  *  - two listeners (LISTEN_FDNAMES): each to its upstream, one stack, one start.
  *
@@ -34,10 +35,12 @@ const http = require('node:http');
 const [port, delayMs, log, port2] = process.argv.slice(2);
 const say = (m) => fs.appendFileSync(log, m + '\\n');
 say('start ' + process.pid);
+const servers = [];
 const serve = (p, name) =>
-  http.createServer((q, r) => r.end(name + ' ' + process.pid + '\\n')).listen(Number(p), '127.0.0.1', () => say('listening ' + name));
+  servers.push(http.createServer((q, r) => r.end(name + ' ' + process.pid + '\\n')).listen(Number(p), '127.0.0.1', () => say('listening ' + name)));
 setTimeout(() => { serve(port, 'main'); if (port2) serve(port2, 'api'); }, Number(delayMs));
-process.on('SIGTERM', () => { say('stopping'); setTimeout(() => { say('stopped'); process.exit(0); }, Number(process.env.STOP_DELAY_MS || 0)); });
+// Like a real app: stop listening at once, finish stopping later.
+process.on('SIGTERM', () => { say('stopping'); for (const s of servers) s.close(); setTimeout(() => { say('stopped'); process.exit(0); }, Number(process.env.STOP_DELAY_MS || 0)); });
 `;
 
 interface StackOptions {
@@ -274,6 +277,23 @@ describe('zoopa proxy under systemd socket activation', () => {
     assert.ok(s.count('stopped') >= 2, `idle stops happened: ${s.lines().join(', ')}`);
     assert.ok(s.count('start') >= 3, 'and the stack woke again each time');
     await ok(tb.systemctl(['stop', 'zoopa-ondemand@cont.socket', 'zoopa-ondemand@cont.service', 'cont-stack.service']), 'stop');
+  });
+
+  it('a stack being stopped (by hand) when a connection arrives: held, started again after the stop, served', async () => {
+    const tb = bed();
+    const s = await makeStack(tb, 'deact', { stopDelayMs: 3000 });
+    await startSocket(tb, 'deact');
+    assert.equal((await get(s)).status, 200);
+    await ok(tb.systemctl(['stop', '--no-block', 'deact-stack.service']), 'stop by hand');
+    await tb.waitFor(async () => (await activeState(tb, 'deact-stack.service')) === 'deactivating' && s.count('stopping') === 1, { ...DEADLINE, what: 'deactivating' });
+    const r = await get(s);
+    assert.equal(r.status, 200);
+    assert.deepEqual(
+      s.lines().map((l) => l.split(' ')[0]),
+      ['start', 'listening', 'stopping', 'stopped', 'start', 'listening'],
+      'served by the app started after the stop finished',
+    );
+    await ok(tb.systemctl(['stop', 'zoopa-ondemand@deact.socket', 'zoopa-ondemand@deact.service', 'deact-stack.service']), 'stop');
   });
 
   it('an app never ready: clients closed after the start timeout, one log line, the next connection tries again', async () => {
