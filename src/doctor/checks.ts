@@ -10,6 +10,7 @@ import path from 'node:path';
 import { backupJournalCheck } from '../backup/doctor.js';
 import { repairFromJournal } from '../backup/journal.js';
 import { run } from '../exec.js';
+import { llamaChecks } from '../llama/doctor.js';
 import { ondemandRuntimeDir, runtimeDir } from '../paths.js';
 import type { Project } from '../stacks/discover.js';
 import { planInstall } from '../units/install.js';
@@ -147,8 +148,10 @@ const backupJournal: Check = async ({ env }) => {
   return { check: 'backup journal', verdict: 'warn', detail: `${found.detail}: repaired, put back ${report.repaired.join(', ')}` };
 };
 
+const llama: Check = async ({ project, env }) => llamaChecks(project, env);
+
 export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
-  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, sudoRule, unitsStale, backupJournal];
+  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, sudoRule, unitsStale, backupJournal, llama];
   const results = await Promise.all(
     checks.map((c) =>
       c(ctx).catch((e: unknown): CheckResult => ({ check: c.name, verdict: 'fail', detail: `check failed: ${e instanceof Error ? e.message : String(e)}` })),

@@ -207,6 +207,9 @@ export class Proxy {
         const waiting = [...this.held];
         this.held.clear();
         for (const [conn, up] of waiting) conn.attach(up);
+        // The idle clock starts when the stack is ready: a start (a model loading)
+        // longer than the idle timeout must not be taken for idleness.
+        this.traffic.lastActivity = Date.now();
         this.writeState();
         this.idle.arm();
       },
