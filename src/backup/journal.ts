@@ -22,6 +22,7 @@ import { sleep, throwIfAborted } from './engine.js';
 import { loadFreezer, type OndemandFreezer } from './freeze.js';
 import { runHookCommand, type PendingUndo } from './hooks.js';
 import { acquireLock, BackupLockedError, type BackupLock } from './lock.js';
+import { writeFileAtomic } from '../fsutil.js';
 
 /** `<XDG_STATE_HOME>/zoopa/backup`: lock, journal, status. */
 export function backupStateDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -67,16 +68,7 @@ export interface JournalEntry {
 
 /** Writes are atomic (temporary file, fsync, rename), so a killed run never leaves half a journal. */
 export function writeJsonAtomic(file: string, data: unknown): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, JSON.stringify(data, null, 2) + '\n');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(data, null, 2) + '\n', { mode: 0o600, dirMode: 0o700, fsync: true });
 }
 
 export class JournalStore {

@@ -17,15 +17,7 @@ import type { CheckResult } from '../doctor/checks.js';
 import type { Project } from '../stacks/discover.js';
 import { formatCpus } from './cpus.js';
 import { resolveLlama, type LlamaService } from './resolve.js';
-
-function isExecutableFile(p: string): boolean {
-  try {
-    fs.accessSync(p, fs.constants.X_OK);
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
+import { isExecutableFile } from '../fsutil.js';
 
 function isDir(p: string): boolean {
   try {

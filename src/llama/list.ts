@@ -10,6 +10,7 @@ import { homeDir } from '../paths.js';
 import type { Project } from '../stacks/discover.js';
 import { formatCpus } from './cpus.js';
 import { resolveLlama, type LlamaService } from './resolve.js';
+import { formatBytes } from '../format.js';
 
 export interface LlamaListEntry {
   name: string;
@@ -105,17 +106,6 @@ function entry(s: LlamaService, u: UnitInfo | undefined, sock: UnitInfo | undefi
     enabled: installed ? u!.unitFileState : '',
     socket: s.ondemand ? (sock && sock.loadState !== 'not-found' ? sock.activeState : 'not-installed') : null,
   };
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 /** ~ for the home folder, for display. */

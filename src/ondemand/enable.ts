@@ -32,6 +32,7 @@ import { applyInstall, checkConflicts, isGenerated, planInstall, type InstallPla
 import { normalizeUpstream } from './config.js';
 import { dropFreeze, isFrozen } from './freeze.js';
 import { DIR_UNIT, listenerSocketUnitName, ondemandEnvVars, serviceUnitName, socketPath, socketUnitName } from './units.js';
+import { writeFileAtomic } from '../fsutil.js';
 
 export interface EnableOptions {
   upstream?: string | undefined;
@@ -206,14 +207,6 @@ export function planEnable(project: Project, stackArg: string, opts: EnableOptio
   };
 }
 
-function writeAtomic(file: string, content: string, mode: number): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.zoopa-tmp-${process.pid}`;
-  fs.writeFileSync(tmp, content, { mode });
-  fs.chmodSync(tmp, mode);
-  fs.renameSync(tmp, file);
-}
-
 /** systemctl --user reset-failed: a socket that hit the start limit before must be able to start again. */
 async function resetFailed(units: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   await run(['systemctl', '--user', 'reset-failed', '--', ...units], { env, reject: false });
@@ -235,9 +228,9 @@ export async function applyEnable(plan: EnablePlan, units: UnitManager, opts: { 
   const t = plan.target;
   if (t.kind === 'yaml') {
     const mode = t.before !== undefined ? fs.statSync(t.file).mode & 0o777 : 0o644;
-    writeAtomic(t.file, t.after, mode);
+    writeFileAtomic(t.file, t.after, { mode });
   } else if (t.kind === 'envfile') {
-    writeAtomic(t.file, t.after, t.mode);
+    writeFileAtomic(t.file, t.after, { mode: t.mode });
   }
   // Plan again from what is on disk now (the same plan unless someone raced us).
   const install = planInstall(loadProject({ root: plan.project.root, env }), { env });

@@ -19,6 +19,7 @@ import { lineDiff } from './diff.js';
 import { GENERATED_MARKER } from './model.js';
 import { renderAll, renderManagedFiles, type ManagedFile, type RenderedUnit } from './render.js';
 import { resolveTools } from './tools.js';
+import { writeFileAtomic } from '../fsutil.js';
 
 export type Action = 'add' | 'change' | 'unchanged' | 'remove';
 
@@ -208,14 +209,6 @@ export function checkConflicts(plan: InstallPlan, adopt: boolean): void {
   }
 }
 
-function writeAtomic(p: string, content: string, mode: number): void {
-  fs.mkdirSync(path.dirname(p), { recursive: true });
-  const tmp = `${p}.zoopa-tmp-${process.pid}`;
-  fs.writeFileSync(tmp, content, { mode });
-  fs.chmodSync(tmp, mode);
-  fs.renameSync(tmp, p);
-}
-
 function setAside(p: string): void {
   if (exists(p)) fs.renameSync(p, `${p}.zoopa-orig`);
 }
@@ -232,7 +225,7 @@ export async function applyInstall(plan: InstallPlan, manager: UnitManager | und
     if (i.action === 'remove') continue;
     if (i.conflict) setAside(i.conflict);
     if (i.action !== 'unchanged' || i.conflict) {
-      writeAtomic(i.path, i.content!, i.mode ?? 0o644);
+      writeFileAtomic(i.path, i.content!, { mode: i.mode ?? 0o644 });
       if (i.kind === 'unit') unitsChanged = true;
     }
     if (i.kind === 'unit' && i.link && (i.relink || i.conflict === i.link)) {
@@ -273,7 +266,7 @@ function writeManifest(plan: InstallPlan, env: NodeJS.ProcessEnv): void {
   };
   const p = manifestPath(env);
   const text = JSON.stringify(m, null, 2) + '\n';
-  if (readText(p) !== text) writeAtomic(p, text, 0o644);
+  if (readText(p) !== text) writeFileAtomic(p, text);
 }
 
 export interface UninstallPlan {

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
+import { isExecutableFile } from '../fsutil.js';
 
 export interface Tools {
   /** podman-compose */
@@ -20,22 +21,13 @@ export interface Tools {
 
 /** Find an executable on PATH; undefined when absent. */
 export function which(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (name.includes('/')) return isExecutable(name) ? path.resolve(name) : undefined;
+  if (name.includes('/')) return isExecutableFile(name) ? path.resolve(name) : undefined;
   for (const dir of (env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
     if (!dir) continue;
     const p = path.join(dir, name);
-    if (isExecutable(p)) return p;
+    if (isExecutableFile(p)) return p;
   }
   return undefined;
-}
-
-function isExecutable(p: string): boolean {
-  try {
-    fs.accessSync(p, fs.constants.X_OK);
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
-  }
 }
 
 /** bin/zoopa.js of this installation (dist/src/units/tools.js → ../../../bin/zoopa.js). */
@@ -47,7 +39,7 @@ export function resolveTools(opts: { podmanCompose?: string | undefined; configF
   const env = opts.env ?? process.env;
   let podmanCompose: string;
   if (opts.podmanCompose) {
-    if (!path.isAbsolute(opts.podmanCompose) || !isExecutable(opts.podmanCompose)) {
+    if (!path.isAbsolute(opts.podmanCompose) || !isExecutableFile(opts.podmanCompose)) {
       throw new ConfigError(`podman_compose: ${opts.podmanCompose} is not an executable absolute path`, {
         file: opts.configFile,
         key: 'podman_compose',

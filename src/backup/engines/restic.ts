@@ -11,6 +11,7 @@ import { formatArgv, TimeoutError, trimOutput } from '../../errors.js';
 import { run, type RunResult } from '../../exec.js';
 import type { ForgetConfig } from '../config.js';
 import { BackupJobError, throwIfAborted, type BackupEngine, type JobContext, type JobResult, type JobSpec } from '../engine.js';
+import { formatBytes } from '../../format.js';
 
 export interface ResticEngineOptions {
   /** restic executable. */
@@ -56,17 +57,6 @@ export function parseResticSummary(stdout: string): ResticSummary | undefined {
     }
   }
   return summary;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
 export function summarize(s: ResticSummary): string {
