@@ -4,26 +4,32 @@
  *
  *   wrk ─▶ front nginx ─┬─▶ upstream nginx                                   (direct)
  *                       ├─▶ unix socket ─▶ systemd-socket-proxyd ─▶ upstream (socket-proxyd)
- *                       └─▶ unix socket ─▶ zoopa proxy ─▶ upstream           (zoopa)
+ *                       └─▶ unix socket ─▶ zoopa proxy ─▶ upstream           (zoopa, zoopa-lean)
  *
- * Both proxies are socket-activated the same way (systemd-socket-activate -l PATH,
- * from the systemd package), zoopa with --stack-unit none (plain proxy). The front
- * opens a new connection per request to each path, as the original setup's
- * `proxy_pass http://unix:...` does. Small requests: wrk --latency (req/s, p50,
- * p99); bulk: curl downloading a 100 MB file (GB/s); memory: the proxies' peak
- * RSS (VmHWM). Rounds alternate between paths so drift hits all of them alike;
- * medians are printed. Then a cold start: a client connects before the app
- * listens; measured is the time from the app's first listen to the client's first
- * byte.
+ * The proxies are socket-activated the same way (systemd-socket-activate -l PATH,
+ * from the systemd package), zoopa with --stack-unit none (plain proxy). Each
+ * proxy runs twice: one instance takes the small requests, a fresh one the
+ * downloads, so each phase's peak RSS (VmHWM) is its own.
  *
- *   npm run bench:proxy [-- --rounds 3 --duration 8 --bulk 5 --cold 5]
+ * Small requests, wrk --latency (req/s, p50, p99), two ways:
+ *  - keepalive: the front keeps connections to the path open (nginx
+ *    `upstream { keepalive }`, HTTP/1.1), the usual production setup;
+ *  - new conn: a new connection per request (plain `proxy_pass http://unix:...`,
+ *    nginx's default), which makes the proxy accept and connect for every request.
+ * Bulk: curl downloading a 100 MB file (GB/s). For the proxies also their own CPU
+ * time per request and per GB (from /proc/<pid>/stat: steadier than rates on a
+ * shared machine). Rounds rotate the order of the paths; medians are printed.
+ * Then a cold start: a client connects before the app listens; measured is the
+ * time from the app's first listen to the client's first byte.
+ *
+ *   npm run bench:proxy [-- --rounds 4 --duration 4 --bulk 3 --cold 5 --connections 50 --only small,bulk,cold]
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, killAll, median, peakRssMb, runOut, sleep, start, waitConnectable, type Spawned } from './lib/procs.js';
+import { cpuMs, freePort, killAll, median, peakRssMb, runOut, sleep, start, waitConnectable, type Spawned } from './lib/procs.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ZOOPA = path.join(repo, 'bin', 'zoopa.js');
@@ -38,19 +44,28 @@ function arg(name: string, def: number): number {
   return v;
 }
 
-const ROUNDS = arg('rounds', 3);
-const DURATION_S = arg('duration', 8);
+const ROUNDS = arg('rounds', 4);
+const DURATION_S = arg('duration', 4);
 const BULK_PER_ROUND = arg('bulk', 3);
 const COLD_RUNS = arg('cold', 5);
 const WRK_CONNECTIONS = arg('connections', 50);
+/** --only small|bulk|cold (comma-separated): run just those parts. */
+const ONLY = (() => {
+  const i = process.argv.indexOf('--only');
+  return new Set(i < 0 ? ['small', 'bulk', 'cold'] : (process.argv[i + 1] ?? '').split(','));
+})();
 
 /**
- * zoopa runs twice: through bin/zoopa.js (the whole CLI loaded, as the unit's
- * ExecStart does today) and through the lean entry dist/src/proxy/main.js (only
- * the proxy's modules). Same code path for every byte.
+ * zoopa runs twice, same code for every byte:
+ *  - zoopa: `node bin/zoopa.js proxy` (the whole CLI loaded: commander, zod and
+ *    every command), as the unit's ExecStart runs it today;
+ *  - zoopa-lean: `node --max-semi-space-size=1 dist/src/proxy/main.js proxy`
+ *    (only the proxy's modules, V8's young generation capped at 1 MB per
+ *    semi-space), the memory-lean way to launch it.
  */
 type PathName = 'direct' | 'socket-proxyd' | 'zoopa' | 'zoopa-lean';
 const PATHS: PathName[] = ['direct', 'socket-proxyd', 'zoopa', 'zoopa-lean'];
+const PROXIES = ['socket-proxyd', 'zoopa', 'zoopa-lean'] as const;
 const ZOOPA_LEAN = path.join(repo, 'dist', 'src', 'proxy', 'main.js');
 
 interface Small {
@@ -112,7 +127,7 @@ async function main(): Promise<void> {
     });
   }
   if (!fs.existsSync(SOCKET_PROXYD)) throw new Error(`${SOCKET_PROXYD} is missing`);
-  if (!fs.existsSync(path.join(repo, 'dist', 'src', 'cli', 'main.js'))) throw new Error('run "npm run build" first');
+  if (!fs.existsSync(ZOOPA_LEAN)) throw new Error('run "npm run build" first');
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zoopa-bench-proxy-'));
   fs.chmodSync(dir, 0o755);
@@ -130,111 +145,155 @@ async function main(): Promise<void> {
     }
     fs.closeSync(big);
     const upPort = await freePort();
-    const upConf = nginxConf(
-      dir,
-      'upstream',
-      `  sendfile on; tcp_nopush on;
-  server { listen 127.0.0.1:${upPort} backlog=4096; root ${www}; }`,
-    );
+    const upConf = nginxConf(dir, 'upstream', `  sendfile on; tcp_nopush on;\n  server { listen 127.0.0.1:${upPort} backlog=4096; root ${www}; }`);
     procs.push(start(['nginx', '-c', upConf]));
     await waitConnectable({ port: upPort });
 
-    // The two proxies, socket-activated the same way.
-    const spdSock = path.join(dir, 'spd.sock');
-    const zSock = path.join(dir, 'zoopa.sock');
-    const zlSock = path.join(dir, 'zoopa-lean.sock');
+    // The proxies: a small-request instance and a download instance of each.
     const rt = path.join(dir, 'rt');
     fs.mkdirSync(rt, { mode: 0o700 });
-    const spd = start([SOCKET_ACTIVATE, '-l', spdSock, SOCKET_PROXYD, `127.0.0.1:${upPort}`]);
-    procs.push(spd);
     const zEnv = { ...process.env, XDG_RUNTIME_DIR: rt, ZOOPA_UPSTREAM: `127.0.0.1:${upPort}`, ZOOPA_STACK_UNIT: 'none' };
     const activate = (sock: string) => [SOCKET_ACTIVATE, '-l', sock, '-E', 'XDG_RUNTIME_DIR', '-E', 'ZOOPA_UPSTREAM', '-E', 'ZOOPA_STACK_UNIT'];
-    const zoopa = start([...activate(zSock), process.execPath, ZOOPA, 'proxy', 'bench'], { env: zEnv });
-    procs.push(zoopa);
-    const zoopaLean = start([...activate(zlSock), process.execPath, ZOOPA_LEAN, 'proxy', 'bench-lean'], { env: zEnv });
-    procs.push(zoopaLean);
-    await waitConnectable({ path: spdSock });
-    await waitConnectable({ path: zSock });
-    await waitConnectable({ path: zlSock });
-
-    // Front: one server per path.
-    const ports: Record<PathName, number> = { direct: await freePort(), 'socket-proxyd': await freePort(), zoopa: await freePort(), 'zoopa-lean': await freePort() };
-    const frontConf = nginxConf(
-      dir,
-      'front',
-      `  proxy_max_temp_file_size 0;
-  server { listen 127.0.0.1:${ports.direct} backlog=4096; location / { proxy_pass http://127.0.0.1:${upPort}; } }
-  server { listen 127.0.0.1:${ports['socket-proxyd']} backlog=4096; location / { proxy_pass http://unix:${spdSock}:; } }
-  server { listen 127.0.0.1:${ports.zoopa} backlog=4096; location / { proxy_pass http://unix:${zSock}:; } }
-  server { listen 127.0.0.1:${ports['zoopa-lean']} backlog=4096; location / { proxy_pass http://unix:${zlSock}:; } }`,
-    );
-    procs.push(start(['nginx', '-c', frontConf]));
-    for (const p of PATHS) await waitConnectable({ port: ports[p] });
-
-    // Sanity: every path serves both files, byte-identical.
-    for (const p of PATHS) {
-      const got = await runOut(['sh', '-c', `curl -sf http://127.0.0.1:${ports[p]}/big.bin | sha256sum`]);
-      const want = await runOut(['sh', '-c', `sha256sum < ${path.join(www, 'big.bin')}`]);
-      if (got.split(' ')[0] !== want.split(' ')[0]) throw new Error(`${p}: big.bin differs through the path`);
+    const launch: Record<Exclude<PathName, 'direct'>, (sock: string, name: string) => string[]> = {
+      'socket-proxyd': (sock) => [SOCKET_ACTIVATE, '-l', sock, SOCKET_PROXYD, `127.0.0.1:${upPort}`],
+      zoopa: (sock, name) => [...activate(sock), process.execPath, ZOOPA, 'proxy', name],
+      'zoopa-lean': (sock, name) => [...activate(sock), process.execPath, '--max-semi-space-size=1', ZOOPA_LEAN, 'proxy', name],
+    };
+    const sockets: Record<PathName, { small: string; bulk: string } | null> = { direct: null, 'socket-proxyd': null, zoopa: null, 'zoopa-lean': null };
+    const pids: Record<PathName, { small: number; bulk: number } | null> = { direct: null, 'socket-proxyd': null, zoopa: null, 'zoopa-lean': null };
+    for (const p of PROXIES) {
+      const small = path.join(dir, `${p}-small.sock`);
+      const bulkSock = path.join(dir, `${p}-bulk.sock`);
+      const a = start(launch[p](small, `${p.replace('zoopa-', '')}-small`), { env: zEnv });
+      const b = start(launch[p](bulkSock, `${p.replace('zoopa-', '')}-bulk`), { env: zEnv });
+      procs.push(a, b);
+      sockets[p] = { small, bulk: bulkSock };
+      pids[p] = { small: a.pid, bulk: b.pid };
+    }
+    for (const p of PROXIES) {
+      await waitConnectable({ path: sockets[p]!.small });
+      await waitConnectable({ path: sockets[p]!.bulk });
     }
 
-    const small = Object.fromEntries(PATHS.map((p) => [p, [] as Small[]])) as Record<PathName, Small[]>;
+    // Front: per path a keepalive server, a new-connection server and a download server.
+    type Mode = 'keepalive' | 'new conn' | 'bulk';
+    const ports = {} as Record<PathName, Record<Mode, number>>;
+    const servers: string[] = [];
+    for (const p of PATHS) {
+      ports[p] = { keepalive: await freePort(), 'new conn': await freePort(), bulk: await freePort() };
+      const target = (kind: 'small' | 'bulk') => (p === 'direct' ? `127.0.0.1:${upPort}` : `unix:${sockets[p]![kind]}`);
+      const pool = `pool_${p.replace(/-/g, '_')}`;
+      servers.push(
+        `  upstream ${pool} { server ${target('small')}; keepalive 64; }`,
+        `  server { listen 127.0.0.1:${ports[p].keepalive} backlog=4096; location / { proxy_pass http://${pool}; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+        `  server { listen 127.0.0.1:${ports[p]['new conn']} backlog=4096; location / { proxy_pass http://${target('small')}:; } }`,
+        `  server { listen 127.0.0.1:${ports[p].bulk} backlog=4096; location / { proxy_pass http://${target('bulk')}:; } }`,
+      );
+    }
+    const frontConf = nginxConf(dir, 'front', `  proxy_max_temp_file_size 0;\n${servers.join('\n').replace(/http:\/\/127\.0\.0\.1:(\d+):;/g, 'http://127.0.0.1:$1;')}`);
+    procs.push(start(['nginx', '-c', frontConf]));
+    for (const p of PATHS) for (const mode of ['keepalive', 'new conn', 'bulk'] as const) await waitConnectable({ port: ports[p][mode] });
+
+    // Sanity: every path serves the big file byte-identical.
+    const want = (await runOut(['sh', '-c', `sha256sum < ${path.join(www, 'big.bin')}`])).split(' ')[0];
+    for (const p of PATHS) {
+      const got = (await runOut(['sh', '-c', `curl -sf http://127.0.0.1:${ports[p].bulk}/big.bin | sha256sum`])).split(' ')[0];
+      if (got !== want) throw new Error(`${p}: big.bin differs through the path`);
+    }
+
+    const SMALL_MODES = ['keepalive', 'new conn'] as const;
+    type SmallMode = (typeof SMALL_MODES)[number];
+    const small = {} as Record<SmallMode, Record<PathName, Small[]>>;
+    const cpuSmall = {} as Record<SmallMode, Record<PathName, number[]>>;
+    for (const mode of SMALL_MODES) {
+      small[mode] = Object.fromEntries(PATHS.map((p) => [p, [] as Small[]])) as Record<PathName, Small[]>;
+      cpuSmall[mode] = Object.fromEntries(PATHS.map((p) => [p, [] as number[]])) as Record<PathName, number[]>;
+    }
     const bulk = Object.fromEntries(PATHS.map((p) => [p, [] as number[]])) as Record<PathName, number[]>;
+    const cpuBulk = Object.fromEntries(PATHS.map((p) => [p, [] as number[]])) as Record<PathName, number[]>;
     const cores = os.cpus().length;
-    console.log(`bench/proxy: ${ROUNDS} rounds × (wrk -t2 -c${WRK_CONNECTIONS} -d${DURATION_S}s small.txt, ${BULK_PER_ROUND} × 100 MB) per path; ${cores} cores; node ${process.version}`);
+    console.log(
+      `bench/proxy: ${ROUNDS} rounds × (wrk -t2 -c${WRK_CONNECTIONS} -d${DURATION_S}s small.txt, keepalive and new conn; ${BULK_PER_ROUND} × 100 MB) per path; ${cores} cores; node ${process.version}; load ${os.loadavg()[0]!.toFixed(2)}`,
+    );
     for (let round = 0; round < ROUNDS; round++) {
-      // Rotate the order each round.
       const order = PATHS.map((_, i) => PATHS[(i + round) % PATHS.length]!);
-      for (const p of order) {
-        const out = await runOut(['wrk', '-t2', `-c${WRK_CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', `http://127.0.0.1:${ports[p]}/small.txt`]);
-        const r = parseWrk(out);
-        small[p].push(r);
-        console.log(`  round ${round + 1} ${p.padEnd(13)} small ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms${r.errors ? `  ERRORS ${r.errors}` : ''}`);
-        await sleep(500);
+      for (const mode of ONLY.has('small') ? SMALL_MODES : []) {
+        for (const p of order) {
+          const pid = pids[p]?.small ?? null;
+          const c0 = pid === null ? null : cpuMs(pid);
+          const out = await runOut(['wrk', '-t2', `-c${WRK_CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', `http://127.0.0.1:${ports[p][mode]}/small.txt`]);
+          const r = parseWrk(out);
+          small[mode][p].push(r);
+          const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+          if (pid !== null && c0 !== null && requests > 0) cpuSmall[mode][p].push(((cpuMs(pid)! - c0) * 1000) / requests);
+          console.log(
+            `  round ${round + 1} ${p.padEnd(13)} ${mode.padEnd(9)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms${r.errors ? `  ERRORS ${r.errors}` : ''}`,
+          );
+          await sleep(300);
+        }
       }
-      for (const p of order) {
+      for (const p of ONLY.has('bulk') ? order : []) {
+        const pid = pids[p]?.bulk ?? null;
         for (let i = 0; i < BULK_PER_ROUND; i++) {
-          const out = await runOut(['curl', '-sf', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', `http://127.0.0.1:${ports[p]}/big.bin`]);
+          const c0 = pid === null ? null : cpuMs(pid);
+          const out = await runOut(['curl', '-sf', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', `http://127.0.0.1:${ports[p].bulk}/big.bin`]);
           const [speed, size] = out.trim().split(' ').map(Number);
           if (size !== 100 * (1 << 20)) throw new Error(`${p}: downloaded ${size} bytes, not 100 MiB`);
           bulk[p].push(speed! / 1e9);
+          if (pid !== null && c0 !== null) cpuBulk[p].push((cpuMs(pid)! - c0) / (size! / 1e9));
         }
-        console.log(`  round ${round + 1} ${p.padEnd(13)} bulk  ${bulk[p].slice(-BULK_PER_ROUND).map((g) => g.toFixed(2)).join(' ')} GB/s`);
+        console.log(`  round ${round + 1} ${p.padEnd(13)} bulk      ${bulk[p].slice(-BULK_PER_ROUND).map((g) => g.toFixed(2)).join(' ')} GB/s`);
       }
     }
-    const rss: Record<PathName, number | null> = { direct: null, 'socket-proxyd': peakRssMb(spd.pid), zoopa: peakRssMb(zoopa.pid), 'zoopa-lean': peakRssMb(zoopaLean.pid) };
+    const rss = (p: PathName, which: 'small' | 'bulk') => (pids[p] ? (peakRssMb(pids[p]![which]) ?? NaN) : NaN);
 
-    const med = (p: PathName) => ({
-      rps: median(small[p].map((s) => s.rps)),
-      p50: median(small[p].map((s) => s.p50)),
-      p99: median(small[p].map((s) => s.p99)),
-      errors: small[p].reduce((a, s) => a + s.errors, 0),
-      bulk: median(bulk[p]),
+    const f = (v: number, d = 0) => (Number.isFinite(v) ? v.toFixed(d) : '-');
+    const smallMed = (mode: SmallMode, p: PathName) => ({
+      rps: median(small[mode][p].map((x) => x.rps)),
+      p50: median(small[mode][p].map((x) => x.p50)),
+      p99: median(small[mode][p].map((x) => x.p99)),
+      errors: small[mode][p].reduce((a, x) => a + x.errors, 0),
+      cpu: median(cpuSmall[mode][p]),
     });
-    const m = Object.fromEntries(PATHS.map((p) => [p, med(p)])) as Record<PathName, ReturnType<typeof med>>;
-    console.log('\n| path | small req/s | p50 ms | p99 ms | errors | 100 MB GB/s | peak RSS MB |');
-    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const p of PATHS) {
-      const r = rss[p];
-      console.log(`| ${p} | ${m[p].rps.toFixed(0)} | ${m[p].p50.toFixed(2)} | ${m[p].p99.toFixed(2)} | ${m[p].errors} | ${m[p].bulk.toFixed(2)} | ${r === null ? '-' : r.toFixed(1)} |`);
+    console.log(`\nmedians over ${ROUNDS} rounds; proxy CPU is the proxy process's own user+system time`);
+    console.log('| path | mode | small req/s | p50 ms | p99 ms | errors | proxy CPU µs/req |');
+    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const mode of SMALL_MODES) {
+      for (const p of PATHS) {
+        const x = smallMed(mode, p);
+        console.log(`| ${p} | ${mode} | ${f(x.rps)} | ${f(x.p50, 2)} | ${f(x.p99, 2)} | ${x.errors} | ${p === 'direct' ? '-' : f(x.cpu)} |`);
+      }
     }
-    const s = m['socket-proxyd'];
-    const d = m.direct;
+    console.log('\n| path | 100 MB GB/s | proxy CPU ms/GB | peak RSS MB, small-request instance | peak RSS MB, download instance |');
+    console.log('| --- | ---: | ---: | ---: | ---: |');
+    for (const p of PATHS) {
+      console.log(`| ${p} | ${f(median(bulk[p]), 2)} | ${p === 'direct' ? '-' : f(median(cpuBulk[p]))} | ${p === 'direct' ? '-' : f(rss(p, 'small'), 1)} | ${p === 'direct' ? '-' : f(rss(p, 'bulk'), 1)} |`);
+    }
+
     const goal = (ok: boolean) => (ok ? 'met' : 'MISSED');
     console.log('\n| ratio | zoopa | zoopa-lean | goal |');
     console.log('| --- | ---: | ---: | --- |');
-    const row = (name: string, f: (z: ReturnType<typeof med>, p: PathName) => number, unit: string, ok: (v: number) => boolean, goalText: string) => {
-      const a = f(m.zoopa, 'zoopa');
-      const b = f(m['zoopa-lean'], 'zoopa-lean');
-      console.log(`| ${name} | ${a.toFixed(2)}${unit} ${goal(ok(a))} | ${b.toFixed(2)}${unit} ${goal(ok(b))} | ${goalText} |`);
+    const row = (name: string, fn: (p: PathName) => number, unit: string, ok: ((v: number) => boolean) | null, goalText: string) => {
+      const cell = (p: PathName) => {
+        const v = fn(p);
+        return `${f(v, unit === '×' ? 2 : 1)}${unit}${ok ? ` ${goal(ok(v))}` : ''}`;
+      };
+      console.log(`| ${name} | ${cell('zoopa')} | ${cell('zoopa-lean')} | ${goalText} |`);
     };
-    row('small: / direct', (z) => z.rps / d.rps, '×', (v) => v >= 0.95, '≥ 0.95×');
-    row('small: / socket-proxyd', (z) => z.rps / s.rps, '×', (v) => v >= 1.1, '≥ 1.10×');
-    row('p99: / socket-proxyd', (z) => z.p99 / s.p99, '×', (v) => v <= 1, '≤ 1.00×');
-    row('bulk: / socket-proxyd', (z) => z.bulk / s.bulk, '×', (v) => v >= 1, '≥ 1.00×');
-    row('peak RSS MB', (_z, p) => rss[p] ?? Infinity, '', (v) => v <= 50, `≤ 50 (socket-proxyd ${rss['socket-proxyd']?.toFixed(1)})`);
+    for (const mode of SMALL_MODES) {
+      const d = smallMed(mode, 'direct');
+      const s = smallMed(mode, 'socket-proxyd');
+      row(`small (${mode}): req/s / direct`, (p) => smallMed(mode, p).rps / d.rps, '×', (v) => v >= 0.95, '≥ 0.95×');
+      row(`small (${mode}): req/s / socket-proxyd`, (p) => smallMed(mode, p).rps / s.rps, '×', (v) => v >= 1.1, '≥ 1.10×');
+      row(`small (${mode}): p99 / socket-proxyd`, (p) => smallMed(mode, p).p99 / s.p99, '×', (v) => v <= 1, '≤ 1.00×');
+      row(`small (${mode}): CPU per request / socket-proxyd`, (p) => smallMed(mode, p).cpu / s.cpu, '×', null, 'lower is better');
+    }
+    row('bulk: GB/s / socket-proxyd', (p) => median(bulk[p]) / median(bulk['socket-proxyd']), '×', (v) => v >= 1, '≥ 1.00×');
+    row('bulk: CPU per GB / socket-proxyd', (p) => median(cpuBulk[p]) / median(cpuBulk['socket-proxyd']), '×', null, 'lower is better');
+    row('peak RSS, small-request instance', (p) => rss(p, 'small'), ' MB', (v) => v <= 50, `≤ 50 MB (socket-proxyd ${f(rss('socket-proxyd', 'small'), 1)})`);
+    row('peak RSS, download instance', (p) => rss(p, 'bulk'), ' MB', (v) => v <= 50, `≤ 50 MB (socket-proxyd ${f(rss('socket-proxyd', 'bulk'), 1)})`);
 
-    await coldStart(dir, rt);
+    if (ONLY.has('cold')) await coldStart(dir, rt);
   } finally {
     for (const p of procs.reverse()) await p.stop().catch(() => undefined);
     killAll();

@@ -4,12 +4,13 @@
  * connection_free()).
  *
  * upstream → client (responses, downloads: the bulk direction) reads with
- * `onread` into one buffer owned by the connection and writes a view of it to
- * the client without copying. While that write is still in flight (the client's
- * socket buffer was full) the buffer must not be read into again, so the
- * callback returns false, which stops reading; the write's callback resumes it.
- * No allocation per chunk, no queue growing in our memory: backpressure is the
- * kernel's socket buffers.
+ * `onread` into a buffer owned by the connection and writes a view of it to the
+ * client without copying. A write that completes at once (the usual case) leaves
+ * the buffer free for the next read. One still in flight (the client's socket
+ * buffer was full) keeps its buffer: reading goes on into another one, up to
+ * MAX_IN_FLIGHT buffers, then stops until writes complete (their callbacks
+ * resume it). No allocation per chunk, a bounded amount of memory per
+ * connection: backpressure is the kernel's socket buffers.
  *
  * client → upstream (requests, uploads) uses 'data' events with pause()/'drain'
  * (Node offers `onread` only for sockets it connects, not for accepted ones).
@@ -49,6 +50,8 @@ export class Traffic {
  */
 export const SMALL_BUFFER = 16 * 1024;
 export const BIG_BUFFER = 256 * 1024;
+/** Buffers of one connection whose writes to the client may be in flight at once. */
+export const MAX_IN_FLIGHT = 2;
 
 class BufferPool {
   private readonly free: Buffer[] = [];
@@ -126,8 +129,13 @@ export class Connection {
   private buf: Buffer | null = null;
   /** Handed to the upstream socket as its next read buffer (onread's buffer function), once. */
   private nextBuf: Buffer | undefined;
-  /** A buffer whose write to the client is in flight; upstream reading is stopped until it completes. */
-  private inFlight: Buffer | null = null;
+  /** Buffers whose writes to the client are in flight (oldest first), and the bytes written from each. */
+  private inFlight: Buffer[] = [];
+  private inFlightLen: number[] = [];
+  /** Upstream reading stopped: MAX_IN_FLIGHT writes in flight. */
+  private downPaused = false;
+  /** Reads filled a small buffer: big buffers from now on. */
+  private big = false;
   private connected = false;
   private clientWired = false;
   private released = false;
@@ -200,9 +208,11 @@ export class Connection {
     this.scout = null;
     this.client.destroy();
     this.upstream?.destroy();
-    // A buffer still referenced by an in-flight write is left to the GC.
-    if (this.buf && this.buf !== this.inFlight) giveBuffer(this.buf);
+    // Buffers still referenced by in-flight writes are left to the GC.
+    if (this.buf) giveBuffer(this.buf);
     this.buf = null;
+    this.inFlight = [];
+    this.inFlightLen = [];
     this.events.onClose(this);
   }
 
@@ -279,27 +289,47 @@ export class Connection {
     t.bytesOut += n;
     t.lastActivity = Date.now();
     const client = this.client;
-    client.write((buf as Buffer).subarray(0, n), this.onDownWritten);
-    const busy = client.writableLength !== 0; // not yet all in the kernel: buf is still in use
-    if (n === buf.length && buf.length === SMALL_BUFFER) {
-      // Filled the small buffer: more is coming. Read into a big one from now on.
-      if (!busy) smallPool.give(buf as Buffer);
-      this.buf = this.nextBuf = bigPool.take();
+    const b = buf as Buffer;
+    client.write(b.subarray(0, n), this.onDownWritten);
+    const upgrade = !this.big && n === b.length; // filled the small buffer: more is coming
+    if (upgrade) this.big = true;
+    if (client.writableLength === 0) {
+      // Written to the kernel already: b is free again.
+      if (upgrade) {
+        smallPool.give(b);
+        this.buf = this.nextBuf = bigPool.take();
+      }
+      return true;
     }
-    if (!busy) return true;
-    this.inFlight = buf as Buffer;
-    return false; // stop reading until the write completes
+    // b is in flight: read on into another buffer.
+    this.inFlight.push(b);
+    this.inFlightLen.push(n);
+    this.buf = this.nextBuf = this.big ? bigPool.take() : smallPool.take();
+    if (this.inFlight.length < MAX_IN_FLIGHT) return true;
+    this.downPaused = true;
+    return false; // stop reading until a write completes
   };
 
+  /** After each write to the client: give back the buffers whose bytes are all written; resume reading. */
   private readonly onDownWritten = (err?: Error | null): void => {
-    if (this.inFlight === null || this.released || err) return;
-    if (this.client.writableLength !== 0) return;
-    this.inFlight = null;
-    this.upstream?.resume();
+    if (this.released || err || this.inFlight.length === 0) return;
+    // Writes complete in order: the newest buffers hold the bytes still pending.
+    const pending = this.client.writableLength;
+    let keep = 0;
+    for (let i = this.inFlight.length - 1, sum = 0; i >= 0 && sum < pending; i--, keep++) sum += this.inFlightLen[i]!;
+    const done = this.inFlight.length - keep;
+    if (done === 0) return;
+    for (let i = 0; i < done; i++) giveBuffer(this.inFlight[i]!);
+    this.inFlight.splice(0, done);
+    this.inFlightLen.splice(0, done);
+    if (this.downPaused) {
+      this.downPaused = false;
+      this.upstream?.resume();
+    }
   };
 
   private readonly onClientDrain = (): void => {
-    // writableLength reached 0; normally onDownWritten already resumed.
+    // writableLength reached 0; normally onDownWritten has seen it already.
     this.onDownWritten();
   };
 
