@@ -79,6 +79,7 @@ export class Proxy {
   private stateTimer: NodeJS.Timeout | null = null;
   private written = { bytesIn: -1, bytesOut: -1, connections: -1 };
   private readonly exitOnIdle: boolean;
+  private finalStateWritten = false;
   private readonly idleTimeoutMs: number | null;
 
   private constructor(
@@ -221,6 +222,7 @@ export class Proxy {
         const why = err instanceof Error ? err.message : String(err);
         this.log.error(`wake failed: ${what}: ${why}; closed ${waiting.length} waiting connection(s); the next connection tries again`);
         for (const conn of waiting) conn.release();
+        this.traffic.lastActivity = Date.now(); // the idle clock starts again too
         this.writeState();
         this.idle.arm();
       },
@@ -373,6 +375,7 @@ export class Proxy {
     this.held.clear();
     if (reason === 'idle' && this.stack.state !== 'sleeping') this.stack.state = 'sleeping';
     this.writeState();
+    this.finalStateWritten = true; // a wake still finishing in the background writes no more
     this.resolveDone(reason);
   }
 
@@ -392,7 +395,7 @@ export class Proxy {
   }
 
   private writeState(): void {
-    if (this.deps.stateFile === false) return;
+    if (this.deps.stateFile === false || this.finalStateWritten) return;
     const s = this.snapshot();
     this.written = { bytesIn: s.bytesIn, bytesOut: s.bytesOut, connections: s.connections };
     writeProxyState(s, this.deps.env);
