@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { StateError } from '../errors.js';
+import { processStartTime } from '../proc.js';
 
 export interface LockInfo {
   pid: number;
@@ -28,16 +29,8 @@ export class BackupLockedError extends StateError {
   }
 }
 
-/** Start time of a process from /proc, or undefined. */
-export function procStartTime(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19];
-  } catch {
-    return undefined;
-  }
-}
+/** Start time of a process from /proc, or undefined (kept under this name for the lock's callers). */
+export const procStartTime = processStartTime;
 
 /** Is the process that wrote `info` still running? */
 export function holderAlive(info: Pick<LockInfo, 'pid' | 'procStart'>): boolean {

@@ -32,28 +32,20 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { backupJournalCheck } from '../../src/backup/doctor.js';
 import type { JournalEntry } from '../../src/backup/journal.js';
 import { httpStack, type StackFixture } from '../fixtures/stacks.js';
 import { IMAGE, freePort, httpGet, useTestbed, type Spawned, type Testbed } from '../testbed/index.js';
 import { runningContainers, socketOf, tryConnect, unitStates } from './ondemand-lib.js';
+import { DUPLICATI_STANDIN, type StandinJob } from '../helpers/duplicati-standin.js';
 
-const STANDIN_SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'duplicati-server-util');
+const STANDIN_SRC = DUPLICATI_STANDIN;
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 200 };
 /** web: running; idle: stopped; woke: starts slowly (held by a drop-in); duo: asleep on demand. */
 const STACKS = ['web', 'idle', 'woke', 'duo'] as const;
 type StackName = (typeof STACKS)[number];
 
-interface StandinJob {
-  id: string;
-  name: string;
-  seconds?: number;
-  fail?: string;
-  until?: string;
-  record?: string[];
-}
 
 interface StackBackup {
   jobs?: unknown[];

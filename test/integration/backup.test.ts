@@ -25,25 +25,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { IMAGE, freePort, httpGet, useTestbed, type Spawned, type Testbed } from '../testbed/index.js';
 import { containerStarts, runningContainers, socketOf, tryConnect, unitStates } from './ondemand-lib.js';
+import { tree } from '../helpers/tree.js';
+import { DUPLICATI_STANDIN, type StandinJob } from '../helpers/duplicati-standin.js';
 
-const STANDIN_SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'duplicati-server-util');
+const STANDIN_SRC = DUPLICATI_STANDIN;
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 200 };
 const STACKS = ['web', 'duo', 'good', 'slow'] as const;
 type StackName = (typeof STACKS)[number];
 
-interface StandinJob {
-  id: string;
-  name: string;
-  seconds?: number;
-  fail?: string;
-  run_error?: string;
-  until?: string;
-  record?: string[];
-}
 
 describe('zoopa backup on the test bed', () => {
   const bed = useTestbed({ name: 'backup' });
@@ -108,24 +100,6 @@ describe('zoopa backup on the test bed', () => {
 
   async function active(tb: Testbed, unit: string): Promise<string> {
     return (await unitStates(tb, [unit])).get(unit)!.active;
-  }
-
-  /** Every file below dir: relative path → mode and content. */
-  function tree(dir: string): Record<string, string> {
-    const out: Record<string, string> = {};
-    const walk = (d: string) => {
-      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-        const p = path.join(d, e.name);
-        const rel = path.relative(dir, p);
-        const mode = (fs.statSync(p).mode & 0o7777).toString(8);
-        if (e.isDirectory()) {
-          out[rel + '/'] = mode;
-          walk(p);
-        } else out[rel] = `${mode} ${fs.readFileSync(p, 'base64')}`;
-      }
-    };
-    walk(dir);
-    return out;
   }
 
   /** Wait for a spawned process to exit (polling: the spawned child does not keep the event loop alive). */

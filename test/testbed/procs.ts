@@ -3,6 +3,10 @@
  * (also from a process 'exit' handler, where nothing asynchronous runs).
  */
 import fs from 'node:fs';
+import { processStartTime as startTime } from '../../src/proc.js';
+
+/** Start time of a process (see src/proc.ts): with the pid, a unique process id. */
+export { startTime };
 
 export function pidAlive(pid: number): boolean {
   try {
@@ -13,17 +17,6 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot): with the pid, a unique process id. */
-export function startTime(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19];
-  } catch {
-    return undefined;
-  }
-}
 
 /** "<pid>-<starttime>": identifies a live process, immune to pid reuse. */
 export function processTag(pid: number): string | undefined {

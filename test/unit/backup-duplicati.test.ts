@@ -9,21 +9,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { BackupJobError, type JobContext } from '../../src/backup/engine.js';
 import { DuplicatiEngine, judgeResult, parseListBackups, parseStatus } from '../../src/backup/engines/duplicati.js';
 import { run } from '../../src/exec.js';
 import { tmpDir } from '../helpers/cli.js';
+import { DUPLICATI_STANDIN, type StandinJob } from '../helpers/duplicati-standin.js';
 
-export const STANDIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'duplicati-server-util');
+export const STANDIN = DUPLICATI_STANDIN;
 
-interface StandinJob {
-  id: string;
-  name: string;
-  seconds?: number;
-  fail?: string;
-  run_error?: string;
-}
 
 function server(jobs: StandinJob[], opts: { wait?: boolean; wait_failure_exit?: number; down?: boolean } = {}) {
   const dir = tmpDir('zoopa-duplicati-');

@@ -13,23 +13,7 @@ import { forgetArgs, parseResticSummary, ResticEngine } from '../../src/backup/e
 import { run } from '../../src/exec.js';
 import { which } from '../../src/units/tools.js';
 import { tmpDir } from '../helpers/cli.js';
-
-/** Every file below dir: relative path → content (and mode). */
-function tree(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      const rel = path.relative(dir, p);
-      if (e.isDirectory()) {
-        out[rel + '/'] = (fs.statSync(p).mode & 0o7777).toString(8);
-        walk(p);
-      } else out[rel] = `${(fs.statSync(p).mode & 0o7777).toString(8)} ${fs.readFileSync(p, 'base64')}`;
-    }
-  };
-  walk(dir);
-  return out;
-}
+import { tree } from '../helpers/tree.js';
 
 function ctx(stack = 'web', lines: string[] = []): JobContext {
   return { stack, stackDir: '/', log: (l) => lines.push(l) };
