@@ -2,12 +2,13 @@
  * Is the upstream ready? Polled quickly while a stack wakes, so that a held
  * client is served within tens of milliseconds of the app listening.
  *
- * tcp: a connection is accepted and not closed by the peer within SETTLE_MS.
- *   The settle window matters with rootless podman: its port forwarder
- *   (rootlessport) accepts on the host port as soon as the container runs, then
- *   drops the connection when the app inside is not listening yet; that early
- *   accept is what made the original answer first requests with a reset.
- *   Data from the peer (a banner) means ready at once.
+ * tcp: a connection is accepted and not closed by the peer within SETTLE_MS;
+ *   data from the peer (a banner) means ready at once. With rootless podman this
+ *   is not enough: its port forwarder (rootlessport) accepts on the host port as
+ *   soon as the container runs and drops the connection ~190 ms later when the
+ *   app inside is not listening yet (what made the original answer first
+ *   requests with a reset). The wake therefore confirms a tcp check with a real
+ *   answer (proxy.ts confirm()).
  * http:/path: `GET /path` over HTTP/1.1 answers a 2xx or 3xx status line.
  */
 import net from 'node:net';
@@ -17,8 +18,13 @@ import { connectOptions, type Upstream } from './upstream.js';
 
 /** Time between the end of one failed probe and the next. */
 export const POLL_MS = 10;
-/** How long an accepted probe connection must stay open to count as ready (tcp). */
-export const SETTLE_MS = 25;
+/**
+ * How long an accepted probe connection must stay open to count as ready (tcp).
+ * Short: it only filters upstreams that drop connections at once; a forwarder
+ * that holds them longer (rootlessport, ~190 ms) is caught by the wake's scout
+ * (proxy.ts confirm()).
+ */
+export const SETTLE_MS = 10;
 /** Upper bound for one probe (a hung app must not stall polling). */
 export const PROBE_TIMEOUT_MS = 2000;
 
