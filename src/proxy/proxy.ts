@@ -74,6 +74,8 @@ export class Proxy {
   /** The wake's scout connection (confirm()). */
   private scout: { conn: Connection; confirmed: () => void; lost: () => void } | null = null;
   private scoutServed = 0;
+  /** Ends a confirm() in progress (close()). */
+  private cancelConfirm: (() => void) | null = null;
   private idleRunning = false;
   private closing = false;
   private stateTimer: NodeJS.Timeout | null = null;
@@ -216,6 +218,7 @@ export class Proxy {
       },
       (err: unknown) => {
         this.wakeRunning = false;
+        if (this.closing) return; // closed while waking: close() released everything
         const waiting = [...this.held.keys()];
         this.held.clear();
         const what = this.settings.stackUnit ?? this.settings.upstream.text;
@@ -264,6 +267,7 @@ export class Proxy {
       const finish = (err?: Error): void => {
         if (settled) return;
         settled = true;
+        this.cancelConfirm = null;
         stopProbes.abort();
         const scout = this.scout;
         this.scout = null;
@@ -302,6 +306,7 @@ export class Proxy {
           await new Promise((res) => setTimeout(res, POLL_MS));
         }
       };
+      this.cancelConfirm = () => finish(new Error('the proxy is closing'));
       nextScout();
       void probeLoop();
     });
@@ -368,6 +373,8 @@ export class Proxy {
   async close(reason: ExitReason = 'closed'): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.cancelConfirm?.();
+    this.stack.cancelWake();
     this.idle.stop();
     if (this.stateTimer) clearInterval(this.stateTimer);
     for (const l of this.listeners) l.server.close();

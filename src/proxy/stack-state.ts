@@ -63,6 +63,7 @@ export class StackState {
   lastWake: { at: string; peer?: string } | null = null;
   private waking: Promise<WakeInfo> | null = null;
   private stopping: Promise<void> | null = null;
+  private wakeAbort: AbortController | null = null;
 
   constructor(private readonly o: StackStateOptions) {}
 
@@ -149,10 +150,12 @@ export class StackState {
     const unit = this.o.unit;
     let startJob: Promise<void> | null = null;
     const abort = new AbortController();
+    this.wakeAbort = abort;
     try {
       if (unit !== null) {
         let { activeState } = await this.activeState(unit);
         while (activeState === 'deactivating') {
+          if (abort.signal.aborted) throw abort.signal.reason;
           if (Date.now() >= deadline) throw new TimeoutError(`${unit} was still stopping after ${Math.round(this.o.startTimeoutMs / 1000)} s`, this.o.startTimeoutMs);
           await new Promise((r) => setTimeout(r, STOP_POLL_MS));
           ({ activeState } = await this.activeState(unit));
@@ -172,15 +175,23 @@ export class StackState {
       ready.catch(() => undefined);
       await (startJob ? Promise.race([ready, startJob.then(() => ready)]) : ready);
       if (this.o.ready.kind === 'tcp' && this.o.confirm) await this.o.confirm(deadline);
+      if (abort.signal.aborted) throw abort.signal.reason;
       const readyMs = Date.now() - t0;
       this.set('awake');
       return { readyMs, started: startJob !== null };
     } catch (e) {
-      abort.abort(new Error('wake abandoned'));
+      if (!abort.signal.aborted) abort.abort(new Error('wake abandoned'));
       if (unit !== null) await this.forgetIfDown(unit);
       this.set('sleeping');
       throw e instanceof ZoopaError ? e : new ZoopaError('ZOOPA_WAKE_FAILED', (e as Error).message ?? String(e), { cause: e });
+    } finally {
+      if (this.wakeAbort === abort) this.wakeAbort = null;
     }
+  }
+
+  /** Give up a wake in progress (the proxy is closing); the start job, if any, is left to systemd. */
+  cancelWake(): void {
+    this.wakeAbort?.abort(new Error('the proxy is closing'));
   }
 
   /** After a failed wake: a unit that did not come up is not ours to stop later. */
