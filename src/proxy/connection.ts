@@ -114,7 +114,6 @@ interface Scout {
   overflow: boolean;
   clientEnded: boolean;
   timer: NodeJS.Timeout | null;
-  attempts: number;
   /** The next attempt is the last: after sending the kept bytes, a normal connection. */
   final: boolean;
 }
@@ -143,6 +142,7 @@ export class Connection {
   private upstreamClosed = false;
   private gotByte = false;
   private scout: Scout | null = null;
+  private attempts = 0;
 
   constructor(
     client: net.Socket,
@@ -159,9 +159,9 @@ export class Connection {
     return this.released;
   }
 
-  /** Connection attempts a scout made so far (0 when not a scout). */
+  /** Upstream connection attempts made as a scout (0 when never one). */
   get scoutAttempts(): number {
-    return this.scout?.attempts ?? 0;
+    return this.attempts;
   }
 
   /** Connect to the upstream and start moving bytes both ways. */
@@ -173,7 +173,7 @@ export class Connection {
     }
     this.target = up;
     if (opts.scoutUntil !== undefined && !this.gotByte) {
-      this.scout = { until: opts.scoutUntil, chunks: [], bytes: 0, overflow: false, clientEnded: false, timer: null, attempts: 0, final: false };
+      this.scout = { until: opts.scoutUntil, chunks: [], bytes: 0, overflow: false, clientEnded: false, timer: null, final: false };
     }
     this.connectUpstream();
   }
@@ -184,7 +184,7 @@ export class Connection {
     this.nextBuf = this.buf;
     this.connected = false;
     this.upstreamClosed = false;
-    if (this.scout) this.scout.attempts++;
+    if (this.scout) this.attempts++;
     const upstream = net.connect({
       ...connectOptions(up),
       allowHalfOpen: true,
