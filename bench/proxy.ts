@@ -29,6 +29,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PROXY_NODE_FLAGS } from '../src/proxy/node-flags.js';
+import { which } from '../src/units/tools.js';
 import { cpuMs, freePort, killAll, median, peakRssMb, runOut, sleep, start, waitConnectable, type Spawned } from './lib/procs.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -56,17 +58,16 @@ const ONLY = (() => {
 })();
 
 /**
- * zoopa runs twice, same code for every byte:
- *  - zoopa: `node bin/zoopa.js proxy` (the whole CLI loaded: commander, zod and
- *    every command), as the unit's ExecStart runs it today;
- *  - zoopa-lean: `node --max-semi-space-size=1 dist/src/proxy/main.js proxy`
- *    (only the proxy's modules, V8's young generation capped at 1 MB per
- *    semi-space), the memory-lean way to launch it.
+ * zoopa runs twice, same code for every byte (bin/zoopa.js hands `proxy` to the
+ * proxy's own entry, without the rest of the CLI):
+ *  - zoopa-lean: `node --max-semi-space-size=1 bin/zoopa.js proxy`, exactly what
+ *    zoopa-ondemand@.service runs (V8's young generation capped at 1 MB per
+ *    semi-space: less memory under connection churn, a little more CPU);
+ *  - zoopa: the same without the flag, for comparison.
  */
 type PathName = 'direct' | 'socket-proxyd' | 'zoopa' | 'zoopa-lean';
 const PATHS: PathName[] = ['direct', 'socket-proxyd', 'zoopa', 'zoopa-lean'];
 const PROXIES = ['socket-proxyd', 'zoopa', 'zoopa-lean'] as const;
-const ZOOPA_LEAN = path.join(repo, 'dist', 'src', 'proxy', 'main.js');
 
 interface Small {
   rps: number;
@@ -122,12 +123,10 @@ ${body}
 
 async function main(): Promise<void> {
   for (const tool of ['nginx', 'wrk', 'curl', SOCKET_ACTIVATE]) {
-    await runOut(['sh', '-c', `command -v ${tool}`]).catch(() => {
-      throw new Error(`${tool} is not installed (apt-get install nginx wrk curl systemd)`);
-    });
+    if (!which(tool)) throw new Error(`${tool} is not installed (apt-get install nginx wrk curl systemd)`);
   }
   if (!fs.existsSync(SOCKET_PROXYD)) throw new Error(`${SOCKET_PROXYD} is missing`);
-  if (!fs.existsSync(ZOOPA_LEAN)) throw new Error('run "npm run build" first');
+  if (!fs.existsSync(path.join(repo, 'dist', 'src', 'proxy', 'main.js'))) throw new Error('run "npm run build" first');
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zoopa-bench-proxy-'));
   fs.chmodSync(dir, 0o755);
@@ -157,7 +156,7 @@ async function main(): Promise<void> {
     const launch: Record<Exclude<PathName, 'direct'>, (sock: string, name: string) => string[]> = {
       'socket-proxyd': (sock) => [SOCKET_ACTIVATE, '-l', sock, SOCKET_PROXYD, `127.0.0.1:${upPort}`],
       zoopa: (sock, name) => [...activate(sock), process.execPath, ZOOPA, 'proxy', name],
-      'zoopa-lean': (sock, name) => [...activate(sock), process.execPath, '--max-semi-space-size=1', ZOOPA_LEAN, 'proxy', name],
+      'zoopa-lean': (sock, name) => [...activate(sock), process.execPath, ...PROXY_NODE_FLAGS, ZOOPA, 'proxy', name],
     };
     const sockets: Record<PathName, { small: string; bulk: string } | null> = { direct: null, 'socket-proxyd': null, zoopa: null, 'zoopa-lean': null };
     const pids: Record<PathName, { small: number; bulk: number } | null> = { direct: null, 'socket-proxyd': null, zoopa: null, 'zoopa-lean': null };

@@ -45,6 +45,7 @@ import { stackUnitName } from '../stacks/discover.js';
 import { envAssignment, execWith, GENERATED_MARKER, generatedHeader, raw, UnitFile } from '../units/model.js';
 import type { ManagedFile, RenderContext, RenderedUnit } from '../units/render.js';
 import { which } from '../units/tools.js';
+import { PROXY_NODE_FLAGS } from '../proxy/node-flags.js';
 import { DEFAULT_DIRECTORY_MODE, DEFAULT_IDLE_TIMEOUT, DEFAULT_SOCKET_MODE, listenerEnvName, type StackOndemandConfig } from './config.js';
 
 export const DIR_UNIT = 'zoopa-ondemand-dir.service';
@@ -145,7 +146,7 @@ export function renderServiceTemplate(ctx: RenderContext): RenderedUnit {
     // ...and $XDG_CONFIG_HOME's (where zoopa install writes), the same file unless
     // XDG_CONFIG_HOME is set elsewhere; read last, so it wins.
     .add('EnvironmentFile', raw('-%E/zoopa-ondemand/%i.env'))
-    .add('ExecStart', execWith([ctx.tools.node, ctx.tools.zoopa, 'proxy', raw('%i')]));
+    .add('ExecStart', execWith([ctx.tools.node, ...PROXY_NODE_FLAGS, ctx.tools.zoopa, 'proxy', raw('%i')]));
   return { name: SERVICE_TEMPLATE, content: u.toString(), kind: 'ondemand' };
 }
 

@@ -1,10 +1,9 @@
 /**
- * A lean entry point for `zoopa proxy`: the same command as
- * src/cli/commands/proxy.ts, without loading the rest of the CLI (commander,
- * zod and every other command cost the long-running proxy about 20 MB of
- * memory). `node dist/src/proxy/main.js proxy <stack> [flags]` behaves exactly
- * like `zoopa proxy <stack> [flags]`, exit statuses included (errors go through
- * src/cli/report.ts). bin/zoopa.js may hand `proxy` invocations to it.
+ * `zoopa proxy`'s arguments and help: the one parser of the command.
+ * bin/zoopa.js hands `zoopa proxy ...` (what the units' ExecStart runs) straight
+ * here, so the long-running proxy does not load commander and the rest of the
+ * CLI; `zoopa --root X proxy ...` reaches it through src/cli/commands/proxy.ts.
+ * Errors go through src/cli/report.ts like every command's.
  */
 import { parseArgs } from 'node:util';
 import { reportError } from '../cli/report.js';
@@ -23,10 +22,17 @@ Options:
   --ready <check>             "tcp" or "http:/path" (env ZOOPA_READY, default tcp)
   --start-timeout <duration>  give up waking after this long (env ZOOPA_START_TIMEOUT, default 120s)
   -h, --help                  display help for command
+
+Environment (from ~/.config/zoopa-ondemand/<stack>.env under systemd; flags win):
+  ZOOPA_UPSTREAM, ZOOPA_IDLE_TIMEOUT, ZOOPA_STACK_UNIT, ZOOPA_READY, ZOOPA_START_TIMEOUT,
+  ZOOPA_IDLE_MODE      traffic (default: no bytes for the timeout) | connections (after the last close)
+  ZOOPA_STOP_CHECK     command run before an idle stop; a non-zero exit postpones it
+  ZOOPA_UPSTREAM_<N>   upstream for the socket whose FileDescriptorName is N (upper-cased, "-" → "_")
+State: $XDG_RUNTIME_DIR/ondemand/<stack>.state.json; "started by zoopa": $XDG_RUNTIME_DIR/ondemand/<stack>.owned
 `;
 
 export async function proxyMain(argv: string[]): Promise<number> {
-  const args = argv[0] === 'proxy' ? argv.slice(1) : argv;
+  const args = argv;
   let parsed;
   try {
     parsed = parseArgs({
@@ -70,4 +76,3 @@ export async function proxyMain(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await proxyMain(process.argv.slice(2));
