@@ -11,7 +11,10 @@ import { backupJournalCheck } from '../backup/doctor.js';
 import { repairFromJournal } from '../backup/journal.js';
 import { run } from '../exec.js';
 import { llamaChecks } from '../llama/doctor.js';
-import { ondemandRuntimeDir, runtimeDir } from '../paths.js';
+import { InputError } from '../errors.js';
+import { ondemandEnvDir, ondemandRuntimeDir, runtimeDir } from '../paths.js';
+import { resolveProxySettings } from '../proxy/config.js';
+import { readEnvFile } from '../stacks/envfile.js';
 import type { Project } from '../stacks/discover.js';
 import { planInstall } from '../units/install.js';
 import { which } from '../units/tools.js';
@@ -95,6 +98,36 @@ const ondemandDir: Check = async ({ env, project }) => {
   return { check: 'on-demand socket folder', verdict: 'ok', detail: `${dir} mode ${mode}${rtMode & 0o001 ? '' : ` (runtime dir ${rtMode.toString(8)}: nginx must run as this user or be granted search access)`}` };
 };
 
+/**
+ * Every ~/.config/zoopa-ondemand/<stack>.env, read with the proxy's own rules:
+ * a bad one would otherwise show only in the proxy's log, each time a
+ * connection arrives (the proxy exits 2 until systemd's start limit trips).
+ */
+const ondemandEnvFiles: Check = async ({ env }) => {
+  const dir = ondemandEnvDir(env);
+  let files: string[];
+  try {
+    files = fs.readdirSync(dir).filter((f) => f.endsWith('.env')).sort();
+  } catch {
+    return [];
+  }
+  const bad: string[] = [];
+  let fix: string | undefined;
+  for (const f of files) {
+    const file = path.join(dir, f);
+    try {
+      const vars = Object.fromEntries(readEnvFile(file) ?? []);
+      resolveProxySettings(f.slice(0, -'.env'.length), vars);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      bad.push(`${file}: ${e.message}`);
+      fix ??= e.hint;
+    }
+  }
+  if (!bad.length) return { check: 'on-demand env files', verdict: 'ok', detail: `${files.length} in ${dir}, all valid` };
+  return { check: 'on-demand env files', verdict: 'fail', detail: bad.join('; '), fix: fix ?? 'fix the named setting' };
+};
+
 const sudoRule: Check = async ({ env, project }) => {
   const rootful = project?.stacks.find((s) => s.config.rootful && s.config.enabled);
   if (!rootful) return [];
@@ -151,7 +184,7 @@ const backupJournal: Check = async ({ env }) => {
 const llama: Check = async ({ project, env }) => llamaChecks(project, env);
 
 export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
-  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, sudoRule, unitsStale, backupJournal, llama];
+  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, ondemandEnvFiles, sudoRule, unitsStale, backupJournal, llama];
   const results = await Promise.all(
     checks.map((c) =>
       c(ctx).catch((e: unknown): CheckResult => ({ check: c.name, verdict: 'fail', detail: `check failed: ${e instanceof Error ? e.message : String(e)}` })),
