@@ -29,6 +29,7 @@ import { StateError, UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ondemandRuntimeDir, userUnitDir } from '../paths.js';
 import { DEFAULT_DIRECTORY_MODE } from './config.js';
+import { freezeRecordPath } from './freeze-record.js';
 import { listenerSocketUnitName, serviceUnitName, socketUnitName } from './units.js';
 
 export interface FreezeDeps {
@@ -76,9 +77,7 @@ export interface ThawResult {
   record: FreezeRecord | null;
 }
 
-export function freezeRecordPath(stack: string, env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(ondemandRuntimeDir(env), `${stack}.frozen.json`);
-}
+export { freezeRecordPath };
 
 function checkName(stack: string): void {
   if (!NAME_RE.test(stack)) throw new UsageError(`${JSON.stringify(stack)} is not a stack name`, { key: 'stack', value: stack, hint: NAME_HINT });

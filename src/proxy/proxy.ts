@@ -24,6 +24,7 @@ import { ensureOndemandDir } from './owned-marker.js';
 import { StackState } from './stack-state.js';
 import { writeProxyState, type ProxyState } from './state-file.js';
 import type { Upstream } from './upstream.js';
+import { freezeRecordExists } from '../ondemand/freeze-record.js';
 
 export interface ProxyDeps {
   env: NodeJS.ProcessEnv;
@@ -195,6 +196,14 @@ export class Proxy {
   }
 
   private hold(c: Connection, upstream: Upstream): void {
+    if (!this.wakeRunning && this.settings.stackUnit && freezeRecordExists(this.settings.stack, this.deps.env)) {
+      // Frozen (zoopa freeze, e.g. during a backup) yet activated, by a socket
+      // started by hand: waking would break the freeze's promise. Close, as a
+      // frozen stack's missing socket would have refused.
+      this.log.warn(`not waking ${this.settings.stackUnit}: ${this.settings.stack} is frozen ("zoopa thaw ${this.settings.stack}" ends it); closed a connection`);
+      c.release();
+      return;
+    }
     this.held.set(c, upstream);
     if (this.wakeRunning) return;
     this.wakeRunning = true;

@@ -12,6 +12,7 @@
  *   npm run build && node scripts/run-tests.mjs ondemand
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -140,6 +141,24 @@ describe('on demand: two listeners, freeze and thaw', () => {
     assert.equal(st.get('zoopa-ondemand@duo.socket')!.active, 'inactive');
     assert.deepEqual(await runningContainers(tb, 'duo'), []);
     assert.equal(await containerStarts(tb, 'duo'), startsBefore, 'no container started');
+
+    // Someone starts the socket by hand during the freeze: the proxy it activates
+    // closes the connection and does not wake the stack.
+    assert.equal((await tb.systemctl(['start', 'zoopa-ondemand@duo.socket'])).status, 0);
+    const reply = await new Promise<string>((resolve, reject) => {
+      const sock = net.connect(socketOf(tb, 'duo'));
+      let got = '';
+      sock.on('data', (b: Buffer) => (got += b.toString()));
+      sock.on('error', () => resolve(got));
+      sock.on('close', () => resolve(got));
+      sock.on('connect', () => sock.write('GET / HTTP/1.0\r\n\r\n'));
+      setTimeout(() => reject(new Error('the proxy kept a connection to a frozen stack open')), 60_000).unref();
+    });
+    assert.equal(reply, '', 'closed without an answer');
+    assert.match(tb.managerLog(), /not waking duo-stack\.service: duo is frozen/);
+    assert.equal(await activeState(tb, 'duo-stack.service'), 'inactive', 'the stack was not woken');
+    assert.equal(await containerStarts(tb, 'duo'), startsBefore, 'no container started');
+    assert.equal((await tb.systemctl(['stop', 'zoopa-ondemand@duo.socket', 'zoopa-ondemand@duo.service'])).status, 0);
 
     const t = await tb.zoopa(['--root', tb.root, 'thaw', 'duo', '--json']);
     assert.equal(t.status, 0, t.stderr);
