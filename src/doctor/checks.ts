@@ -145,6 +145,23 @@ const sudoRule: Check = async ({ env, project }) => {
   };
 };
 
+/** Duplicati jobs reach duplicati-server-util through `sudo -n ...` by default: is that allowed? */
+const duplicatiSudo: Check = async ({ env, project }) => {
+  if (!project?.stacks.some((s) => s.config.backup?.jobs.some((j) => j.engine === 'duplicati'))) return [];
+  const argv = project.config.backup?.duplicati?.command ?? ['sudo', '-n', 'podman', 'exec', 'duplicati', 'duplicati-server-util'];
+  if (!/(^|\/)sudo$/.test(argv[0] ?? '')) return { check: 'sudo rule (Duplicati)', verdict: 'ok', detail: `Duplicati is reached without sudo: ${argv.join(' ')}` };
+  const rest = argv.slice(1).filter((a) => a !== '-n');
+  const r = await run([argv[0]!, '-n', '-l', ...rest], { env, reject: false, timeoutMs: 15_000 });
+  if (r.status === 0) return { check: 'sudo rule (Duplicati)', verdict: 'ok', detail: `sudo -n may run ${rest.join(' ')}` };
+  const bin = which(rest[0] ?? '', env) ?? rest[0];
+  return {
+    check: 'sudo rule (Duplicati)',
+    verdict: 'fail',
+    detail: `backups reach Duplicati with "${argv.join(' ')}", which sudo -n refuses`,
+    fix: `add with "sudo visudo -f /etc/sudoers.d/zoopa": ${userName(env)} ALL=(root) NOPASSWD: ${[bin, ...rest.slice(1)].join(' ')}`,
+  };
+};
+
 const unitsStale: Check = async ({ env, project }) => {
   if (!project) return [];
   const plan = planInstall(project, { env });
@@ -184,7 +201,7 @@ const backupJournal: Check = async ({ env }) => {
 const llama: Check = async ({ project, env }) => llamaChecks(project, env);
 
 export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
-  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, ondemandEnvFiles, sudoRule, unitsStale, backupJournal, llama];
+  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, ondemandEnvFiles, sudoRule, duplicatiSudo, unitsStale, backupJournal, llama];
   const results = await Promise.all(
     checks.map((c) =>
       c(ctx).catch((e: unknown): CheckResult => ({ check: c.name, verdict: 'fail', detail: `check failed: ${e instanceof Error ? e.message : String(e)}` })),

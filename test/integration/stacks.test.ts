@@ -194,4 +194,14 @@ describe('env files', () => {
     assert.deepEqual(c2.missingFromEnv, []);
     assert.deepEqual(c2.undefinedVars, ['NOT_DEFINED']);
   });
+
+  it('doctor names the sudo rule Duplicati backups need when sudo refuses it, with the line to add', async () => {
+    const tb = bed();
+    httpStack(tb.root, 'cloud', { port: 18998 });
+    writeZoopaYaml(tb.root, { stacks: { cloud: { backup: { jobs: ['cloud'] } } } });
+    const r = await tb.zoopa(['--root', tb.root, 'doctor', '--json']);
+    const check = (JSON.parse(r.stdout) as Array<{ check: string; verdict: string; fix?: string }>).find((c) => c.check === 'sudo rule (Duplicati)');
+    assert.equal(check?.verdict, 'fail', r.stdout);
+    assert.match(check?.fix ?? '', new RegExp(`^add with .*: ${tb.user} ALL=\\(root\\) NOPASSWD: /usr/bin/podman exec duplicati duplicati-server-util$`));
+  });
 });
