@@ -64,6 +64,8 @@ export class StackState {
   private waking: Promise<WakeInfo> | null = null;
   private stopping: Promise<void> | null = null;
   private wakeAbort: AbortController | null = null;
+  /** The start job of the last wake, until an idle stop has waited for it. */
+  private pendingStart: Promise<void> | null = null;
 
   constructor(private readonly o: StackStateOptions) {}
 
@@ -167,6 +169,7 @@ export class StackState {
           this.o.logger.notice(`wake: ${this.lastWake?.peer ?? 'a client'} connected while ${unit} was ${activeState}; starting it`);
           startJob = this.unitManager().start(unit);
           startJob.catch(() => undefined);
+          this.pendingStart = startJob.catch(() => undefined);
         } else {
           this.o.logger.notice(`wake: ${this.lastWake?.peer ?? 'a client'} connected while ${unit} was ${activeState}; waiting for ${this.o.upstreams[0]!.text}`);
         }
@@ -220,6 +223,11 @@ export class StackState {
     }
     this.set('stopping');
     this.stopping = (async () => {
+      // The app may answer before its start job ends (a stack whose first container
+      // is up while podman-compose still starts the next): stopping a unit in the
+      // middle of `podman-compose up` can hang until TimeoutStopSec. Let it finish.
+      await this.pendingStart;
+      this.pendingStart = null;
       await this.unitManager().stop(unit);
       removeOwnedMarker(this.o.stack, this.o.env);
       this.owned = false;
