@@ -124,9 +124,21 @@ export class CommandError extends ZoopaError {
 
 export class TimeoutError extends ZoopaError {
   readonly timeoutMs: number;
-  constructor(message: string, timeoutMs: number, opts: ZoopaErrorOptions = {}) {
+  /** The command that did not finish in time, when it was one. */
+  readonly argv: readonly string[] | undefined;
+  constructor(message: string, timeoutMs: number, opts: ZoopaErrorOptions & { argv?: readonly string[] } = {}) {
     super('ZOOPA_TIMEOUT', message, opts);
     this.timeoutMs = timeoutMs;
+    this.argv = opts.argv;
+  }
+}
+
+/** A command was stopped because its caller aborted (AbortSignal); `cause` is the signal's reason. */
+export class AbortError extends ZoopaError {
+  readonly argv: readonly string[];
+  constructor(argv: readonly string[], opts: ZoopaErrorOptions = {}) {
+    super('ZOOPA_ABORTED', `${formatArgv(argv)} was aborted`, opts);
+    this.argv = argv;
   }
 }
 

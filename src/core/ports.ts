@@ -4,6 +4,18 @@
  * them (src/systemd/systemctl.ts, src/podman/podman.ts, src/backup/engines/*).
  */
 
+/**
+ * Bounds for one call to the outside world: every UnitManager / ContainerEngine method
+ * takes these last. Backends apply a default timeout when none is given (see each
+ * backend); a start or stop gets the deadline of the caller that waits for it.
+ */
+export interface CallOptions {
+  /** Kill the call (its whole process group) after this many ms: TimeoutError. */
+  timeoutMs?: number | undefined;
+  /** Abort the call: AbortError (or the signal's reason). */
+  signal?: AbortSignal | undefined;
+}
+
 /** systemd's view of one unit, from `systemctl --user show`. */
 export interface UnitInfo {
   name: string;
@@ -37,7 +49,7 @@ export interface UnitManager {
   disable(units: readonly string[], opts?: { now?: boolean }): Promise<void>;
   daemonReload(): Promise<void>;
   /** Lines of the unit's log (journalctl --user -u), following if asked. */
-  logs(unit: string, opts: { follow?: boolean; lines?: number }): Promise<void>;
+  logs(unit: string, opts: { follow?: boolean; lines?: number }, call?: CallOptions): Promise<void>;
 }
 
 export interface ContainerInfo {

@@ -1,7 +1,6 @@
 /** UnitManager backed by `systemctl --user` (reaches the manager over its private socket or D-Bus). */
-import { spawn } from 'node:child_process';
-import type { UnitInfo, UnitManager } from '../core/ports.js';
-import { CommandError } from '../errors.js';
+import type { CallOptions, UnitInfo, UnitManager } from '../core/ports.js';
+import { AbortError, CommandError } from '../errors.js';
 import { run } from '../exec.js';
 
 const BASE_PROPS = ['Id', 'LoadState', 'ActiveState', 'SubState', 'UnitFileState', 'FragmentPath'] as const;
@@ -83,17 +82,15 @@ export class SystemctlUserManager implements UnitManager {
     await this.ctl(['daemon-reload']);
   }
 
-  /** journalctl --user -u unit, output straight to our stdout. */
-  logs(unit: string, opts: { follow?: boolean; lines?: number }): Promise<void> {
+  /** journalctl --user -u unit, output straight to our stdout; an abort (Ctrl-C in the CLI) ends it quietly. */
+  async logs(unit: string, opts: { follow?: boolean; lines?: number }, call: CallOptions = {}): Promise<void> {
     const argv = ['journalctl', '--user', '-u', unit, '--no-pager', ...(opts.lines !== undefined ? ['-n', String(opts.lines)] : []), ...(opts.follow ? ['-f'] : [])];
-    return new Promise((resolve, reject) => {
-      const child = spawn(argv[0]!, argv.slice(1), { env: this.env, stdio: ['ignore', 'inherit', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-      child.on('error', (e) => reject(new CommandError(argv, { status: null, signal: null, stderr: e.message }, { cause: e })));
-      child.on('close', (status, signal) =>
-        status === 0 || signal === 'SIGINT' ? resolve() : reject(new CommandError(argv, { status, signal, stderr }, { hint: 'is journald running for your user? ("zoopa doctor")' })),
-      );
-    });
+    try {
+      const r = await run(argv, { env: this.env, stdout: 'inherit', reject: false, signal: call.signal, timeoutMs: call.timeoutMs });
+      if (r.status !== 0) throw new CommandError(argv, r, { hint: 'is journald running for your user? ("zoopa doctor")' });
+    } catch (e) {
+      if (e instanceof AbortError) return;
+      throw e;
+    }
   }
 }

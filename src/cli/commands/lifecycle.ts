@@ -42,6 +42,14 @@ export function register(program: Command): void {
     })
     .action(async (arg: string, opts: { follow?: boolean; lines?: number }, cmd: Command) => {
       const unit = await installedUnit(cmd, arg);
-      await unitManager().logs(unit, { follow: opts.follow ?? false, lines: opts.lines });
+      // journalctl runs in its own process group (exec.run): Ctrl-C reaches only us, so pass it on.
+      const ac = new AbortController();
+      const onInt = () => ac.abort();
+      process.once('SIGINT', onInt);
+      try {
+        await unitManager().logs(unit, { follow: opts.follow ?? false, lines: opts.lines }, { signal: ac.signal });
+      } finally {
+        process.off('SIGINT', onInt);
+      }
     });
 }
