@@ -80,4 +80,9 @@ export interface ContainerEngine {
    * (the rootful engine: its sudo rule allows `podman ps` only).
    */
   logTail(container: string, lines: number, call?: CallOptions): Promise<string | undefined>;
+  /**
+   * Run a container's health check now (`podman healthcheck run`), where podman's own
+   * timers may not (no systemd connection). A no-op where the engine may not (rootful).
+   */
+  runHealthcheck(container: string, call?: CallOptions): Promise<void>;
 }

@@ -49,7 +49,7 @@ function toInfo(c: PsEntry): ContainerInfo | undefined {
 export class PodmanEngine implements ContainerEngine {
   /**
    * `prefix` runs podman through another command, e.g. ['/usr/bin/sudo', '-n'];
-   * `logs: false` when that command may not run `podman logs`.
+   * `logs: false` when that command may run `podman ps` only (no logs, no health checks).
    */
   constructor(
     private readonly env: NodeJS.ProcessEnv = process.env,
@@ -89,6 +89,17 @@ export class PodmanEngine implements ContainerEngine {
       maxOutputBytes: 64 * 1024,
     });
     return r.status === 0 ? `${r.stdout}${r.stderr}` : undefined;
+  }
+
+  async runHealthcheck(container: string, call: CallOptions = {}): Promise<void> {
+    if (this.opts.logs === false) return; // the rootful engine may run `podman ps` only
+    // Exit 1 is "unhealthy": the state then shows in `podman ps`.
+    await run([...this.prefix, this.podman, 'healthcheck', 'run', '--', container], {
+      env: this.env,
+      reject: false,
+      timeoutMs: call.timeoutMs ?? PODMAN_CALL_TIMEOUT_MS,
+      signal: call.signal,
+    });
   }
 }
 

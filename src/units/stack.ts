@@ -24,11 +24,26 @@ export function renderStackUnit(stack: Stack, ctx: RenderContext): RenderedUnit 
     .add('Description', c.description ?? `${stack.name} podman-compose stack${c.rootful ? ' (rootful)' : ''}`)
     .add('Documentation', 'man:podman-compose(1)');
   const compose = composeArgv(stack, ctx);
+  // podman-compose 1.0.3 exits 0 when a container cannot be created or started:
+  // the start fails here instead, naming each container (src/stacks/verify.ts).
+  const check = [
+    ctx.tools.node,
+    ctx.tools.zoopa,
+    'check-stack',
+    stack.name,
+    ...[stack.composeFile, ...stack.extraFiles].flatMap((f) => ['--file', path.relative(stack.dir, f) || f]),
+    '--timeout',
+    String(Math.ceil(c.start_timeout)),
+    ...(c.rootful ? ['--rootful'] : []),
+    '--compose',
+    ctx.tools.podmanCompose,
+  ];
   u.section('Service')
     .add('Type', 'oneshot')
     .add('RemainAfterExit', true)
     .add('WorkingDirectory', absPath(stack.dir))
     .add('ExecStart', exec([...compose, 'up', '-d']))
+    .add('ExecStartPost', exec(check))
     .add('ExecStop', exec([...compose, 'down']))
     .add('TimeoutStartSec', Math.ceil(c.start_timeout))
     .add('TimeoutStopSec', Math.ceil(c.stop_timeout));

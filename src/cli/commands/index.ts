@@ -22,6 +22,7 @@ export const COMMANDS: ReadonlyArray<[string[], Loader]> = [
   [['backup'], () => import('./backup.js')],
   [['doctor'], () => import('./doctor.js')],
   [['proxy'], () => import('./proxy.js')],
+  [['check-stack'], () => import('./check-stack.js')],
   [['llama'], () => import('./llama.js')],
 ];
 
