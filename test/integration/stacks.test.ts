@@ -205,7 +205,7 @@ describe('a stack whose containers do not run', () => {
     assert.equal((await tb.systemctl(['is-failed', 'noimage-stack.service'])).stdout.trim(), 'failed');
     // The failed start removed what it had started: nothing keeps running, the next start is a fresh up.
     assert.equal((await tb.podman(['ps', '-a', '-q', '--filter', 'label=io.podman.compose.project=noimage'])).stdout.trim(), '');
-    assert.match(tb.managerLog(), /noimage: 1 of 2 service\(s\) not running:\n.*service app \(image localhost\/zoopa-missing:1, state missing\)/);
+    assert.match(tb.managerLog(), /check-stack noimage: 1 of 2 service\(s\) not running:\n.*service app \(image localhost\/zoopa-missing:1, state missing\)/);
 
     const start = await tb.systemctl(['start', 'crash-stack.service'], { timeoutMs: 150_000 });
     assert.notEqual(start.status, 0, 'systemctl --user start fails');

@@ -63,17 +63,17 @@ export function register(program: Command): void {
       const log = createLogger();
       if (!problems.length) {
         clearCheck(stack);
-        log.info(`${stack}: all ${services.length} service(s) running`);
+        log.info(`check-stack ${stack}: all ${services.length} service(s) running`);
         return;
       }
-      log.error(`${stack}: ${problems.length} of ${services.length} service(s) not running:\n${problems.map((p) => `- ${describeProblem(p)}`).join('\n')}`);
+      log.error(`check-stack ${stack}: ${problems.length} of ${services.length} service(s) not running:\n${problems.map((p) => `- ${describeProblem(p)}`).join('\n')}`);
       saveCheck(stack, problems);
       if (opts.compose) {
         const fileArgs = opts.file?.length ? opts.file.flatMap((f) => ['-f', f]) : [];
         const down = [...(opts.rootful ? [which('sudo') ?? '/usr/bin/sudo', '-n'] : []), opts.compose, '-p', stack, ...fileArgs, 'down'];
-        log.info(`${stack}: removing its containers again: ${down.join(' ')}`);
+        log.info(`check-stack ${stack}: removing its containers again: ${down.join(' ')}`);
         const r = await run(down, { reject: false, timeoutMs: 120_000 }).catch((e: Error) => ({ status: null, stderr: e.message }));
-        if (r.status !== 0) log.warn(`${stack}: ${down.join(' ')} failed: ${r.stderr.trim().split('\n').pop() ?? ''}`);
+        if (r.status !== 0) log.warn(`check-stack ${stack}: ${down.join(' ')} failed: ${r.stderr.trim().split('\n').pop() ?? ''}`);
       }
       process.exitCode = 1;
     });
