@@ -28,3 +28,25 @@ export function containerEngine(env: NodeJS.ProcessEnv = process.env): PodmanEng
 export function output(json: boolean | undefined, data: unknown, text: () => string): void {
   process.stdout.write(json ? JSON.stringify(data, null, 2) + '\n' : text());
 }
+
+/**
+ * A command's action returns its exit status (nothing: 0) instead of setting
+ * process.exitCode; main.ts exits with it (takeExitStatus). Wrap actions with this:
+ *
+ *   .action(returnsStatus(async (opts) => (failed ? 1 : 0)))
+ */
+let exitStatus: number | undefined;
+
+export function returnsStatus<A extends unknown[]>(fn: (...args: A) => Promise<number | void> | number | void): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    const s = await fn(...args);
+    if (typeof s === 'number') exitStatus = s;
+  };
+}
+
+/** The status the command's action returned (undefined when it returned nothing). */
+export function takeExitStatus(): number | undefined {
+  const s = exitStatus;
+  exitStatus = undefined;
+  return s;
+}

@@ -32,6 +32,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { CallOptions, ContainerEngine, ContainerInfo } from '../core/ports.js';
+import { StackError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { runtimeDir } from '../paths.js';
 
@@ -72,7 +73,12 @@ export interface VerifyOptions extends CallOptions {
 export function composeServices(files: readonly string[]): ServiceSpec[] {
   const merged = new Map<string, ServiceSpec>();
   for (const file of files) {
-    const data = YAML.parse(fs.readFileSync(file, 'utf8')) as { services?: Record<string, unknown> } | null;
+    let data: { services?: Record<string, unknown> } | null;
+    try {
+      data = YAML.parse(fs.readFileSync(file, 'utf8')) as { services?: Record<string, unknown> } | null;
+    } catch (e) {
+      throw new StackError(`cannot read compose file ${file}: ${(e as Error).message.split('\n')[0]}`, { file, cause: e, hint: 'run "zoopa install" again after fixing the stack folder' });
+    }
     for (const [name, raw] of Object.entries(data?.services ?? {})) {
       const svc = (raw ?? {}) as { image?: unknown; healthcheck?: { disable?: unknown; test?: unknown } | null };
       const prev = merged.get(name);

@@ -23,7 +23,7 @@ import { rootfulContainerEngine, rootlessContainerEngine } from '../../podman/po
 import { stackUnitName } from '../../stacks/discover.js';
 import { clearCheck, composeServices, describeProblem, saveCheck, verifyStack } from '../../stacks/verify.js';
 import { which } from '../../units/tools.js';
-import { unitManager } from '../context.js';
+import { returnsStatus, unitManager } from '../context.js';
 
 /** Leave this much of the unit's start timeout for printing and exiting. */
 const MARGIN_MS = 3000;
@@ -52,7 +52,7 @@ export function register(program: Command): void {
     })
     .option('--rootful', "the stack runs in root's podman (asked through sudo -n)")
     .option('--compose <path>', 'podman-compose, to remove the containers again when the check fails')
-    .action(async (stack: string, opts: { file?: string[]; timeout?: number; rootful?: boolean; compose?: string }) => {
+    .action(returnsStatus(async (stack: string, opts: { file?: string[]; timeout?: number; rootful?: boolean; compose?: string }) => {
       const files = (opts.file?.length ? opts.file : ['docker-compose.yml']).map((f) => path.resolve(f));
       const services = composeServices(files);
       const timeoutMs = (opts.timeout ?? 0) * 1000;
@@ -64,7 +64,7 @@ export function register(program: Command): void {
       if (!problems.length) {
         clearCheck(stack);
         log.info(`check-stack ${stack}: all ${services.length} service(s) running`);
-        return;
+        return 0;
       }
       log.error(`check-stack ${stack}: ${problems.length} of ${services.length} service(s) not running:\n${problems.map((p) => `- ${describeProblem(p)}`).join('\n')}`);
       saveCheck(stack, problems);
@@ -75,6 +75,6 @@ export function register(program: Command): void {
         const r = await run(down, { reject: false, timeoutMs: 120_000 }).catch((e: Error) => ({ status: null, stderr: e.message }));
         if (r.status !== 0) log.warn(`check-stack ${stack}: ${down.join(' ')} failed: ${r.stderr.trim().split('\n').pop() ?? ''}`);
       }
-      process.exitCode = 1;
-    });
+      return 1;
+    }));
 }

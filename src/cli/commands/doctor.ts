@@ -1,8 +1,8 @@
 /** zoopa doctor [--json]: checks and explains, each with its fix. Exit 1 when a check fails. */
 import type { Command } from 'commander';
 import { runChecks, type CheckResult } from '../../doctor/checks.js';
-import { describeError } from '../report.js';
-import { output, projectFor } from '../context.js';
+import { describeError } from '../../report.js';
+import { output, projectFor, returnsStatus } from '../context.js';
 import type { Project } from '../../stacks/discover.js';
 
 function format(results: CheckResult[]): string {
@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .command('doctor')
     .description('check the setup (user manager, lingering, podman, podman-compose, socket folder, sudo rule, stale units) and explain each fix')
     .option('--json', 'print results as JSON')
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .action(returnsStatus(async (opts: { json?: boolean }, cmd: Command) => {
       let project: Project | undefined;
       let projectError: string | undefined;
       try {
@@ -29,6 +29,6 @@ export function register(program: Command): void {
       }
       const results = await runChecks({ project, projectError, env: process.env });
       output(opts.json, results, () => format(results));
-      if (results.some((r) => r.verdict === 'fail')) process.exitCode = 1;
-    });
+      return results.some((r) => r.verdict === 'fail') ? 1 : 0;
+    }));
 }
