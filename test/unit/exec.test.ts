@@ -64,7 +64,7 @@ describe('run', () => {
     const e = await p.catch((x: unknown) => x);
     assert.ok(e instanceof AbortError, String(e));
     assert.deepEqual(e.argv, ['sh', '-c', 'sleep 30 & wait']);
-    const reason = new ZoopaError('ZOOPA_TEST', 'stopped by the test');
+    const reason = new ZoopaError('ZOOPA_ABORTED', 'stopped by the test');
     const ac2 = new AbortController();
     const p2 = run(['sleep', '30'], { signal: ac2.signal });
     setImmediate(() => ac2.abort(reason));
