@@ -80,8 +80,13 @@ export function composeServices(files: readonly string[]): ServiceSpec[] {
       throw new StackError(`cannot read compose file ${file}: ${(e as Error).message.split('\n')[0]}`, { file, cause: e, hint: 'run "zoopa install" again after fixing the stack folder' });
     }
     for (const [name, raw] of Object.entries(data?.services ?? {})) {
-      const svc = (raw ?? {}) as { image?: unknown; healthcheck?: { disable?: unknown; test?: unknown } | null };
+      const svc = (raw ?? {}) as { image?: unknown; healthcheck?: { disable?: unknown; test?: unknown } | null; profiles?: unknown; deploy?: { replicas?: unknown } };
       const prev = merged.get(name);
+      // A service behind a profile, or scaled to 0, is not started by a plain `up -d`.
+      if ((Array.isArray(svc.profiles) && svc.profiles.length) || svc.deploy?.replicas === 0) {
+        merged.delete(name);
+        continue;
+      }
       const hc = svc.healthcheck;
       const disabled = !!hc && (hc.disable === true || (Array.isArray(hc.test) && hc.test[0] === 'NONE'));
       merged.set(name, {
