@@ -42,9 +42,9 @@ import { llamaOndemandTargets, type LlamaOndemandTarget } from '../llama/resolve
 import { ondemandEnvFile, ondemandRuntimeDir } from '../paths.js';
 import type { Stack } from '../stacks/discover.js';
 import { stackUnitName } from '../stacks/discover.js';
-import { envAssignment, execWith, GENERATED_MARKER, generatedHeader, raw, UnitFile } from '../units/model.js';
-import type { ManagedFile, RenderContext, RenderedUnit } from '../units/render.js';
-import { which } from '../units/tools.js';
+import { envAssignment, execWith, GENERATED_MARKER, generatedHeader, raw, UnitFile } from '../unitfile/model.js';
+import type { ManagedFile, RenderContext, RenderedUnit } from '../unitfile/types.js';
+import { which } from '../unitfile/tools.js';
 import { PROXY_NODE_FLAGS } from '../proxy/node-flags.js';
 import { DEFAULT_DIRECTORY_MODE, DEFAULT_IDLE_TIMEOUT, DEFAULT_SOCKET_MODE, listenerEnvName, type StackOndemandConfig } from './config.js';
 

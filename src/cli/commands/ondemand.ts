@@ -9,7 +9,7 @@
  */
 import type { Command } from 'commander';
 import { planDisable, applyDisable, applyEnable, describeIdle, planEnable, type EnablePlan } from '../../ondemand/enable.js';
-import { lineDiff } from '../../units/diff.js';
+import { lineDiff } from '../../unitfile/diff.js';
 import { conflicts } from '../../units/install.js';
 import { formatPlan, planJson } from '../plan-output.js';
 import { output, projectFor, unitManager } from '../context.js';

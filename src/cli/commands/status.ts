@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import type { ContainerInfo } from '../../core/ports.js';
 import { PodmanEngine } from '../../podman/podman.js';
 import { resolveStack, stackUnitName, type Stack } from '../../stacks/discover.js';
-import { which } from '../../units/tools.js';
+import { which } from '../../unitfile/tools.js';
 import { ondemandStatus, type OndemandStatus } from '../../ondemand/status.js';
 import { containerEngine, output, projectFor, unitManager } from '../context.js';
 
