@@ -9,7 +9,7 @@
  * Rendered only when `backup.stacks` lists stacks.
  */
 import { ConfigError } from '../errors.js';
-import { stackUnitName } from '../stacks/discover.js';
+import { stackUnitName } from '../names.js';
 import { exec, generatedHeader, UnitFile } from '../unitfile/model.js';
 import type { RenderContext, RenderedUnit } from '../unitfile/types.js';
 import { DEFAULT_DUPLICATI_STACK } from './config.js';

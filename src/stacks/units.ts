@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { readCompose } from './compose.js';
 import type { Stack } from './discover.js';
-import { stackUnitName } from './discover.js';
+import { stackUnitName } from '../names.js';
 import { absPath, exec, generatedHeader, UnitFile } from '../unitfile/model.js';
 import type { RenderContext, RenderedUnit } from '../unitfile/types.js';
 

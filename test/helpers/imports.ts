@@ -21,10 +21,14 @@ function listTs(dir: string): string[] {
   return out;
 }
 
+/** Every module specifier a TypeScript source imports, as written (`./a.js`, `node:fs`, `zod`). */
+export function specifiersOf(source: string): string[] {
+  return ts.preProcessFile(source, true, true).importedFiles.map((f) => f.fileName);
+}
+
 /** The relative module specifiers a TypeScript source imports (bare ones, e.g. `node:fs` or `zod`, are left out). */
 export function importsOf(source: string): string[] {
-  const info = ts.preProcessFile(source, true, true);
-  return info.importedFiles.map((f) => f.fileName).filter((s) => s.startsWith('.'));
+  return specifiersOf(source).filter((s) => s.startsWith('.'));
 }
 
 /** Build the graph of every .ts file under `root/dir` (e.g. dir = 'src'). */

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { circles, importGraph, importsBetween, importsOf, upwardImports, type ImportGraph } from '../helpers/imports.js';
+import { circles, importGraph, importsBetween, importsOf, specifiersOf, upwardImports, type ImportGraph } from '../helpers/imports.js';
 
 /** The repository (this file runs as dist/test/unit/architecture.test.js). */
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -51,6 +51,12 @@ describe('src/ import graph', () => {
 
   test('src/unitfile/ sits below every feature', () => {
     assert.deepEqual(importsBetween(graph, (f) => f.startsWith('src/unitfile/'), ABOVE_UNITFILE), []);
+  });
+
+  test('src/names.ts loads nothing but src/errors.ts, which loads nothing (the proxy imports names without zod)', () => {
+    const read = (f: string): string[] => specifiersOf(fs.readFileSync(path.join(repo, f), 'utf8'));
+    assert.deepEqual(read('src/names.ts'), ['./errors.js']);
+    assert.deepEqual(read('src/errors.ts'), []);
   });
 
   test('only src/units/ knows every feature: feature renderers never import src/units/', () => {
