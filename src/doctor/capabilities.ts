@@ -12,8 +12,8 @@ import path from 'node:path';
 import { run } from '../exec.js';
 import { buildBusyboxTar, busyboxUnusable, importArgs } from '../podman/busybox-image.js';
 import { missingNetworkHelpers, networkBackend, probePublishedPort } from '../podman/probe.js';
-import { which } from '../units/tools.js';
-import type { CheckResult } from './checks.js';
+import { which } from '../unitfile/tools.js';
+import type { CheckResult } from './types.js';
 
 const CHECK = 'podman published port';
 

@@ -8,7 +8,7 @@
  */
 import type { CallOptions, ContainerEngine, ContainerInfo } from '../core/ports.js';
 import { run } from '../exec.js';
-import { which } from '../units/tools.js';
+import { which } from '../unitfile/tools.js';
 
 export const PROJECT_LABEL = 'io.podman.compose.project';
 export const SERVICE_LABEL = 'com.docker.compose.service';

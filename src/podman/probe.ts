@@ -15,7 +15,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { run as execRun, type RunOptions, type RunResult } from '../exec.js';
-import { which } from '../units/tools.js';
+import { which } from '../unitfile/tools.js';
 
 export type Runner = (argv: readonly string[], opts: RunOptions) => Promise<RunResult>;
 

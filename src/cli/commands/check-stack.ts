@@ -20,9 +20,9 @@ import { UsageError } from '../../errors.js';
 import { run } from '../../exec.js';
 import { createLogger } from '../../log.js';
 import { rootfulContainerEngine, rootlessContainerEngine } from '../../podman/podman.js';
-import { stackUnitName } from '../../stacks/discover.js';
+import { stackUnitName } from '../../names.js';
 import { clearCheck, composeServices, describeProblem, saveCheck, verifyStack } from '../../stacks/verify.js';
-import { which } from '../../units/tools.js';
+import { which } from '../../unitfile/tools.js';
 import { returnsStatus, unitManager } from '../context.js';
 
 /** Leave this much of the unit's start timeout for printing and exiting. */

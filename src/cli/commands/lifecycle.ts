@@ -1,8 +1,9 @@
 /** zoopa up | down | restart | enable | disable | logs <stack>: thin over systemd. */
 import type { Command } from 'commander';
 import { CommandError, StateError, UsageError } from '../../errors.js';
+import { stackUnitName } from '../../names.js';
 import { rootfulContainerEngine, rootlessContainerEngine } from '../../podman/podman.js';
-import { resolveStack, stackUnitName, type Stack } from '../../stacks/discover.js';
+import { resolveStack, type Stack } from '../../stacks/discover.js';
 import { composeServices, describeProblem, lastCheck, verifyStack } from '../../stacks/verify.js';
 import { projectFor, unitManager } from '../context.js';
 import { withProgress } from '../progress.js';
