@@ -149,6 +149,20 @@ describe('testbed', () => {
     assert.equal(ps.stdout.trim(), '');
   });
 
+  it('podman-compose 1.0.3 exits 0 for an image that does not exist, and creates no container for that service', async () => {
+    // What src/stacks/verify.ts relies on: podman-compose's exit status says nothing, the
+    // containers do. (It tries to pull; no registry answers; `podman run` exits 125.)
+    const tb = bed();
+    const dir = path.join(tb.root, 'missing');
+    tb.writeFile(path.join(dir, 'compose.yaml'), 'services:\n  app:\n    image: localhost/zoopa-no-such-image:1\n    stop_signal: SIGKILL\n  ok:\n    image: ' + IMAGE + '\n    command: ["sleep", "1000"]\n    stop_signal: SIGKILL\n');
+    const up = await tb.compose(dir, ['-p', 'missing', 'up', '-d'], { timeoutMs: 180_000 });
+    assert.equal(up.status, 0, 'podman-compose still exits 0');
+    assert.match(up.stdout + up.stderr, /exit code: 125/);
+    const ps = await tb.podman(['ps', '-a', '--format', '{{.Names}}', '--filter', 'label=io.podman.compose.project=missing']);
+    assert.deepEqual(ps.stdout.trim().split('\n'), ['missing_ok_1'], 'no container for the service whose image is missing');
+    assert.equal((await tb.compose(dir, ['-p', 'missing', 'down'], { timeoutMs: 120_000 })).status, 0);
+  });
+
   it('brings up a two-service stack', async () => {
     const tb = bed();
     const s = twoServiceStack(tb.root, 'pair', { port: await freePort() });
