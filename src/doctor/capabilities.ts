@@ -29,7 +29,7 @@ export async function podmanNetworkChecks(env: NodeJS.ProcessEnv): Promise<Check
         check: CHECK,
         verdict: 'fail',
         detail: `podman's network backend is ${backend}, which runs ${missing.map((m) => m.program).join(', ')} to publish a port: not found (containers with ports: fail, and podman-compose 1.0.3 still exits 0)`,
-        fix: missing.map((m) => m.fix).join('; '),
+        fix: [...new Set(missing.map((m) => m.fix))].join('; '),
       },
     ];
   }

@@ -46,6 +46,8 @@ export async function networkBackend(o: Pick<ProbeOptions, 'podman' | 'env' | 'r
 }
 
 const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+/** Where podman looks for CNI plugins by default. */
+const CNI_PLUGIN_DIRS = ['/usr/local/libexec/cni', '/usr/libexec/cni', '/usr/local/lib/cni', '/usr/lib/cni', '/opt/cni/bin'];
 
 /** How to make `program` (from Debian package `pkg`) runnable for the network backend. */
 function helperFix(program: string, pkg: string, env: NodeJS.ProcessEnv): string {
@@ -68,6 +70,13 @@ export function missingNetworkHelpers(backend: string, env: NodeJS.ProcessEnv): 
   const where = { PATH: [env.PATH ?? '', ...SBIN_DIRS].filter(Boolean).join(':') };
   if ((backend === 'netavark' || backend === 'cni') && !which('iptables', where)) {
     missing.push({ program: 'iptables', fix: 'sudo apt-get install -y iptables' });
+  }
+  if (backend === 'cni') {
+    // CNI's bridge and portmap plugins publish the port (containers.conf cni_plugin_dirs).
+    const dirs = CNI_PLUGIN_DIRS;
+    for (const plugin of ['bridge', 'portmap']) {
+      if (!which(plugin, { PATH: dirs.join(':') })) missing.push({ program: `CNI plugin ${plugin} (in ${dirs.join(', ')})`, fix: 'sudo apt-get install -y containernetworking-plugins' });
+    }
   }
   return missing;
 }

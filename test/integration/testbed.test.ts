@@ -244,6 +244,18 @@ describe('testbed', () => {
     assert.equal(bad.verdict, 'fail', JSON.stringify(bad));
     assert.match(bad.detail, /netavark: No such file or directory.*missing: iptables/);
     assert.match(bad.fix ?? '', /iptables/);
+    // The CNI backend without its plugins: named from the backend's binaries, before any container runs.
+    const cni = tb.writeFile(path.join(tb.dir, 'containers-cni.conf'), CONTAINERS_CONF + '\n[network]\nnetwork_backend = "cni"\n');
+    const noPlugins = await check({ CONTAINERS_CONF: cni });
+    assert.equal(noPlugins.verdict, 'fail', JSON.stringify(noPlugins));
+    assert.match(noPlugins.detail, /network backend is cni, which runs .*CNI plugin bridge/);
+    assert.equal(noPlugins.fix, 'sudo apt-get install -y containernetworking-plugins');
+    // A bogus backend: podman itself fails, and the podman check says why.
+    const bogus = tb.writeFile(path.join(tb.dir, 'containers-bogus.conf'), CONTAINERS_CONF + '\n[network]\nnetwork_backend = "bogus"\n');
+    const r = await tb.zoopa(['--root', tb.root, 'doctor', '--json'], { env: { CONTAINERS_CONF: bogus } });
+    const podmanCheck = (JSON.parse(r.stdout) as Array<{ check: string; verdict: string; detail: string }>).find((x) => x.check === 'podman');
+    assert.equal(podmanCheck?.verdict, 'fail');
+    assert.match(podmanCheck?.detail ?? '', /unsupported network backend "bogus"/);
     // The throwaway image is gone again.
     const images = await tb.podman(['images', '--format', '{{.Repository}}']);
     assert.doesNotMatch(images.stdout, /zoopa-doctor-probe/);
