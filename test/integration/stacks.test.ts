@@ -218,6 +218,16 @@ describe('a stack whose containers do not run', () => {
 
   it('once the image exists, zoopa up starts the stack, waiting for the health check', async () => {
     const tb = bed();
+    // UnitManager.resetFailed: the failed state goes (and an unknown unit is no error).
+    const systemctlJs = path.join(tb.appDir, 'dist', 'src', 'systemd', 'systemctl.js');
+    const reset = await tb.run([
+      process.execPath,
+      '--input-type=module',
+      '-e',
+      `const { SystemctlUserManager } = await import(${JSON.stringify(systemctlJs)}); const u = new SystemctlUserManager(); await u.resetFailed('noimage-stack.service'); await u.resetFailed('no-such-unit.service');`,
+    ]);
+    assert.equal(reset.status, 0, reset.stderr);
+    assert.equal((await tb.systemctl(['is-failed', 'noimage-stack.service'])).stdout.trim(), 'inactive');
     const tag = await tb.podman(['tag', IMAGE, MISSING]);
     assert.equal(tag.status, 0, tag.stderr);
     const up = await tb.zoopa(['--root', tb.root, 'up', 'noimage'], { timeoutMs: 150_000 });
