@@ -40,7 +40,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     await program.parseAsync(argv);
     const returned = takeExitStatus();
     if (returned !== undefined) return returned;
-    // Commands not yet returning their status (backup, env, proxy) still set process.exitCode.
+    // Commands not yet returning their status (backup) still set process.exitCode.
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (e) {
     if (e instanceof CommanderError) {
