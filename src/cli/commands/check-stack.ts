@@ -67,7 +67,11 @@ export function register(program: Command): void {
         return 0;
       }
       log.error(`check-stack ${stack}: ${problems.length} of ${services.length} service(s) not running:\n${problems.map((p) => `- ${describeProblem(p)}`).join('\n')}`);
-      saveCheck(stack, problems);
+      try {
+        saveCheck(stack, problems);
+      } catch (e) {
+        log.warn(`check-stack ${stack}: could not save the problems for "zoopa up": ${(e as Error).message}`);
+      }
       if (opts.compose) {
         const fileArgs = opts.file?.length ? opts.file.flatMap((f) => ['-f', f]) : [];
         const down = [...(opts.rootful ? [which('sudo') ?? '/usr/bin/sudo', '-n'] : []), opts.compose, '-p', stack, ...fileArgs, 'down'];
