@@ -9,7 +9,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { httpStack, twoServiceStack, writeZoopaYaml, type StackFixture } from '../fixtures/stacks.js';
+import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { run } from '../../src/exec.js';
 import { freePort, httpGet, IMAGE, useTestbed, type Testbed } from '../testbed/index.js';
 
 interface StatusJson {
@@ -237,6 +239,16 @@ describe('a stack whose containers do not run', () => {
     assert.match(ps.stdout, /noimage_ok_1 .*\(healthy\)/);
     assert.match(ps.stdout, /noimage_app_1 Up/);
     assert.equal((await tb.zoopa(['--root', tb.root, 'down', 'noimage'])).status, 0);
+  });
+});
+
+describe('the demo', () => {
+  it('npm run demo with an image that does not exist fails with the named cause, not a gateway error', async () => {
+    const demo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'demo.js');
+    const r = await run([process.execPath, demo, '--image', 'localhost/zoopa-demo-missing:1'], { reject: false, timeoutMs: 180_000 });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    // Whether the proxy answers first (502) or the demo sees the failed unit first, the cause is named.
+    assert.match(r.stderr, /demo failed: .*web-stack\.service failed to start.*its containers do not run:\n- service app \(image localhost\/zoopa-demo-missing:1, state missing\)/);
   });
 });
 
