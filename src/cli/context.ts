@@ -1,6 +1,6 @@
 /** What every command needs: the project (stacks root + zoopa.yaml), the systemd and podman backends. */
 import type { Command } from 'commander';
-import { PodmanEngine } from '../podman/podman.js';
+import { rootlessContainerEngine, type PodmanEngine } from '../podman/podman.js';
 import { loadProject, type Project } from '../stacks/discover.js';
 import { SystemctlUserManager } from '../systemd/systemctl.js';
 
@@ -21,7 +21,7 @@ export function unitManager(env: NodeJS.ProcessEnv = process.env): SystemctlUser
 }
 
 export function containerEngine(env: NodeJS.ProcessEnv = process.env): PodmanEngine {
-  return new PodmanEngine(env);
+  return rootlessContainerEngine(env);
 }
 
 /** Print data: JSON when asked, else the text form. */
