@@ -27,6 +27,8 @@ import { resolveTools, which } from '../units/tools.js';
 
 /** One command sudo must allow. */
 export interface RootCommand {
+  /** Which part of Zoopa runs it: the rootful stack (unit, podman ps) or the Duplicati engine. */
+  group: 'rootful' | 'duplicati';
   /** What Zoopa runs it for. */
   purpose: string;
   /** An argv sudo runs (after `sudo -n`); for a pattern, one concrete instance (what doctor probes). */
@@ -72,14 +74,14 @@ function stackCommands(stack: Stack, project: Project, env: NodeJS.ProcessEnv): 
   const tools = resolveTools({ podmanCompose: project.config.podman_compose, configFile: project.configFile, env });
   const { start, stop } = stackUnitArgvs(stack, { tools });
   return [
-    { purpose: `start the rootful stack ${stack.name} (${stack.name}-stack.service ExecStart=)`, argv: start.slice(2) },
-    { purpose: `stop the rootful stack ${stack.name} (${stack.name}-stack.service ExecStop=)`, argv: stop.slice(2) },
+    { group: 'rootful', purpose: `start the rootful stack ${stack.name} (${stack.name}-stack.service ExecStart=)`, argv: start.slice(2) },
+    { group: 'rootful', purpose: `stop the rootful stack ${stack.name} (${stack.name}-stack.service ExecStop=)`, argv: stop.slice(2) },
   ];
 }
 
 function psCommands(env: NodeJS.ProcessEnv): RootCommand[] {
   const podman = program('podman', env, 'podman ps for root\'s containers');
-  return ROOT_PS_ARGS.map((args) => ({ purpose: `list root's compose containers (status, backups)${args.includes('--all') ? ', stopped ones too' : ''}`, argv: [podman, ...args] }));
+  return ROOT_PS_ARGS.map((args) => ({ group: 'rootful' as const, purpose: `list root's compose containers (status, backups)${args.includes('--all') ? ', stopped ones too' : ''}`, argv: [podman, ...args] }));
 }
 
 /** The Duplicati engine's calls, when its command starts with sudo. */
@@ -102,9 +104,9 @@ function duplicatiCommands(project: Project, env: NodeJS.ProcessEnv): RootComman
   const base = [program(rest[0]!, env, 'backup.duplicati.command'), ...rest.slice(1)];
   const wait = cfg?.wait ?? 'auto';
   const poll = String(Math.max(1, Math.round(cfg?.poll_interval ?? 5)));
-  const out: RootCommand[] = [{ purpose: 'list Duplicati jobs and their last results', argv: [...base, 'list-backups', '--detailed'] }];
-  if (wait === 'auto') out.push({ purpose: 'ask whether run offers --wait', argv: [...base, 'run', '--help'] });
-  if (wait === 'poll' || wait === 'auto') out.push({ purpose: 'read Duplicati status while a job runs', argv: [...base, 'status'] });
+  const out: RootCommand[] = [{ group: 'duplicati', purpose: 'list Duplicati jobs and their last results', argv: [...base, 'list-backups', '--detailed'] }];
+  if (wait === 'auto') out.push({ group: 'duplicati', purpose: 'ask whether run offers --wait', argv: [...base, 'run', '--help'] });
+  if (wait === 'poll' || wait === 'auto') out.push({ group: 'duplicati', purpose: 'read Duplicati status while a job runs', argv: [...base, 'status'] });
   const seen = new Set<string>();
   for (const { stack, job } of jobs) {
     const ids = /^\d+$/.test(job) ? [{ id: job, pattern: undefined }] : ID_PATTERNS.map((p) => ({ id: '1'.repeat(p.length / 5), pattern: p }));
@@ -118,7 +120,7 @@ function duplicatiCommands(project: Project, env: NodeJS.ProcessEnv): RootComman
         const key = words.join(' ');
         if (seen.has(key)) continue;
         seen.add(key);
-        out.push({ purpose: pattern ? `${purpose} (by its ID, ${pattern.length / 5} digit${pattern.length > 5 ? 's' : ''})` : purpose, argv, ...(pattern ? { pattern: key } : {}) });
+        out.push({ group: 'duplicati', purpose: pattern ? `${purpose} (by its ID, ${pattern.length / 5} digit${pattern.length > 5 ? 's' : ''})` : purpose, argv, ...(pattern ? { pattern: key } : {}) });
       }
     }
   }
