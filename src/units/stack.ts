@@ -37,7 +37,7 @@ export function renderStackUnit(stack: Stack, ctx: RenderContext): RenderedUnit 
   // A compose file that does not parse is bad input: stop before anything is written.
   for (const f of [stack.composeFile, ...stack.extraFiles]) readCompose(f);
   const c = stack.config;
-  const u = new UnitFile(generatedHeader(path.relative(ctx.project.root, stack.dir) + '/'), `${stackUnitName(stack.name)} (stack folder ${stack.dir})`);
+  const u = new UnitFile(generatedHeader(path.relative(ctx.project.root, stack.dir) + '/'), `${stackUnitName(stack.name)} (stack folder ${JSON.stringify(stack.dir)})`);
   u.section('Unit')
     .add('Description', c.description ?? `${stack.name} podman-compose stack${c.rootful ? ' (rootful)' : ''}`)
     .add('Documentation', 'man:podman-compose(1)');
