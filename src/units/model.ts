@@ -180,12 +180,13 @@ export class Section {
    * A value that cannot be written throws a UnitValueError naming this key.
    */
   add(key: string, value: ValueLike): this {
-    const where = `${this.origin ? `${this.origin}: ` : ''}[${this.name}] ${key}=`;
-    if (!/^[A-Za-z][A-Za-z0-9]*$/.test(key)) throw new UnitValueError(`${where}: not a unit key`, { key, value: key });
+    const unitKey = `[${this.name}] ${key}=`;
+    const where = `${this.origin ? `${this.origin}: ` : ''}${unitKey}`;
+    if (!/^[A-Za-z][A-Za-z0-9]*$/.test(key)) throw new UnitValueError(`${where}: not a unit key`, { key: unitKey, value: key });
     const v = toValue(value);
     if (v.problem) {
       throw new UnitValueError(`${where}: the value ${showInput(v.problem.input)} ${v.problem.problem}`, {
-        key: `${this.name}.${key}`,
+        key: unitKey,
         value: v.problem.input,
         hint: v.problem.hint,
       });

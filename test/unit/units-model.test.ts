@@ -56,7 +56,7 @@ test('a value ending in a backslash is refused naming the key; quoted words keep
   const u = new UnitFile([], 'x.service');
   assert.throws(
     () => u.section('Service').add('WorkingDirectory', absPath('/srv/wd\\')),
-    (e: unknown) => e instanceof UnitValueError && e.exitStatus === 2 && e.key === 'Service.WorkingDirectory' && /x\.service: \[Service\] WorkingDirectory=: .*ends in a backslash/.test(e.message),
+    (e: unknown) => e instanceof UnitValueError && e.exitStatus === 2 && e.key === '[Service] WorkingDirectory=' && /x\.service: \[Service\] WorkingDirectory=: .*ends in a backslash/.test(e.message),
   );
   assert.throws(() => u.section('Unit').add('Description', 'trailing \\  '), /Description=: .*ends in a backslash/);
   assert.throws(() => raw('%t/x\\'), UnitValueError);
@@ -79,7 +79,7 @@ test('a line break in a path or any value is an input error (exit 2) naming the 
   ] as const) {
     assert.throws(
       () => u.section('Service').add(key, value),
-      (e: unknown) => e instanceof UnitValueError && e.exitStatus === 2 && e.key === `Service.${key}` && e.message.includes(`${key}=`),
+      (e: unknown) => e instanceof UnitValueError && e.exitStatus === 2 && e.key === `[Service] ${key}=` && e.message.includes(`${key}=`),
       `${key}=${String(value)}`,
     );
   }
