@@ -81,12 +81,12 @@ export async function sudoRuleChecks(project: Project | undefined, env: NodeJS.P
     cmds = rootCommands(project, env);
   } catch (e) {
     if (!(e instanceof ZoopaError)) throw e;
-    return [{ check: `sudo rule${rootful ? ` (${rootful.name})` : ''}`, verdict: 'fail', detail: `no sudoers rule can be written: ${e.message}`, fix: e.hint ?? 'fix the named setting' }];
+    return [{ check: `sudo rule${rootful ? ` (rootful stack ${rootful.name})` : ''}`, verdict: 'fail', detail: `no sudoers rule can be written: ${e.message}`, fix: e.hint ?? 'fix the named setting' }];
   }
   const out: SudoCheckResult[] = [];
   const duplicati = cmds.filter((c) => c.group === 'duplicati');
   const stack = cmds.filter((c) => c.group === 'rootful');
-  if (rootful && stack.length) out.push(await probe(`sudo rule (${rootful.name})`, stack, env));
+  if (rootful && stack.length) out.push(await probe(`sudo rule (rootful stack ${rootful.name})`, stack, env));
   if (usesDuplicati) {
     if (duplicati.length) out.push(await probe('sudo rule (Duplicati)', duplicati, env));
     else out.push({ check: 'sudo rule (Duplicati)', verdict: 'ok', detail: `Duplicati is reached without sudo: ${(project.config.backup?.duplicati.command ?? []).join(' ')}` });

@@ -101,7 +101,7 @@ describe('the rootful stack and Duplicati under exactly the rule zoopa sudoers p
     giveToRoot(dup.composeFile, 0o644);
     const checks = await doctor(tb);
     assert.equal(checks.get('rootful stack files (duplicati)')?.verdict, 'ok', JSON.stringify(checks.get('rootful stack files (duplicati)')));
-    const stackRule = checks.get('sudo rule (duplicati)');
+    const stackRule = checks.get('sudo rule (rootful stack duplicati)');
     assert.equal(stackRule?.verdict, 'ok', JSON.stringify(stackRule));
     assert.match(stackRule.detail, /allows each of the 4 exact command\(s\)/);
     const dupRule = checks.get('sudo rule (Duplicati)');
@@ -176,13 +176,13 @@ describe('the rootful stack and Duplicati under exactly the rule zoopa sudoers p
     assert.equal(d?.verdict, 'fail', JSON.stringify(d));
     assert.match(d.detail, /list-backups --detailed/);
     assert.match(d.fix ?? '', /zoopa sudoers > zoopa\.sudoers && sudo visudo -c -f zoopa\.sudoers/);
-    assert.equal(checks.get('sudo rule (duplicati)')?.verdict, 'ok');
+    assert.equal(checks.get('sudo rule (rootful stack duplicati)')?.verdict, 'ok');
 
     const podmanCompose = rule.match(/^\s+(\S+podman-compose) /m)![1]!;
     const podman = rule.match(/^\s+(\S+\/podman) ps /m)![1]!;
     await tb.installSudoers(`${tb.user} ALL=(root) NOPASSWD: ${podmanCompose}, ${podman}, /usr/bin/env\n`);
     checks = await doctor(tb);
-    const s = checks.get('sudo rule (duplicati)');
+    const s = checks.get('sudo rule (rootful stack duplicati)');
     assert.equal(s?.verdict, 'warn', JSON.stringify(s));
     assert.match(s.detail, /-f \/nonexistent\/zoopa-doctor-probe\.yaml up -d/);
     assert.match(s.detail, /lets this user become root/);
