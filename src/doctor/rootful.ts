@@ -8,10 +8,13 @@
  * and every folder from theirs up to `/` (both as named and with symlinks
  * resolved) must be owned by root and not writable by group or others. A
  * world-writable folder with the sticky bit (like /tmp) is accepted above the
- * stack's own folder: nobody else may rename root's entries in it.
+ * stack's own folder: nobody else may rename root's entries in it. The services'
+ * `env_file:` files (read relative to that folder) are checked too: they set the
+ * environment of root's containers.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import YAML from 'yaml';
 import type { Project, Stack } from '../stacks/discover.js';
 import type { SudoCheckResult } from './sudo.js';
 
@@ -29,8 +32,26 @@ export function rootfulInputs(stack: Stack): string[] {
   } catch {
     /* reported below as missing */
   }
-  const dotenv = path.join(path.dirname(realFirst), '.env');
-  return [...files, ...(fs.existsSync(dotenv) || isDanglingLink(dotenv) ? [dotenv] : [])];
+  const dir = path.dirname(realFirst);
+  const dotenv = path.join(dir, '.env');
+  const envFiles = files.flatMap((f) => envFilesOf(f)).map((e) => path.resolve(dir, e));
+  return [...new Set([...files, ...(fs.existsSync(dotenv) || isDanglingLink(dotenv) ? [dotenv] : []), ...envFiles])];
+}
+
+/** `env_file:` entries of a compose file's services, as written (podman-compose reads them relative to the first file's folder). */
+function envFilesOf(file: string): string[] {
+  let data: unknown;
+  try {
+    data = YAML.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return [];
+  }
+  const services = (data as { services?: Record<string, { env_file?: unknown }> } | null)?.services;
+  if (!services || typeof services !== 'object') return [];
+  return Object.values(services).flatMap((s) => {
+    const e = s?.env_file;
+    return (typeof e === 'string' ? [e] : Array.isArray(e) ? e : []).filter((x): x is string => typeof x === 'string');
+  });
 }
 
 function isDanglingLink(p: string): boolean {

@@ -108,6 +108,21 @@ describe('the rootful stack and Duplicati under exactly the rule zoopa sudoers p
     assert.equal(dupRule?.verdict, 'ok', JSON.stringify(dupRule));
   });
 
+  it('doctor fails on a .env of the user beside the rootful compose file (podman-compose reads it as root), naming it', async () => {
+    const tb = bed();
+    const dotenv = path.join(dup.dir, '.env');
+    fs.writeFileSync(dotenv, 'X=1\n', { mode: 0o600 });
+    tb.chown(dotenv);
+    try {
+      const c = (await doctor(tb)).get('rootful stack files (duplicati)');
+      assert.equal(c?.verdict, 'fail', JSON.stringify(c));
+      assert.ok(c.detail.includes(`${dotenv} owned by uid ${tb.uid}, not root`), c.detail);
+      assert.doesNotMatch(c.detail, /compose\.yaml/, 'only the .env is named');
+    } finally {
+      fs.rmSync(dotenv);
+    }
+  });
+
   it('the test user starts the rootful stack through its unit; zoopa status sees root\'s containers', async () => {
     const tb = bed();
     const up = await tb.zoopa(['--root', tb.root, 'up', 'duplicati']);
