@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { run } from '../../src/exec.js';
+import { unsafePaths } from '../../src/doctor/rootful.js';
 import { writeFileAtomic } from '../../src/fsutil.js';
 import { which } from '../../src/units/tools.js';
 import { isolatedEnv, snapshot, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';
@@ -169,5 +170,33 @@ describe('writeFileAtomic', () => {
     writeFileAtomic(file, 'new');
     assert.equal(fs.readFileSync(victim, 'utf8'), 'untouched');
     assert.equal(fs.readFileSync(file, 'utf8'), 'new');
+  });
+});
+
+describe('the rootful stack files check', () => {
+  test('names a file others may write and, when not root, every path of ours; accepts root\'s own /usr/bin/env', () => {
+    assert.deepEqual(unsafePaths(['/usr/bin/env']), [], '/usr/bin/env and its folders are root\'s alone');
+    const dir = tmpDir();
+    const file = path.join(dir, 'compose.yaml');
+    fs.writeFileSync(file, COMPOSE);
+    fs.chmodSync(file, 0o666);
+    const bad = unsafePaths([file]);
+    const entry = bad.find((b) => b.path === file);
+    assert.ok(entry, JSON.stringify(bad));
+    assert.match(entry.why, /writable by its group and others \(mode 0666\)/);
+    if (process.getuid?.() !== 0) assert.match(entry.why, /owned by uid \d+, not root/);
+    // A sticky, world-writable folder above (like /tmp) is accepted; the file's own folder is not.
+    if (process.getuid?.() === 0) {
+      const sticky = path.join(dir, 'sticky');
+      const own = path.join(sticky, 'stack');
+      fs.mkdirSync(own, { recursive: true });
+      fs.chmodSync(dir, 0o755);
+      fs.chmodSync(sticky, 0o1777);
+      const f = path.join(own, 'compose.yaml');
+      fs.writeFileSync(f, COMPOSE, { mode: 0o644 });
+      assert.deepEqual(unsafePaths([f]).filter((b) => b.path.startsWith(dir)), []);
+      fs.chmodSync(own, 0o1777);
+      assert.deepEqual(unsafePaths([f]).map((b) => b.path).filter((p) => p.startsWith(dir)), [own]);
+    }
   });
 });
