@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { Project, Stack } from '../stacks/discover.js';
-import type { SudoCheckResult } from './sudo.js';
+import type { CheckResult } from './types.js';
 
 export interface Unsafe {
   path: string;
@@ -109,7 +109,7 @@ export function unsafePaths(files: readonly string[]): Unsafe[] {
 }
 
 /** `rootful stack files (<stack>)`: fails naming each path anyone but root can change, with the exact fix. */
-export function rootfulFilesCheck(project: Project | undefined): SudoCheckResult[] {
+export function rootfulFilesCheck(project: Project | undefined): CheckResult[] {
   const stack = project?.stacks.find((s) => s.config.rootful && s.config.enabled);
   if (!stack) return [];
   const name = `rootful stack files (${stack.name})`;

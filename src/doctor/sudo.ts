@@ -3,23 +3,16 @@
  * is probed with `sudo -n -l <argv>` (the command with all its arguments, not a
  * prefix), and a rule broader than that (one that would also run another compose
  * file, or `podman run`) is reported: it yields root.
- *
- * Results have the shape of CheckResult (src/doctor/checks.ts), declared here so
- * this module needs nothing from the file that lists the checks.
  */
 import os from 'node:os';
 import { run } from '../exec.js';
 import { ZoopaError } from '../errors.js';
 import type { Project } from '../stacks/discover.js';
 import { rootCommands, type RootCommand } from '../sudoers/rule.js';
-import { which } from '../units/tools.js';
+import { which } from '../unitfile/tools.js';
+import type { CheckResult } from './types.js';
 
-export interface SudoCheckResult {
-  check: string;
-  verdict: 'ok' | 'warn' | 'fail';
-  detail: string;
-  fix?: string;
-}
+type SudoCheckResult = CheckResult;
 
 export const SUDOERS_FIX = 'zoopa sudoers > zoopa.sudoers && sudo visudo -c -f zoopa.sudoers && sudo install -m 0440 -o root -g root zoopa.sudoers /etc/sudoers.d/zoopa';
 

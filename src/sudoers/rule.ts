@@ -3,7 +3,7 @@
  * nothing else (`zoopa sudoers` prints it, `zoopa doctor` probes each one).
  *
  *  - the rootful stack's `up -d` and `down`, as its unit runs them
- *    (composeArgv in src/units/stack.ts: `-p <stack> -f <absolute compose file>`);
+ *    (composeArgv in src/stacks/units.ts: `-p <stack> -f <absolute compose file>`);
  *  - `podman ps` for root's containers (status, backups, verification):
  *    `podman ps [--all] --format json --filter label=io.podman.compose.project`;
  *  - the `duplicati-server-util` calls the Duplicati engine makes
@@ -22,8 +22,8 @@
 import { DEFAULT_DUPLICATI_COMMAND } from '../backup/config.js';
 import { ConfigError, UsageError } from '../errors.js';
 import type { Project, Stack } from '../stacks/discover.js';
-import { stackUnitArgvs } from '../units/stack.js';
-import { resolveTools, which } from '../units/tools.js';
+import { stackUnitArgvs } from '../stacks/units.js';
+import { resolveTools, which } from '../unitfile/tools.js';
 
 /** One command sudo must allow. */
 export interface RootCommand {

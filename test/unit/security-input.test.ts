@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { run } from '../../src/exec.js';
 import { unsafePaths } from '../../src/doctor/rootful.js';
 import { writeFileAtomic } from '../../src/fsutil.js';
-import { which } from '../../src/units/tools.js';
+import { which } from '../../src/unitfile/tools.js';
 import { isolatedEnv, snapshot, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';
 
 const COMPOSE = 'services:\n  app:\n    image: localhost/zoopa-busybox:latest\n';

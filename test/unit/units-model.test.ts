@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { run } from '../../src/exec.js';
-import { absPath, envAssignment, exec, execWord, literal, parseUnitText, raw, UnitFile, UnitValueError } from '../../src/units/model.js';
+import { absPath, envAssignment, exec, execWord, literal, parseUnitText, raw, UnitFile, UnitValueError } from '../../src/unitfile/model.js';
 
 test('exec words: safe words stay bare, others are double-quoted with C escapes', () => {
   assert.equal(execWord('up'), 'up');
