@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'ZOOPA_BAD_IDLE_MODE'
   | 'ZOOPA_BAD_UPSTREAM'
   | 'ZOOPA_BAD_LISTEN_FDS'
+  | 'ZOOPA_UNIT_VALUE'
   // external commands and time
   | 'ZOOPA_COMMAND_FAILED'
   | 'ZOOPA_COMMAND_NOT_FOUND'

@@ -143,17 +143,20 @@ describe('stacks as systemd user units', () => {
 describe('a rootful stack', () => {
   const bed = useTestbed({ name: 'rootful' });
 
-  it('renders the sudo form and runs through a scoped sudo rule', async () => {
+  it('renders the sudo form and runs under exactly the rule zoopa sudoers prints', async () => {
     const tb = bed();
     const dup = httpStack(tb.root, 'duplicati', { port: await freePort() });
     writeZoopaYaml(tb.root, { stacks: { duplicati: { rootful: true } } });
     await tb.importImageRootful();
-    await tb.allowSudo(['/usr/bin/podman-compose', '/usr/bin/podman']);
+    const rule = await tb.zoopa(['--root', tb.root, 'sudoers', '--user', tb.user]);
+    assert.equal(rule.status, 0, rule.stderr);
+    await tb.installSudoers(rule.stdout);
     const r = await tb.zoopa(['--root', tb.root, 'install']);
     assert.equal(r.status, 0, r.stderr);
     const unit = fs.readFileSync(path.join(tb.root, 'systemd', 'duplicati-stack.service'), 'utf8');
-    assert.match(unit, /^ExecStart=\/usr\/bin\/sudo -n \/usr\/bin\/podman-compose -p duplicati up -d$/m);
-    assert.match(unit, /^ExecStop=\/usr\/bin\/sudo -n \/usr\/bin\/podman-compose -p duplicati down$/m);
+    const file = dup.composeFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    assert.match(unit, new RegExp(`^ExecStart=/usr/bin/sudo -n /usr/bin/podman-compose -p duplicati -f ${file} up -d$`, 'm'));
+    assert.match(unit, new RegExp(`^ExecStop=/usr/bin/sudo -n /usr/bin/podman-compose -p duplicati -f ${file} down$`, 'm'));
     const up = await tb.zoopa(['--root', tb.root, 'up', 'duplicati']);
     assert.equal(up.status, 0, `${up.stderr}\n${tb.managerLog().slice(-2000)}`);
     assert.equal((await projectContainers(tb, 'duplicati', true)).length, 1, 'runs in root podman');
@@ -165,7 +168,7 @@ describe('a rootful stack', () => {
     assert.equal(s.get('duplicati')?.containers?.running, 1);
     const doctor = await tb.zoopa(['--root', tb.root, 'doctor', '--json']);
     const sudoCheck = (JSON.parse(doctor.stdout) as Array<{ check: string; verdict: string }>).find((c) => c.check.startsWith('sudo rule'));
-    assert.equal(sudoCheck?.verdict, 'ok');
+    assert.equal(sudoCheck?.verdict, 'ok', doctor.stdout);
     assert.equal((await tb.zoopa(['--root', tb.root, 'down', 'duplicati'])).status, 0);
     assert.deepEqual(await projectContainers(tb, 'duplicati', true), []);
   });
@@ -279,13 +282,14 @@ describe('env files', () => {
     assert.deepEqual(c2.undefinedVars, ['NOT_DEFINED']);
   });
 
-  it('doctor names the sudo rule Duplicati backups need when sudo refuses it, with the line to add', async () => {
+  it('doctor names the sudo commands Duplicati backups need when sudo refuses them, with the command that writes the rule', async () => {
     const tb = bed();
     httpStack(tb.root, 'cloud', { port: 18998 });
     writeZoopaYaml(tb.root, { stacks: { cloud: { backup: { jobs: ['cloud'] } } } });
     const r = await tb.zoopa(['--root', tb.root, 'doctor', '--json']);
-    const check = (JSON.parse(r.stdout) as Array<{ check: string; verdict: string; fix?: string }>).find((c) => c.check === 'sudo rule (Duplicati)');
+    const check = (JSON.parse(r.stdout) as Array<{ check: string; verdict: string; fix?: string }>).find((c) => c.check === 'sudo rule (Duplicati)') as { check: string; verdict: string; detail: string; fix?: string } | undefined;
     assert.equal(check?.verdict, 'fail', r.stdout);
-    assert.match(check?.fix ?? '', new RegExp(`^add with .*: ${tb.user} ALL=\\(root\\) NOPASSWD: /usr/bin/podman exec duplicati duplicati-server-util$`));
+    assert.match(check?.detail ?? '', /\/usr\/bin\/podman exec duplicati duplicati-server-util list-backups --detailed/);
+    assert.match(check?.fix ?? '', new RegExp(`\\(${tb.user}\\): zoopa sudoers > zoopa\\.sudoers && sudo visudo -c -f zoopa\\.sudoers && sudo install -m 0440 -o root -g root zoopa\\.sudoers /etc/sudoers\\.d/zoopa$`));
   });
 });
