@@ -21,6 +21,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { llamaPrereq } from './llama-fetch.mjs';
 
 /**
  * One requirement: `cmd` is looked up on PATH (plus the sbin folders), `file` is an
@@ -168,6 +169,10 @@ function main() {
     }
   }
   if (!ensureSystemdRunDir(isRoot)) process.exit(1);
+
+  // --- llama.cpp: a real llama-server for the tests (scripts/llama-fetch.mjs; cached, offline when warm) ---
+  llamaPrereq();
+
   console.log(`prereqs: all ${REQUIREMENTS.length} system prerequisites present`);
 }
 
