@@ -11,11 +11,19 @@
  *    and private lists/cache folders (`-o Dir::Etc::SourceList=... -o Dir::State::Lists=...
  *    -o Dir::Cache=...`); the system's preferences and sources.list.d are not read.
  * 2. `dpkg -x` of every .deb into one folder.
- * 3. A wrapper `llama-server` (what `llama.binary` points at in tests):
- *      GGML_BACKEND_PATH=<lib>/ggml/backends0/libggml-cpu-x64.so \\
- *      exec <dir>/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
- *           --library-path <lib>:<lib>/ggml/backends0:<lib>/llama <dir>/usr/bin/llama-server "$@"
- * 4. The capability is proven: `llama-server --version` answers (and `--help` is kept
+ * 3. usr/bin/llama-server's ELF interpreter is set to the unpacked loader
+ *    (<lib>/ld-linux-x86-64.so.2) with unstable's own `patchelf` (run through that loader
+ *    with `--library-path`). Running llama-server *as an argument of* the loader, as in
+ *    `<lib>/ld-linux-x86-64.so.2 --library-path ... llama-server`, works for one model but
+ *    not for router mode: the router starts each model's instance by re-running
+ *    /proc/self/exe, which is then the loader, and the instance dies with
+ *    "ld-linux-x86-64.so.2: unrecognized option '--host'".
+ * 4. A wrapper `llama-server` (what `llama.binary` points at in tests):
+ *      LD_LIBRARY_PATH=<lib>:<lib>/ggml/backends0:<lib>/llama  (inherited by router instances)
+ *      GGML_BACKEND_PATH=<lib>/ggml/backends0/libggml-cpu-x64.so  (Debian's ggml looks for its
+ *        CPU backends in /usr/lib/x86_64-linux-gnu/ggml/backends0 only)
+ *      exec <dir>/usr/bin/llama-server "$@"
+ * 5. The capability is proven: `llama-server --version` answers (and `--help` is kept
  *    in help.txt for the flag checks). Everything is made world-readable (the test
  *    user runs it), then renamed into place:
  *
@@ -37,8 +45,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const PACKAGES = ['llama.cpp-tools', 'libllama0', 'libggml0', 'libc6', 'libstdc++6', 'libgcc-s1', 'libgomp1', 'libssl3t64', 'zlib1g', 'libzstd1'];
+/** Only used while unpacking (to point llama-server at its own loader); not kept. */
+const TOOL_PACKAGES = ['patchelf'];
 export const SUITE = 'unstable';
-const RECIPE = ['v2', SUITE, ...PACKAGES].join(' ');
+const RECIPE = ['v3', SUITE, ...PACKAGES, ...TOOL_PACKAGES].join(' ');
 /** The CPU backend the wrapper loads (ggml's baseline x86-64 build: slow but runs anywhere). */
 export const BACKEND = 'libggml-cpu-x64.so';
 const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
@@ -144,15 +154,21 @@ export function wrapperText(root) {
   const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
   return [
     '#!/bin/sh',
-    "# llama.cpp's llama-server from Debian unstable, run with its own loader and libraries",
-    '# (written by scripts/llama-fetch.mjs; see there).',
+    "# llama.cpp's llama-server from Debian unstable, run with its own loader (its ELF interpreter)",
+    '# and libraries (written by scripts/llama-fetch.mjs; see there). LD_LIBRARY_PATH is inherited',
+    '# by the instances router mode starts.',
+    `LD_LIBRARY_PATH=${q(libraryPath(lib))}`,
     '# Debian built ggml to look for its CPU backends in /usr/lib/x86_64-linux-gnu/ggml/backends0 only;',
-    "# GGML_BACKEND_PATH loads one from here instead: the baseline x86-64 one, which runs on every CPU.",
+    '# GGML_BACKEND_PATH loads one from here instead: the baseline x86-64 one, which runs on every CPU.',
     `GGML_BACKEND_PATH="\${GGML_BACKEND_PATH:-${path.join(lib, 'ggml/backends0', BACKEND)}}"`,
-    'export GGML_BACKEND_PATH',
-    `exec ${q(path.join(lib, 'ld-linux-x86-64.so.2'))} --library-path ${q(`${lib}:${lib}/ggml/backends0:${lib}/llama`)} ${q(path.join(root, 'usr/bin/llama-server'))} "$@"`,
+    'export LD_LIBRARY_PATH GGML_BACKEND_PATH',
+    `exec ${q(path.join(root, 'usr/bin/llama-server'))} "$@"`,
     '',
   ].join('\n');
+}
+
+function libraryPath(lib) {
+  return `${lib}:${lib}/ggml/backends0:${lib}/llama`;
 }
 
 /**
@@ -182,9 +198,10 @@ export function ensureLlamaServer(log = (line) => console.error(`llama-fetch: ${
     log(`fetching ${PACKAGES.join(' ')} from ${mirror.uri} ${SUITE} into ${entry}`);
     run(['apt-get', ...aptOpts, 'update']);
     const listBytes = fs.readdirSync(path.join(work, 'lists')).reduce((n, f) => n + (fs.statSync(path.join(work, 'lists', f)).isFile() ? fs.statSync(path.join(work, 'lists', f)).size : 0), 0);
-    run(['apt-get', ...aptOpts, 'download', ...PACKAGES], { cwd: path.join(work, 'debs') });
+    run(['apt-get', ...aptOpts, 'download', ...PACKAGES, ...TOOL_PACKAGES], { cwd: path.join(work, 'debs') });
     const debs = fs.readdirSync(path.join(work, 'debs')).filter((f) => f.endsWith('.deb')).sort();
-    if (debs.length !== PACKAGES.length) throw new LlamaFetchError(`apt-get download gave ${debs.length} files for ${PACKAGES.length} packages: ${debs.join(' ')}`);
+    const wanted = PACKAGES.length + TOOL_PACKAGES.length;
+    if (debs.length !== wanted) throw new LlamaFetchError(`apt-get download gave ${debs.length} files for ${wanted} packages: ${debs.join(' ')}`);
     const root = path.join(tmp, 'root');
     fs.mkdirSync(root);
     let debBytes = 0;
@@ -196,12 +213,14 @@ export function ensureLlamaServer(log = (line) => console.error(`llama-fetch: ${
       versions.push(decodeURIComponent(d.replace(/\.deb$/, '')).replace(/_/g, ' '));
     }
     fs.rmSync(work, { recursive: true, force: true });
-    // The wrapper names the final folder: it works once renamed into place.
+    // The wrapper and the interpreter name the final folder: they work once renamed into place.
     const finalRoot = path.join(entry, 'root');
+    const lib = path.join(root, 'usr/lib/x86_64-linux-gnu');
+    const viaLoader = (bin) => [path.join(lib, 'ld-linux-x86-64.so.2'), '--library-path', libraryPath(lib), bin];
+    run([...viaLoader(path.join(root, 'usr/bin/patchelf')), '--set-interpreter', path.join(finalRoot, 'usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2'), path.join(root, 'usr/bin/llama-server')]);
     fs.writeFileSync(path.join(tmp, 'llama-server'), wrapperText(finalRoot), { mode: 0o755 });
     // Prove it from the temporary place with the same loader and libraries.
-    const lib = path.join(root, 'usr/lib/x86_64-linux-gnu');
-    const direct = [path.join(lib, 'ld-linux-x86-64.so.2'), '--library-path', `${lib}:${lib}/ggml/backends0:${lib}/llama`, path.join(root, 'usr/bin/llama-server')];
+    const direct = viaLoader(path.join(root, 'usr/bin/llama-server'));
     const version = run([...direct, '--version']);
     const versionText = `${version.stdout}${version.stderr}`.trim();
     if (!/^version: /m.test(versionText)) throw new LlamaFetchError(`llama-server --version printed no version: ${versionText}`);

@@ -307,7 +307,7 @@ function resolveOne(project: Project, name: string, s: LlamaServiceConfig, defau
     }
   }
 
-  // mmap/mlock vs load_mode: two generations of llama-server flags.
+  // mmap/mlock vs load_mode: the same choice written two ways (mmap/mlock render --load-mode).
   const loadMode = get('load_mode');
   const mmap = get('mmap');
   const mlock = get('mlock');
@@ -347,9 +347,8 @@ function resolveOne(project: Project, name: string, s: LlamaServiceConfig, defau
   const ctv = get('cache_type_v').value;
   if (ctk) argv.push('--cache-type-k', ctk);
   if (ctv) argv.push('--cache-type-v', ctv);
-  if (mmap.value !== undefined) argv.push(mmap.value ? '--mmap' : '--no-mmap');
-  if (mlock.value === true) argv.push('--mlock');
-  if (loadMode.value !== undefined) argv.push('--load-mode', loadMode.value);
+  const mode = loadMode.value ?? loadModeOf(mmap.value, mlock.value);
+  if (mode !== undefined) argv.push('--load-mode', mode);
   if (sleepIdle !== undefined) argv.push('--sleep-idle-seconds', String(Math.ceil(sleepIdle)));
   argv.push('--host', host, '--port', String(s.port));
   argv.push(...(extra.value ?? []));
@@ -376,6 +375,20 @@ function resolveOne(project: Project, name: string, s: LlamaServiceConfig, defau
     argv,
     ondemand: ondemandOf(s, defaults.host),
   };
+}
+
+/**
+ * mmap/mlock as llama-server takes them today. Its --mmap, --no-mmap and --mlock were
+ * replaced by --load-mode (llama.cpp 0.7.0, build 11669, refuses them: "error: invalid
+ * argument: --mmap"), so the keys render --load-mode: mmap → mmap, no mmap → none (read
+ * into memory), mlock → mmap+mlock (mmap is the default) or mlock (with mmap: false).
+ * mlock: false alone is llama-server's default: nothing is written.
+ */
+export function loadModeOf(mmap: boolean | undefined, mlock: boolean | undefined): string | undefined {
+  if (mlock === true) return mmap === false ? 'mlock' : 'mmap+mlock';
+  if (mmap === true) return 'mmap';
+  if (mmap === false) return 'none';
+  return undefined;
 }
 
 function checkFile(p: string, key: string, value: string, sh: Shared, what: string): void {

@@ -16,6 +16,7 @@ import { ConfigError, UsageError } from '../../src/errors.js';
 import { run } from '../../src/exec.js';
 import { formatCpus, parseCpus, CpusSpecError } from '../../src/llama/cpus.js';
 import { llamaChecks, lowestAllowedNice } from '../../src/llama/doctor.js';
+import { commandLineFlags, parseHelpFlags, unknownFlags } from '../../src/llama/help.js';
 import { pickServices, planLlamaEnable } from '../../src/llama/enable.js';
 import { formatLlamaList, type LlamaListEntry } from '../../src/llama/list.js';
 import { llamaOndemandTargets, resolveLlama } from '../../src/llama/resolve.js';
@@ -179,12 +180,12 @@ describe('the original three kinds', () => {
     assert.deepEqual(value(t, 'Service', 'CPUAffinity'), ['0 1 6-11']);
   });
 
-  test('a vision model with a large context: its own cpus drive threads, mmap, no --no-mlock', () => {
+  test('a vision model with a large context: its own cpus drive threads, mmap as --load-mode mmap, no --no-mlock', () => {
     const t = byName.get('gemma-vision.service')!;
     assert.deepEqual(execWords(t), [
       STANDIN, '--model', path.join(models, 'gemma-3-12b-it-Q4_K_M.gguf'), '--mmproj', path.join(models, 'mmproj-gemma-3-12b-it-f16.gguf'),
       '--alias', 'gemma-vision', '--ctx-size', '131072', '--threads', '4', '--threads-batch', '4',
-      '--batch-size', '512', '--ubatch-size', '256', '--parallel', '1', '--mmap',
+      '--batch-size', '512', '--ubatch-size', '256', '--parallel', '1', '--load-mode', 'mmap',
       '--host', '127.0.0.1', '--port', '8082', '--jinja', '--no-webui',
     ]);
     assert.deepEqual(value(t, 'Service', 'CPUAffinity'), ['2-5']);
@@ -251,10 +252,29 @@ describe('defaults and options', () => {
     assert.deepEqual(value(u!.content, 'Service', 'RestartSec'), ['500ms']);
   });
 
-  test('load_mode for newer llama.cpp builds', () => {
+  test('load_mode as it is', () => {
     const w = world('llama:\n  services:\n    m: { model: a.gguf, port: 9000, load_mode: mmap+mlock }\n', { models: ['a.gguf'] });
     const words = execWords(render(w)[0]!.content);
     assert.deepEqual(words.slice(words.indexOf('--load-mode'), words.indexOf('--load-mode') + 2), ['--load-mode', 'mmap+mlock']);
+  });
+
+  test('mmap/mlock render --load-mode (llama-server 0.7.0 refuses --mmap, --no-mmap and --mlock)', () => {
+    const cases: Array<[string, string[]]> = [
+      ['mmap: true', ['--load-mode', 'mmap']],
+      ['mmap: false', ['--load-mode', 'none']],
+      ['mlock: true', ['--load-mode', 'mmap+mlock']],
+      ['mmap: true, mlock: true', ['--load-mode', 'mmap+mlock']],
+      ['mmap: false, mlock: true', ['--load-mode', 'mlock']],
+      ['mlock: false', []],
+      ['mmap: true, mlock: false', ['--load-mode', 'mmap']],
+    ];
+    for (const [keys, want] of cases) {
+      const w = world(`llama:\n  services:\n    m: { model: a.gguf, port: 9000, ${keys} }\n`, { models: ['a.gguf'] });
+      const words = execWords(render(w)[0]!.content);
+      const i = words.indexOf('--load-mode');
+      assert.deepEqual(i < 0 ? [] : words.slice(i, i + 2), want, keys);
+      for (const old of ['--mmap', '--no-mmap', '--mlock']) assert.ok(!words.includes(old), `${keys}: no ${old}`);
+    }
   });
 
   test('a model path with a space and a % is quoted and escaped by the unit model', () => {
@@ -447,11 +467,11 @@ describe('enable/disable and doctor', () => {
     assert.match(bad.stderr, /unknown llama service "x"/);
   });
 
-  test('doctor: binary, models, cpus this machine lacks, negative nice beyond RLIMIT_NICE', () => {
+  test('doctor: binary, models, cpus this machine lacks, negative nice beyond RLIMIT_NICE', async () => {
     const w = world(yaml('/nonexistent/llama-server'), { models: ['a.gguf'] });
     const project = loadProject({ root: w.root, env: w.env });
     fs.rmSync(w.models, { recursive: true });
-    const checks = new Map(llamaChecks(project, w.env, { cpuCount: 2, isRoot: false }).map((c) => [c.check, c]));
+    const checks = new Map((await llamaChecks(project, w.env, { cpuCount: 2, isRoot: false })).map((c) => [c.check, c]));
     assert.equal(checks.get('llama binary')?.verdict, 'fail');
     assert.match(checks.get('llama binary')!.fix!, /cmake/);
     assert.equal(checks.get('llama models')?.verdict, 'fail');
@@ -461,8 +481,44 @@ describe('enable/disable and doctor', () => {
     if (lowestAllowedNice() === 0) assert.equal(checks.get('llama nice')?.verdict, 'warn');
 
     const ok = world(yaml(STANDIN), { models: ['a.gguf'] });
-    const good = llamaChecks(loadProject({ root: ok.root, env: ok.env }), ok.env, { cpuCount: 64, isRoot: true });
-    assert.deepEqual(good.map((c) => [c.check, c.verdict]), [['llama binary', 'ok'], ['llama models', 'ok']]);
+    const good = await llamaChecks(loadProject({ root: ok.root, env: ok.env }), ok.env, { cpuCount: 64, isRoot: true });
+    assert.deepEqual(good.map((c) => [c.check, c.verdict]), [['llama binary', 'ok'], ['llama flags', 'ok'], ['llama models', 'ok']]);
+    assert.match(good[0]!.detail, /version: 0 \(stand-in/);
+  });
+
+  test('doctor: a flag the binary\'s --help does not list is named with its service; a binary that cannot run fails', async () => {
+    const w = world(yaml(STANDIN).replace('a: { model: a.gguf, port: 9000 }', 'a: { model: a.gguf, port: 9000, extra_args: [--no-such-flag, --jinja, --n_gpu_layers, "-1"] }'), { models: ['a.gguf'] });
+    const checks = await llamaChecks(loadProject({ root: w.root, env: w.env }), w.env, { cpuCount: 64, isRoot: true });
+    const flags = checks.filter((c) => c.check.startsWith('llama flags'));
+    assert.deepEqual(flags.map((c) => [c.check, c.verdict]), [['llama flags (a)', 'warn']]);
+    assert.match(flags[0]!.detail, /^service a: --no-such-flag is not listed by .*llama-server --help \(version: 0 \(stand-in/);
+    assert.match(flags[0]!.fix!, /llama\.services\.a\.extra_args/);
+
+    // A binary that exists but cannot run (as when its shared libraries are missing).
+    const broken = path.join(w.base, 'broken-llama-server');
+    fs.writeFileSync(broken, '#!/bin/sh\necho "error while loading shared libraries: libllama.so.0" >&2\nexit 127\n', { mode: 0o755 });
+    const b = world(yaml(broken), { models: ['a.gguf'] });
+    const bad = await llamaChecks(loadProject({ root: b.root, env: b.env }), b.env, { cpuCount: 64, isRoot: true });
+    assert.equal(bad[0]!.check, 'llama binary');
+    assert.equal(bad[0]!.verdict, 'fail');
+    assert.match(bad[0]!.detail, /--version failed \(exit 127\): error while loading shared libraries/);
+  });
+
+  test('--help parsing: option lines at column 0, names separated by commas; command line flags', () => {
+    const help = [
+      '----- common params -----',
+      '',
+      '-h,    --help, --usage                  print usage and exit',
+      '-t,    --threads N                      number of CPU threads',
+      '-kvo,  --kv-offload, -nkvo, --no-kv-offload',
+      '                                        whether to enable KV cache offloading, see --not-a-flag',
+      '--spec-draft-type-k, -ctkd, --cache-type-k-draft TYPE',
+      '-fa,   --flash-attn [on|off|auto]       set Flash Attention use',
+      '--rope-scaling {none,linear,yarn}       RoPE frequency scaling method',
+    ].join('\n');
+    assert.deepEqual([...parseHelpFlags(help)].sort(), ['--cache-type-k-draft', '--flash-attn', '--help', '--kv-offload', '--no-kv-offload', '--rope-scaling', '--spec-draft-type-k', '--threads', '--usage', '-ctkd', '-fa', '-h', '-kvo', '-nkvo', '-t']);
+    assert.deepEqual(commandLineFlags(['/bin/llama-server', '--threads', '4', '--n_gpu_layers', '-1', '--flash-attn=on', '-t', '2', 'x']), ['--threads', '--n-gpu-layers', '--flash-attn', '-t']);
+    assert.deepEqual(unknownFlags(['b', '--threads', '1', '--mmap', '--mmap', '-t', '1'], parseHelpFlags(help)), ['--mmap']);
   });
 
   test('RLIMIT_NICE from /proc/<pid>/limits', () => {
