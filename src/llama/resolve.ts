@@ -95,11 +95,13 @@ const MANAGED_FLAGS: Record<string, string> = {
   '--host': 'host', '--port': 'port',
   '-ctk': 'cache_type_k', '--cache-type-k': 'cache_type_k',
   '-ctv': 'cache_type_v', '--cache-type-v': 'cache_type_v',
-  '--mmap': 'mmap', '--no-mmap': 'mmap', '--mlock': 'mlock',
   '-lm': 'load_mode', '--load-mode': 'load_mode',
   '--sleep-idle-seconds': 'sleep_idle',
   '--models-dir': 'router', '--models-max': 'models_max',
 };
+
+/** Loading flags of llama.cpp builds before --load-mode: allowed in extra_args for them. */
+const OLD_LOAD_FLAGS = ['--mmap', '--no-mmap', '--mlock'];
 
 /** `~` and `~/x` → home; relative → against the stacks root. */
 export function expandPath(p: string, root: string, env: NodeJS.ProcessEnv): string {
@@ -320,6 +322,11 @@ function resolveOne(project: Project, name: string, s: LlamaServiceConfig, defau
     const flag = (a.startsWith('--') ? a.replace(/_/g, '-') : a).split('=')[0]!;
     const owner = MANAGED_FLAGS[flag];
     if (owner) fail(extra.key, `${a} is set by zoopa from the ${owner} key`, a, `use ${owner}: instead of passing ${flag} in extra_args`);
+    // Older llama.cpp builds (before --load-mode) take these; zoopa no longer writes them.
+    const chosen = loadMode.value !== undefined ? 'load_mode' : mmap.value !== undefined ? 'mmap' : mlock.value !== undefined ? 'mlock' : undefined;
+    if (OLD_LOAD_FLAGS.includes(flag) && chosen) {
+      fail(extra.key, `${a} and the ${chosen} key both choose how the model is loaded`, a, `remove one: ${chosen} renders --load-mode (llama.cpp with --load-mode); ${flag} in extra_args is for older builds`);
+    }
   }
 
   const host = get('host').value ?? DEFAULT_HOST;

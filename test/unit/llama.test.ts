@@ -275,6 +275,9 @@ describe('defaults and options', () => {
       assert.deepEqual(i < 0 ? [] : words.slice(i, i + 2), want, keys);
       for (const old of ['--mmap', '--no-mmap', '--mlock']) assert.ok(!words.includes(old), `${keys}: no ${old}`);
     }
+    // For a llama.cpp older than --load-mode: its flags through extra_args.
+    const old = world('llama:\n  services:\n    m: { model: a.gguf, port: 9000, extra_args: [--no-mmap, --mlock] }\n', { models: ['a.gguf'] });
+    assert.deepEqual(execWords(render(old)[0]!.content).slice(-2), ['--no-mmap', '--mlock']);
   });
 
   test('a model path with a space and a % is quoted and escaped by the unit model', () => {
@@ -338,6 +341,7 @@ describe('bad input: a ConfigError naming the service and key, nothing rendered'
     { name: 'more threads than cpus', yaml: one('model: a.gguf\ncpus: 0-3\nthreads: 8\nport: 9000'), key: 'llama.services.m.threads', message: /8 threads on 4 CPUs/, models: ['a.gguf'] },
     { name: 'load_mode with mmap', yaml: one('model: a.gguf\nload_mode: mmap\nmmap: true\nport: 9000'), key: 'llama.services.m.load_mode', message: /cannot be combined with mmap/, models: ['a.gguf'] },
     { name: 'a managed flag in extra_args', yaml: one('model: a.gguf\nextra_args: [--port, "9001"]\nport: 9000'), key: 'llama.services.m.extra_args', message: /--port is set by zoopa from the port key/, models: ['a.gguf'] },
+    { name: 'an old loading flag in extra_args with the mmap key', yaml: one('model: a.gguf\nmmap: false\nextra_args: [--no-mmap]\nport: 9000'), key: 'llama.services.m.extra_args', message: /--no-mmap and the mmap key both choose how the model is loaded/, models: ['a.gguf'] },
     { name: 'a managed short flag with _ spelling in extra_args', yaml: one('model: a.gguf\nextra_args: [--ctx_size, "9"]\nport: 9000'), key: 'llama.services.m.extra_args', message: /ctx_size key/, models: ['a.gguf'] },
     {
       name: 'two llama services on one port',
