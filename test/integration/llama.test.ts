@@ -44,7 +44,7 @@ import type { LlamaListEntry } from '../../src/llama/list.js';
 import { resolveLlama } from '../../src/llama/resolve.js';
 import { loadProject } from '../../src/stacks/discover.js';
 import { parseUnitText } from '../../src/units/model.js';
-import { isolatedEnv, tmpDir, writeFiles } from '../helpers/cli.js';
+import { isolatedEnv, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';
 import { freePort, useTestbed, type Testbed } from '../testbed/index.js';
 import { realLlamaServer, tinyModels, type TinyModels } from '../testbed/llama.js';
 
@@ -527,7 +527,8 @@ describe('the real llama-server\'s flags: doctor and the stand-in agree with it'
     assert.equal(after.mtimeMs, before.mtimeMs);
     const v = await run([binary, '--version'], { env: { PATH: empty }, reject: false });
     assert.equal(v.status, 0, v.stderr);
-    assert.match(v.stdout + v.stderr, /^version: 0\.7\.0 \(build 11669/m);
+    // Not pinned: a cold cache gets unstable's llama.cpp of the day (README names the one checked).
+    assert.match(v.stdout + v.stderr, /^version: \d+\.\d+\.\d+ \(build \d+/m);
   });
 
   it('doctor: every flag zoopa renders for the three kinds is in the real --help', async () => {
@@ -546,6 +547,11 @@ describe('the real llama-server\'s flags: doctor and the stand-in agree with it'
     const flags = checks.filter((c) => c.check.startsWith('llama flags'));
     assert.deepEqual(flags.map((c) => [c.check, c.verdict]), [['llama flags (qwen)', 'warn']]);
     assert.match(flags[0]!.detail, /^service qwen: --no-such-flag is not listed by .*llama-server --help \(version: /);
+    // Through the CLI: `zoopa doctor --json` (its other checks may fail here: no user manager).
+    const cli = await zoopa(['--root', p.root, 'doctor', '--json'], { env });
+    const reported = (JSON.parse(cli.stdout) as Array<{ check: string; verdict: string; detail: string }>).find((c) => c.check === 'llama flags (qwen)');
+    assert.equal(reported?.verdict, 'warn', cli.stdout);
+    assert.match(reported!.detail, /--no-such-flag/);
     // And the real server does refuse it.
     const r = await run([binary, '--no-such-flag', '--help'], { reject: false });
     assert.equal(r.status, 1);

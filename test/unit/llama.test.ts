@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError, UsageError } from '../../src/errors.js';
 import { run } from '../../src/exec.js';
 import { formatCpus, parseCpus, CpusSpecError } from '../../src/llama/cpus.js';
@@ -28,7 +28,8 @@ import { resolveTools } from '../../src/units/tools.js';
 import { isolatedEnv, snapshot, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';
 
 /** test/standins/llama-server in the source tree (dist/test/unit → ../../../test/standins). */
-export const STANDIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'llama-server');
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const STANDIN = path.join(REPO, 'test', 'standins', 'llama-server');
 
 const COMPOSE = 'services:\n  app:\n    image: localhost/zoopa-busybox:latest\n';
 
@@ -531,5 +532,89 @@ describe('enable/disable and doctor', () => {
     assert.equal(lowestAllowedNice(limits('25')), -5);
     assert.equal(lowestAllowedNice(limits('40')), -20);
     assert.equal(lowestAllowedNice(limits('unlimited')), -20);
+  });
+});
+
+describe('test bed parts for the real llama-server', () => {
+  test('tiny GGUF: header, metadata and tensor table as llama.cpp reads them, data aligned, same bytes every time', async () => {
+    const { tinyGguf } = await import('../testbed/tiny-gguf.js');
+    const b = tinyGguf({ name: 't', embd: 64, ff: 128, heads: 2 });
+    assert.deepEqual(tinyGguf({ name: 't', embd: 64, ff: 128, heads: 2 }), b, 'deterministic');
+    assert.equal(b.toString('ascii', 0, 4), 'GGUF');
+    assert.equal(b.readUInt32LE(4), 3, 'version 3');
+    const tensors = Number(b.readBigUInt64LE(8));
+    const kvs = Number(b.readBigUInt64LE(16));
+    assert.equal(tensors, 3 + 9, 'embeddings, output norm, output, and 9 per layer');
+    let o = 24;
+    const str = () => {
+      const n = Number(b.readBigUInt64LE(o));
+      const s = b.toString('utf8', o + 8, o + 8 + n);
+      o += 8 + n;
+      return s;
+    };
+    const sizes: Record<number, number> = { 4: 4, 5: 4, 6: 4, 7: 1 };
+    const meta = new Map<string, unknown>();
+    for (let i = 0; i < kvs; i++) {
+      const key = str();
+      const type = b.readUInt32LE(o);
+      o += 4;
+      if (type === 8) meta.set(key, str());
+      else if (type === 9) {
+        const et = b.readUInt32LE(o);
+        const n = Number(b.readBigUInt64LE(o + 4));
+        o += 12;
+        if (et === 8) for (let k = 0; k < n; k++) str();
+        else o += n * sizes[et]!;
+        meta.set(key, n);
+      } else {
+        meta.set(key, type === 6 ? b.readFloatLE(o) : type === 7 ? b[o] : b.readUInt32LE(o));
+        o += sizes[type]!;
+      }
+    }
+    assert.equal(meta.get('general.architecture'), 'llama');
+    assert.equal(meta.get('llama.embedding_length'), 64);
+    assert.equal(meta.get('tokenizer.ggml.model'), 'llama');
+    const nVocab = meta.get('tokenizer.ggml.tokens') as number;
+    assert.ok(nVocab >= 3 + 256, `${nVocab} tokens: control and byte tokens at least`);
+    assert.equal(meta.get('tokenizer.ggml.scores'), nVocab);
+    assert.equal(meta.get('tokenizer.ggml.token_type'), nVocab);
+    assert.match(meta.get('tokenizer.chat_template') as string, /add_generation_prompt/);
+    let end = 0;
+    for (let i = 0; i < tensors; i++) {
+      const name = str();
+      const dims = b.readUInt32LE(o);
+      const shape = Array.from({ length: dims }, (_, k) => Number(b.readBigUInt64LE(o + 4 + 8 * k)));
+      o += 4 + 8 * dims;
+      assert.equal(b.readUInt32LE(o), 0, `${name}: F32`);
+      const offset = Number(b.readBigUInt64LE(o + 4));
+      o += 12;
+      assert.equal(offset % 32, 0, `${name}: aligned`);
+      if (name === 'token_embd.weight') assert.deepEqual(shape, [64, nVocab]);
+      end = Math.max(end, offset + shape.reduce((x, y) => x * y, 1) * 4);
+    }
+    const dataStart = Math.ceil(o / 32) * 32;
+    assert.equal(b.length, dataStart + Math.ceil(end / 32) * 32, 'the data follows the aligned header');
+    assert.ok(b.length < 400 * 1024, `a few hundred KB: ${b.length}`);
+  });
+
+  test('llama-fetch: the Debian mirror and keyring come from the machine\'s apt sources (deb822 and one-line), never security', async () => {
+    const m = (await import(pathToFileURL(path.join(REPO, 'scripts', 'llama-fetch.mjs')).href)) as {
+      debianMirror(etc?: string): { uri: string; keyring: string };
+      wrapperText(root: string): string;
+    };
+    const etc = tmpDir('zoopa-apt-');
+    fs.mkdirSync(path.join(etc, 'sources.list.d'));
+    fs.writeFileSync(path.join(etc, 'sources.list.d', 'a-security.sources'), 'Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\nComponents: main\n');
+    fs.writeFileSync(path.join(etc, 'sources.list.d', 'debian.sources'), `Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\nComponents: main\nSigned-By: ${etc}/key.gpg\n`);
+    fs.writeFileSync(path.join(etc, 'key.gpg'), '');
+    assert.deepEqual(m.debianMirror(etc), { uri: 'http://mirror.example/debian', keyring: `${etc}/key.gpg` });
+    const one = tmpDir('zoopa-apt-');
+    fs.writeFileSync(path.join(one, 'sources.list'), '# deb http://old.example/debian bookworm main\ndeb [arch=amd64] http://ftp.example/debian bookworm main\n');
+    assert.deepEqual(m.debianMirror(one), { uri: 'http://ftp.example/debian', keyring: '/usr/share/keyrings/debian-archive-keyring.gpg' });
+    assert.deepEqual(m.debianMirror(tmpDir('zoopa-apt-')), { uri: 'http://deb.debian.org/debian', keyring: '/usr/share/keyrings/debian-archive-keyring.gpg' });
+    const w = m.wrapperText("/c/it's/root");
+    assert.match(w, /^#!\/bin\/sh\n/);
+    assert.match(w, /\nexec '\/c\/it'\\''s\/root\/usr\/bin\/llama-server' "\$@"\n$/);
+    assert.match(w, /LD_LIBRARY_PATH='\/c\/it'\\''s\/root\/usr\/lib\/x86_64-linux-gnu:.*\/ggml\/backends0:.*\/llama'/);
   });
 });
