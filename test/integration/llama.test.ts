@@ -40,6 +40,7 @@ import { fileURLToPath } from 'node:url';
 import { run } from '../../src/exec.js';
 import { parseCpus } from '../../src/llama/cpus.js';
 import { llamaChecks } from '../../src/llama/doctor.js';
+import { parseHelpFlags } from '../../src/llama/help.js';
 import type { LlamaListEntry } from '../../src/llama/list.js';
 import { resolveLlama } from '../../src/llama/resolve.js';
 import { loadProject } from '../../src/stacks/discover.js';
@@ -429,6 +430,7 @@ describe('llama services on the stand-in, for what the real server cannot show h
     assert.ok(fs.existsSync(STANDIN), `stand-in ${STANDIN} exists`);
     // The checkout may not be enterable by the test user: the stand-in gets its own copy.
     const binary = tb.writeFile('bin/llama-server', fs.readFileSync(STANDIN), 0o755);
+    tb.writeFile('bin/llama-server.help', fs.readFileSync(`${STANDIN}.help`));
     for (const m of ['qwen.gguf', 'gemma-3-4b-it-Q4_K_M.gguf', 'mmproj-gemma-3-4b-it-f16.gguf']) tb.writeFile(path.join('home', 'models', m), `stand-in model ${m}\n`);
     for (const k of Object.keys(ports) as Array<keyof typeof ports>) ports[k] = await freePort();
     const yaml = [
@@ -577,6 +579,16 @@ describe('the real llama-server\'s flags: doctor and the stand-in agree with it'
       ['--n-gpu-layers', '-1'],
       ['-c', '4096', '-t', '1', '-np', '1', '-a', 'x'],
       ['--jinja', '--no-webui', '--metrics'],
+      ['--flash-attn', 'bogus'],
+      ['-fa', 'on'],
+      ['--rope-scaling', 'yarn'],
+      ['--rope-scaling', 'bogus'],
+      ['--cache-type-k', 'bogus'],
+      ['-ngl', 'auto'],
+      ['--draft', '3'],
+      ['--numa', 'bogus'],
+      ['--control-vector-layer-range', '1', '2'],
+      ['--threads'],
     ];
     const verdict = (r: { status: number | null; stderr: string }) => (r.status === 0 ? 'accepted' : `refused: ${r.stderr.trim().split('\n')[0]?.replace(/^(error while handling argument "[^"]+").*$/, '$1')}`);
     const mismatches: string[] = [];
@@ -587,6 +599,14 @@ describe('the real llama-server\'s flags: doctor and the stand-in agree with it'
       if (verdict(real) !== verdict(standin)) mismatches.push(`${argv.join(' ')}: real ${verdict(real)}, stand-in ${verdict(standin)}`);
     }
     assert.deepEqual(mismatches, []);
+    // The same flag names, all of them (the stand-in reads them from llama-server.help, a copy of
+    // the real --help: refresh it from `llama-server --help` when llama.cpp is updated).
+    const names = async (b: string) => parseHelpFlags((await run([b, '--help'], { reject: false })).stdout);
+    const realNames = await names(binary);
+    const standinNames = await names(STANDIN);
+    assert.ok(realNames.size > 300, `${realNames.size} flags in the real --help`);
+    assert.deepEqual([...standinNames].filter((f) => !realNames.has(f)), [], 'flags only the stand-in accepts');
+    assert.deepEqual([...realNames].filter((f) => !standinNames.has(f)), [], 'flags only the real one accepts');
     // The rendered command lines are all accepted (so the comparison above is not vacuous).
     for (const argv of rendered) assert.equal((await run([binary, ...argv, '--help'], { reject: false })).status, 0, argv.join(' '));
   });
