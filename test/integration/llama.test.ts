@@ -12,6 +12,7 @@
  *    /completion and /v1/chat/completions with real completions;
  *  - router mode lists the tiny models, loads one on request, and after
  *    --sleep-idle-seconds the loaded model is reported sleeping (and woken by a request);
+ *    one model with --sleep-idle-seconds sleeps too (/props is_sleeping) and wakes;
  *  - Restart=on-failure, a clean stop, `zoopa llama list --json`;
  *  - on demand through zoopa-ondemand@slow.socket: a completion request made while the
  *    service is stopped is held while the (slow-loading) model loads and answered by
@@ -216,7 +217,7 @@ describe('llama services with the real llama-server in a real user manager', () 
       '  services:',
       `    router: { router: true, models_max: 1, sleep_idle: 3s, cpus: "0-${ncpu - 1}", port: ${ports.router} }`,
       `    qwen: { model: tiny-a.gguf, alias: qwen, cpus: "0", ctx_size: 2048, cache_type_k: q8_0, cache_type_v: q8_0, port: ${ports.qwen} }`,
-      `    large: { model: tiny-b.gguf, alias: large, ctx_size: 131072, mmap: true, mlock: false, extra_args: [--jinja, --no-webui], port: ${ports.large} }`,
+      `    large: { model: tiny-b.gguf, alias: large, ctx_size: 131072, mmap: true, mlock: false, sleep_idle: 3s, extra_args: [--jinja, --no-webui], port: ${ports.large} }`,
       `    slow: { model: ${tiny.slow}, alias: slow, load_mode: none, port: ${ports.slow}, ondemand: { idle: 3s, start_timeout: 300s } }`,
       '',
     ].join('\n');
@@ -294,6 +295,16 @@ describe('llama services with the real llama-server in a real user manager', () 
     assert.match(tb.managerLog(), /server is entering sleeping state/);
     // A request wakes it and is answered.
     await chat({ port }, 'router → tiny-b after sleeping', 'tiny-b');
+  });
+
+  it('one model with --sleep-idle-seconds: the model sleeps when idle (/health stays 200) and a request wakes it', async () => {
+    const tb = bed();
+    const port = ports.large;
+    const props = async () => JSON.parse((await get({ port }, '/props')).body) as { is_sleeping: boolean };
+    await tb.waitFor(async () => (await props()).is_sleeping, { timeoutMs: 180_000, what: 'large: /props is_sleeping after --sleep-idle-seconds 3' });
+    assert.equal((await get({ port }, '/health')).status, 200, 'a sleeping server is healthy');
+    await complete({ port }, 'large after sleeping');
+    assert.equal((await props()).is_sleeping, false, 'the request woke it');
   });
 
   it('zoopa llama list --json shows them active, with model sizes and the models folder', async () => {
