@@ -271,15 +271,10 @@ describe('llama services with the real llama-server in a real user manager', () 
 
     const c = await chat({ port }, 'router → tiny-b', 'tiny-b');
     assert.equal(c.model, 'tiny-b');
-    const loaded = await models({ port });
-    assert.deepEqual(
-      loaded.data.map((d) => [d.id, d.status?.value]).sort(),
-      [
-        ['tiny-a', 'unloaded'],
-        ['tiny-b', 'loaded'],
-      ],
-      'only the requested model was loaded',
-    );
+    const loaded = new Map((await models({ port })).data.map((d) => [d.id, d.status?.value]));
+    assert.equal(loaded.get('tiny-a'), 'unloaded', 'only the requested model was loaded');
+    // (Already sleeping, on a machine slow enough to spend --sleep-idle-seconds since the answer.)
+    assert.ok(['loaded', 'sleeping'].includes(loaded.get('tiny-b') ?? ''), `tiny-b loaded: ${loaded.get('tiny-b')}`);
     // The router starts the model's instance by re-running itself: a child of the main process.
     const pid = Number(await show(tb, 'router.service', 'MainPID'));
     const children = childrenOf(pid);
@@ -379,9 +374,8 @@ describe('llama services with the real llama-server in a real user manager', () 
       const logStart = tb.managerLog().length;
 
       await complete(sock(), 'through the socket').catch((e: Error) => assert.fail(`${e.message}\n${tail(tb.managerLog().slice(logStart))}`));
-      assert.equal(await show(tb, 'slow.service', 'ActiveState'), 'active');
-      const pid = Number(await show(tb, 'slow.service', 'MainPID'));
-      checkProcess(tb, 'slow', pid, binary);
+      // (No look at the process here: a slow machine may already have stopped it at idle.
+      // The next tests check it while it runs.)
 
       // The server loaded the model after the request came in, and served it after loading.
       const log = tb.managerLog().slice(logStart);
@@ -412,6 +406,7 @@ describe('llama services with the real llama-server in a real user manager', () 
         }, { timeoutMs: 180_000, intervalMs: 10, what: 'slow.service: GET /health → 200' });
       }
       assert.deepEqual(seen.slice(-2), [503, 200], `/health while loading, then loaded: ${seen.join(' ')}`);
+      checkProcess(tb, 'slow', Number(await show(tb, 'slow.service', 'MainPID')), binary);
     });
 
     it('a service started by hand is not stopped by the idle stop', async () => {
