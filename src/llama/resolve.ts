@@ -318,12 +318,12 @@ function resolveOne(project: Project, name: string, s: LlamaServiceConfig, defau
   }
 
   const extra = get('extra_args');
+  // Older llama.cpp builds (before --load-mode) take --mmap/--no-mmap/--mlock; zoopa no longer writes them.
+  const chosen = loadMode.value !== undefined ? 'load_mode' : mmap.value !== undefined ? 'mmap' : mlock.value !== undefined ? 'mlock' : undefined;
   for (const a of extra.value ?? []) {
     const flag = (a.startsWith('--') ? a.replace(/_/g, '-') : a).split('=')[0]!;
     const owner = MANAGED_FLAGS[flag];
     if (owner) fail(extra.key, `${a} is set by zoopa from the ${owner} key`, a, `use ${owner}: instead of passing ${flag} in extra_args`);
-    // Older llama.cpp builds (before --load-mode) take these; zoopa no longer writes them.
-    const chosen = loadMode.value !== undefined ? 'load_mode' : mmap.value !== undefined ? 'mmap' : mlock.value !== undefined ? 'mlock' : undefined;
     if (OLD_LOAD_FLAGS.includes(flag) && chosen) {
       fail(extra.key, `${a} and the ${chosen} key both choose how the model is loaded`, a, `remove one: ${chosen} renders --load-mode (llama.cpp with --load-mode); ${flag} in extra_args is for older builds`);
     }
