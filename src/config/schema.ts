@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { globalBackupSchema, stackBackupSchema } from '../backup/config.js';
 import { llamaSchema } from '../llama/config.js';
 import { globalOndemandSchema, stackOndemandSchema } from '../ondemand/config.js';
-import { duration } from './types.js';
+import { duration, NAME_HINT, NAME_RE } from './types.js';
 
 export const DEFAULT_START_TIMEOUT = 300;
 export const DEFAULT_STOP_TIMEOUT = 120;
@@ -24,6 +24,10 @@ export const stackSchema = z.strictObject({
   stop_timeout: duration.default(DEFAULT_STOP_TIMEOUT),
   ondemand: stackOndemandSchema.optional(),
   backup: stackBackupSchema.optional(),
+  /** Stacks this one needs: Requires= and After= on their units (checked in src/stacks/requires.ts). */
+  requires: z.array(z.string().regex(NAME_RE, NAME_HINT)).default([]),
+  /** StopWhenUnneeded=yes: systemd stops the stack when no running unit requires it any more. */
+  stop_when_unneeded: z.boolean().default(false),
 });
 export type StackConfig = z.output<typeof stackSchema>;
 

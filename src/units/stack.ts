@@ -23,6 +23,9 @@ export function renderStackUnit(stack: Stack, ctx: RenderContext): RenderedUnit 
   u.section('Unit')
     .add('Description', c.description ?? `${stack.name} podman-compose stack${c.rootful ? ' (rootful)' : ''}`)
     .add('Documentation', 'man:podman-compose(1)');
+  // Stacks this one needs (src/stacks/requires.ts): started first, and stopping one stops this one.
+  for (const r of c.requires) u.section('Unit').add('Requires', stackUnitName(r)).add('After', stackUnitName(r));
+  if (c.stop_when_unneeded) u.section('Unit').add('StopWhenUnneeded', true);
   const compose = composeArgv(stack, ctx);
   u.section('Service')
     .add('Type', 'oneshot')
