@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CONFIG_FILE, parseConfigText } from '../config/load.js';
 import { StateError } from '../errors.js';
-import { lineDiff } from '../units/diff.js';
+import { lineDiff } from '../unitfile/diff.js';
 import { mergeInto, renderNew } from './document.js';
 import { readOriginal } from './original.js';
 import { propose } from './propose.js';

@@ -19,7 +19,7 @@ import { parseDuration } from '../config/duration.js';
 import { homeDir, ondemandEnvFile, userUnitDir } from '../paths.js';
 import { parseEnvText } from '../stacks/envfile.js';
 import { isGenerated } from '../units/install.js';
-import { parseUnitText } from '../units/model.js';
+import { parseUnitText } from '../unitfile/model.js';
 
 export interface OriginalStackUnit {
   file: string;

@@ -6,9 +6,9 @@
  */
 import path from 'node:path';
 import { formatDuration, parseDuration } from '../config/duration.js';
-import { DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT } from '../config/schema.js';
+import { DEFAULT_STACK_START_TIMEOUT_S as DEFAULT_START_TIMEOUT, DEFAULT_STACK_STOP_TIMEOUT_S as DEFAULT_STOP_TIMEOUT } from '../names.js';
 import { stackOndemandSchema } from '../ondemand/config.js';
-import { which } from '../units/tools.js';
+import { which } from '../unitfile/tools.js';
 import type { OriginalSetup, OriginalStackUnit } from './original.js';
 import { upstreamFor, type FoundStack, type Scan } from './scan.js';
 

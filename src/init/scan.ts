@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { NAME_RE } from '../config/types.js';
+import { NAME_RE } from '../names.js';
 import { readCompose } from '../stacks/compose.js';
 import { composeFileIn } from '../stacks/discover.js';
 import { readEnvFile } from '../stacks/envfile.js';

@@ -10,7 +10,13 @@
  * managed apart, so systemd cannot order or stop one for the other).
  */
 import { ConfigError } from '../errors.js';
-import type { Stack } from './discover.js';
+
+/** What this module needs of a stack (src/stacks/discover.ts's Stack has it; no import, so no circle). */
+export interface StackNeeds {
+  name: string;
+  config: { enabled: boolean; rootful: boolean; requires: readonly string[] };
+}
+type Stack = StackNeeds;
 
 export function checkRequires(stacks: readonly Stack[], configFile: string | undefined): void {
   const byName = new Map(stacks.map((s) => [s.name, s]));

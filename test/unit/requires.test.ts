@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { parseUnitText } from '../../src/units/model.js';
+import { parseUnitText } from '../../src/unitfile/model.js';
 import { isolatedEnv, snapshot, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';
 
 const COMPOSE = 'services:\n  app:\n    image: localhost/zoopa-busybox:latest\n';
