@@ -7,7 +7,10 @@
  *  - the first request to app wakes db, then app (db's containers start first);
  *  - app's idle stop stops db too;
  *  - with app2 awake (kept awake by its stop_check veto while a file exists: no
- *    timing), app's idle stop leaves db up; once app2 sleeps too, db stops.
+ *    timing), app's idle stop leaves db up; once app2 sleeps too, db stops;
+ *  - a backup of db (real restic) stops app first and puts app, app2 and db back as
+ *    they were (app running, app2 asleep with its socket listening), each journaled;
+ *    `backup --dry-run` shows the chain.
  *
  *   npm run build && node scripts/run-tests.mjs integration/requires
  */
@@ -43,14 +46,17 @@ describe('requires: an on-demand app needing a db that stops when unneeded', () 
     app2 = httpStack(tb.root, 'app2', { port: await freePort() });
     db = httpStack(tb.root, 'db', { port: await freePort() });
     hold = path.join(tb.dir, 'app2-busy');
+    const repo = path.join(tb.dir, 'restic-repo');
+    const pwFile = tb.writeFile(path.join(tb.dir, 'restic-password'), 'correct horse battery staple\n', 0o600);
     tb.writeFile(
       path.join(tb.root, 'zoopa.yaml'),
       YAML.stringify({
+        backup: { restic: { repository: repo, password_file: pwFile, init: true } },
         stacks: {
           app: { requires: ['db'], ondemand: { upstream: `127.0.0.1:${app.port}`, idle: '2s' } },
           // app2 sleeps only when its veto allows it: while `hold` exists it stays awake.
           app2: { requires: ['db'], ondemand: { upstream: `127.0.0.1:${app2.port}`, idle: '2s', stop_check: ['/usr/bin/test', '!', '-e', hold] } },
-          db: { stop_when_unneeded: true },
+          db: { stop_when_unneeded: true, backup: { jobs: [{ restic: { paths: ['.'] } }] } },
         },
       }),
     );
@@ -115,4 +121,65 @@ describe('requires: an on-demand app needing a db that stops when unneeded', () 
     await tb.waitFor(async () => (await state('db-stack.service')) === 'inactive', { ...DEADLINE, what: 'db to stop when both sleep' });
     assert.deepEqual(await runningContainers(tb, 'db'), []);
   });
+
+  it('backup --dry-run db shows the chain: app and app2 are frozen and stopped first, and put back with db', async () => {
+    const tb = bed();
+    const r = await tb.zoopa(['--root', tb.root, 'backup', '--dry-run', 'db']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /stacks that require db: app \(requires db\), app2 \(requires db\); write each one's prior state to its own journal/);
+    assert.match(r.stdout, /freeze their on-demand activation: zoopa-ondemand@app\.socket, zoopa-ondemand@app2\.socket/);
+    assert.match(r.stdout, /stop them first, the furthest first: app-stack\.service, app2-stack\.service/);
+    assert.match(r.stdout, /start again those of app, app2 that were running \(systemd starts db-stack\.service with them\)/);
+    const j = await tb.zoopa(['--root', tb.root, 'backup', '--dry-run', '--json', 'db']);
+    const plan = JSON.parse(j.stdout) as { stacks: Array<{ dependents: Array<{ name: string }> }> };
+    assert.deepEqual(plan.stacks[0]!.dependents.map((d) => d.name), ['app', 'app2']);
+  });
+
+  it('a backup of db stops app first and puts app, app2 and db back as they were', async () => {
+    const tb = bed();
+    // app running (started by hand: no idle stop), so db too; app2 asleep, its socket listening.
+    const up = await tb.zoopa(['--root', tb.root, 'up', 'app'], { timeoutMs: 180_000 });
+    assert.equal(up.status, 0, up.stderr);
+    assert.equal(await state('db-stack.service'), 'active');
+    const r = await tb.zoopa(['--root', tb.root, 'backup', 'db'], { timeoutMs: 600_000 });
+    assert.equal(r.status, 0, `${r.stderr}\n${r.stdout}`);
+    const out = r.stdout + r.stderr;
+    assert.match(out, /app requires db: prior state app-stack\.service active; running: app_web_1/);
+    assert.match(out, /app2 requires db: prior state app2-stack\.service inactive; running: none/);
+    assert.ok(out.indexOf('stopping app-stack.service first') >= 0, out);
+    assert.ok(out.indexOf('stopping app-stack.service first') < out.indexOf('waiting for the containers of db to stop'), out);
+    // podman saw app's container die before db's, and systemd started db before app again.
+    const ev = await tb.podman(['events', '--stream=false', '--filter', 'event=died', '--format', '{{.Name}}']);
+    assert.equal(ev.status, 0, ev.stderr);
+    const died = ev.stdout.split('\n');
+    assert.ok(died.lastIndexOf('app_web_1') >= 0 && died.lastIndexOf('app_web_1') < died.lastIndexOf('db_web_1'), `app's container died first: ${died.join(' ')}`);
+    const entered = async (unit: string) => {
+      const x = await tb.systemctl(['show', '--property=ActiveEnterTimestampMonotonic', '--value', unit]);
+      assert.equal(x.status, 0, x.stderr);
+      return Number(x.stdout.trim());
+    };
+    const [dbUp, appUp] = [await entered('db-stack.service'), await entered('app-stack.service')];
+    assert.ok(dbUp > 0 && dbUp <= appUp, `db active again before app: ${dbUp} ${appUp}`);
+    // As they were: app and db running, app2 asleep, both sockets listening again, no journal left.
+    const st = await unitStates(tb, ['app-stack.service', 'db-stack.service', 'app2-stack.service', 'zoopa-ondemand@app.socket', 'zoopa-ondemand@app2.socket']);
+    assert.deepEqual(Object.fromEntries([...st].map(([u, s]) => [u, s.active])), {
+      'app-stack.service': 'active',
+      'db-stack.service': 'active',
+      'app2-stack.service': 'inactive',
+      'zoopa-ondemand@app.socket': 'active',
+      'zoopa-ondemand@app2.socket': 'active',
+    });
+    assert.equal((await runningContainers(tb, 'app')).length, 1);
+    assert.equal((await runningContainers(tb, 'db')).length, 1);
+    assert.deepEqual(await runningContainers(tb, 'app2'), []);
+    const journal = path.join(tb.stateHome, 'zoopa', 'backup', 'journal');
+    assert.deepEqual(fs.existsSync(journal) ? fs.readdirSync(journal) : [], [], 'every journal removed');
+    await get(app2); // app2's socket wakes it as before
+    // Leave nothing starting for the test bed's stop: stopping a unit in the middle of
+    // `podman-compose up` can hang until TimeoutStopSec (podman 4.3).
+    await tb.waitFor(async () => (await state('app2-stack.service')) === 'active', { ...DEADLINE, what: "app2's start job to finish" });
+    const down = await tb.systemctl(['stop', 'zoopa-ondemand@app.socket', 'zoopa-ondemand@app2.socket', 'app-stack.service', 'app2-stack.service', 'db-stack.service'], { timeoutMs: 180_000 });
+    assert.equal(down.status, 0, down.stderr);
+  });
 });
+
