@@ -38,7 +38,21 @@ export interface OriginalStackUnit {
   /** `-p` project, when given. */
   project?: string;
   workingDirectory?: string;
+  /** Stack units named in Requires= / BindsTo= (`db` for db-stack.service). */
+  requires: string[];
+  /** Stack units named in After= only (ordering without a requirement). */
+  afterOnly: string[];
+  stopWhenUnneeded: boolean;
+  /** Settings zoopa's stack unit does not have (`[Section] Key=value`). */
+  unmapped: string[];
 }
+
+/** What zoopa's stack unit has (or renders from zoopa.yaml); anything else in an original unit is reported. */
+const MAPPED: Record<string, readonly string[]> = {
+  Unit: ['Description', 'Documentation', 'Requires', 'BindsTo', 'After', 'StopWhenUnneeded'],
+  Service: ['Type', 'RemainAfterExit', 'WorkingDirectory', 'ExecStart', 'ExecStop', 'TimeoutStartSec', 'TimeoutStopSec'],
+  Install: ['WantedBy'],
+};
 
 export interface OriginalEnvFile {
   file: string;
@@ -122,7 +136,20 @@ function last(parsed: Map<string, Array<[string, string]>>, section: string, key
 
 export function readStackUnit(file: string, text: string, env: NodeJS.ProcessEnv): OriginalStackUnit {
   const parsed = parseUnitText(text);
-  const out: OriginalStackUnit = { file, oddTimeouts: [], rootful: false, extraFiles: [] };
+  const out: OriginalStackUnit = { file, oddTimeouts: [], rootful: false, extraFiles: [], requires: [], afterOnly: [], stopWhenUnneeded: false, unmapped: [] };
+  const stackOf = (v: string) => v.split(/\s+/).filter((u) => u.endsWith('-stack.service')).map((u) => u.slice(0, -'-stack.service'.length));
+  out.requires = [...new Set([...values(parsed, 'Unit', 'Requires'), ...values(parsed, 'Unit', 'BindsTo')].flatMap(stackOf))];
+  out.afterOnly = [...new Set(values(parsed, 'Unit', 'After').flatMap(stackOf))].filter((s) => !out.requires.includes(s));
+  out.stopWhenUnneeded = /^(yes|true|on|1)$/i.test(last(parsed, 'Unit', 'StopWhenUnneeded') ?? '');
+  for (const [section, entries] of parsed) {
+    for (const [k, v] of entries) {
+      const known = MAPPED[section]?.includes(k);
+      const otherTargets = (k === 'Requires' || k === 'BindsTo' || k === 'After') && v.split(/\s+/).some((u) => !u.endsWith('-stack.service'));
+      const otherWanted = section === 'Install' && k === 'WantedBy' && v !== 'default.target';
+      const oddService = (k === 'Type' && v !== 'oneshot') || (k === 'RemainAfterExit' && !/^(yes|true|on|1)$/i.test(v));
+      if (!known || otherTargets || otherWanted || oddService) out.unmapped.push(`[${section}] ${k}=${v}`);
+    }
+  }
   const desc = last(parsed, 'Unit', 'Description');
   if (desc !== undefined) out.description = desc.replace(/%%/g, '%');
   for (const [key, field] of [

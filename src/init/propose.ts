@@ -8,6 +8,7 @@ import path from 'node:path';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { DEFAULT_STACK_START_TIMEOUT_S as DEFAULT_START_TIMEOUT, DEFAULT_STACK_STOP_TIMEOUT_S as DEFAULT_STOP_TIMEOUT } from '../names.js';
 import { stackOndemandSchema } from '../ondemand/config.js';
+import { checkRequires } from '../stacks/requires.js';
 import { which } from '../unitfile/tools.js';
 import type { OriginalSetup, OriginalStackUnit } from './original.js';
 import { upstreamFor, type FoundStack, type Scan } from './scan.js';
@@ -75,6 +76,7 @@ export function propose(scan: Scan, original: OriginalSetup, env: NodeJS.Process
   }
 
   const stacks = scan.stacks.map((s) => proposeStack(s, original, backupStacks.includes(s.name), notes, migrated, env));
+  checkProposedRequires(stacks, notes);
 
   const header = [
     ` zoopa.yaml, written by "zoopa init" from what it found in ${scan.root}.`,
@@ -133,6 +135,20 @@ function proposeStack(
   return { name: s.name, settings, comments };
 }
 
+/** Requirements carried over from Requires= must make a valid graph; if not, they are left out (with the reason). */
+function checkProposedRequires(stacks: StackProposal[], notes: string[]): void {
+  const asStacks = stacks.map((p) => ({
+    name: p.name,
+    config: { enabled: true, rootful: p.settings.rootful === true, requires: (p.settings.requires as string[] | undefined) ?? [] },
+  }));
+  try {
+    checkRequires(asStacks, 'zoopa.yaml');
+  } catch (e) {
+    for (const p of stacks) delete p.settings.requires;
+    notes.push(`the Requires= of the original units make no valid stacks.<name>.requires (${(e as Error).message}); left out`);
+  }
+}
+
 function fromUnit(s: FoundStack, unit: OriginalStackUnit, settings: Record<string, unknown>, notes: string[], env: NodeJS.ProcessEnv): void {
   const where = tilde(unit.file, env);
   if (unit.rootful) settings.rootful = true;
@@ -148,6 +164,10 @@ function fromUnit(s: FoundStack, unit: OriginalStackUnit, settings: Record<strin
   }
   for (const t of unit.oddTimeouts) notes.push(`${where}: ${t} is not a number of seconds zoopa can write; zoopa uses its default (stacks.${s.name}.start_timeout / stop_timeout)`);
   if (unit.extraFiles.length) settings.files = unit.extraFiles;
+  if (unit.requires.length) settings.requires = unit.requires;
+  if (unit.stopWhenUnneeded) settings.stop_when_unneeded = true;
+  if (unit.afterOnly.length) notes.push(`${where} is ordered After= ${unit.afterOnly.map((x) => `${x}-stack.service`).join(', ')} without requiring it; zoopa orders only what a stack requires (stacks.${s.name}.requires)`);
+  for (const u of unit.unmapped) notes.push(`${where}: ${u} has no zoopa.yaml key; zoopa's unit will not have it`);
   if (unit.mainFile && path.basename(unit.mainFile) !== s.composeFile) {
     notes.push(`${where} passes -f ${unit.mainFile} first; zoopa always uses ${s.composeFile} as the main file`);
   }

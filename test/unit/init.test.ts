@@ -163,6 +163,17 @@ test('every init output validates and renders: bare trees, no original setup, se
       },
       expectNote: /compose project "site"/,
     },
+    {
+      name: 'units requiring another stack, and settings zoopa has no key for',
+      files: {
+        'web/compose.yaml': COMPOSE,
+        'db/compose.yaml': COMPOSE,
+        'systemd/web-stack.service':
+          '[Unit]\nRequires=db-stack.service\nAfter=db-stack.service network-online.target\nWants=network-online.target\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/bin/podman-compose up -d\nEnvironment=TZ=UTC\n[Install]\nWantedBy=default.target\n',
+        'systemd/db-stack.service': '[Unit]\nStopWhenUnneeded=yes\n[Service]\nType=oneshot\nExecStart=/usr/bin/podman-compose up -d\n',
+      },
+      expectNote: /\[Unit\] Wants=network-online\.target has no zoopa\.yaml key[^]*\[Service\] Environment=TZ=UTC has no zoopa\.yaml key/,
+    },
   ];
   for (const t of trees) {
     const base = tmpDir('zoopa-init-');
@@ -177,6 +188,12 @@ test('every init output validates and renders: bare trees, no original setup, se
     await ok(['--root', root, 'render', '--dry-run', '--adopt'], { env });
     if (t.name.startsWith('a unit with')) {
       assert.deepEqual((YAML.parse(fs.readFileSync(path.join(root, 'zoopa.yaml'), 'utf8')) as { stacks: { web: unknown } }).stacks.web, { files: ['compose.extra.yaml'] });
+    }
+    if (t.name.startsWith('units requiring')) {
+      const cfg = YAML.parse(fs.readFileSync(path.join(root, 'zoopa.yaml'), 'utf8')) as { stacks: Record<string, unknown> };
+      assert.deepEqual(cfg.stacks.web, { requires: ['db'] });
+      assert.deepEqual(cfg.stacks.db, { stop_when_unneeded: true });
+      assert.match(out, /\[Unit\] After=db-stack\.service network-online\.target has no zoopa\.yaml key/);
     }
     if (t.name.startsWith('an env file')) assert.doesNotMatch(fs.readFileSync(path.join(root, 'zoopa.yaml'), 'utf8'), /^ {4}ondemand:/m);
   }
