@@ -111,3 +111,26 @@ for (const c of cases) {
     assert.deepEqual(snapshot(base), before, 'nothing written');
   });
 }
+
+test('a backup of a required stack: its dependents, furthest first, each with the stack it requires on the chain', async () => {
+  const { loadProject } = await import('../../src/stacks/discover.js');
+  const { dependentPlans, dependentSteps } = await import('../../src/backup/dependents.js');
+  const base = tmpDir();
+  const root = path.join(base, 'stacks');
+  writeFiles(root, {
+    ...STACKS,
+    'zoopa.yaml': 'stacks:\n  api:\n    requires: [db]\n  app:\n    requires: [api, cache]\n    ondemand: { upstream: 8080 }\n  cache:\n    requires: [db]\n',
+  });
+  const project = loadProject({ root, env: {} });
+  const db = project.stacks.find((s) => s.name === 'db')!;
+  const plans = dependentPlans(project.stacks, db);
+  assert.deepEqual(plans.map((p) => [p.name, p.requires, p.freeze]), [
+    ['app', 'api', true],
+    ['api', 'db', false],
+    ['cache', 'db', false],
+  ]);
+  assert.deepEqual(dependentPlans(project.stacks, project.stacks.find((s) => s.name === 'app')!), []);
+  const steps = dependentSteps('db', 'db-stack.service', plans);
+  assert.match(steps.beforeStop.join('\n'), /stop them first, the furthest first: app-stack\.service, api-stack\.service, cache-stack\.service/);
+  assert.match(steps.beforeStop.join('\n'), /freeze their on-demand activation: zoopa-ondemand@app\.socket$/m);
+});
