@@ -67,6 +67,7 @@ export function mergeInto(existing: string, p: Proposal): Merge {
       doc.setIn(keyPath, doc.createNode(value));
       added.push(keyPath.join('.'));
       if (keyPath[0] === 'stacks' && keyPath.length === 2) addedStacks.add(keyPath[1]!);
+      if (keyPath.length === 1 && keyPath[0] === 'stacks') for (const s of p.stacks) addedStacks.add(s.name);
       return;
     }
     // Descend only into mappings on both sides; lists and scalars stay as the user wrote them.

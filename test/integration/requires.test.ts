@@ -53,7 +53,7 @@ describe('requires: an on-demand app needing a db that stops when unneeded', () 
       YAML.stringify({
         backup: { restic: { repository: repo, password_file: pwFile, init: true } },
         stacks: {
-          app: { requires: ['db'], ondemand: { upstream: `127.0.0.1:${app.port}`, idle: '2s' } },
+          app: { requires: ['db'], ondemand: { upstream: `127.0.0.1:${app.port}`, idle: '5s' } },
           // app2 sleeps only when its veto allows it: while `hold` exists it stays awake.
           app2: { requires: ['db'], ondemand: { upstream: `127.0.0.1:${app2.port}`, idle: '2s', stop_check: ['/usr/bin/test', '!', '-e', hold] } },
           db: { stop_when_unneeded: true, backup: { jobs: [{ restic: { paths: ['.'] } }] } },
