@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseDuration } from '../config/duration.js';
-import { homeDir, ondemandEnvFile, userUnitDir } from '../paths.js';
+import { homeDir, ondemandEnvDir, ondemandEnvFile, userUnitDir } from '../paths.js';
 import { parseEnvText } from '../stacks/envfile.js';
 import { isGenerated } from '../units/install.js';
 import { parseUnitText } from '../unitfile/model.js';
@@ -72,6 +72,8 @@ export interface OriginalSetup {
   unitsDir: string;
   stackUnits: Map<string, OriginalStackUnit>;
   envFiles: Map<string, OriginalEnvFile>;
+  /** Hand-written env files in ~/.config/zoopa-ondemand for names that are no stack here (llama services, old stacks). */
+  otherEnvFiles: string[];
   backup: OriginalBackup | undefined;
 }
 
@@ -211,7 +213,20 @@ export function readOriginal(opts: ReadOriginalOptions): OriginalSetup {
       envFiles.set(name, { file, vars: new Map(parseEnvText(text, file).map((e) => [e.key, e.value])) });
     }
   }
-  return { unitsDir, stackUnits, envFiles, backup: readBackup(dirs, opts.env) };
+  const otherEnvFiles: string[] = [];
+  let listed: string[] = [];
+  try {
+    listed = fs.readdirSync(ondemandEnvDir(opts.env)).filter((f) => f.endsWith('.env')).sort();
+  } catch {
+    // no env folder: nothing on demand
+  }
+  for (const f of listed) {
+    if (opts.stacks.includes(f.slice(0, -'.env'.length))) continue;
+    const file = path.join(ondemandEnvDir(opts.env), f);
+    const text = readText(file);
+    if (text !== undefined && !isGenerated(text)) otherEnvFiles.push(file);
+  }
+  return { unitsDir, stackUnits, envFiles, otherEnvFiles, backup: readBackup(dirs, opts.env) };
 }
 
 function readBackup(dirs: readonly string[], env: NodeJS.ProcessEnv): OriginalBackup | undefined {

@@ -77,6 +77,7 @@ export function propose(scan: Scan, original: OriginalSetup, env: NodeJS.Process
 
   const stacks = scan.stacks.map((s) => proposeStack(s, original, backupStacks.includes(s.name), notes, migrated, env));
   checkProposedRequires(stacks, notes);
+  for (const f of original.otherEnvFiles) notes.push(`${tilde(f, env)} belongs to no stack folder here (a llama service or an old stack?); left as it is`);
 
   const header = [
     ` zoopa.yaml, written by "zoopa init" from what it found in ${scan.root}.`,

@@ -151,7 +151,10 @@ test('every init output validates and renders: bare trees, no original setup, se
     {
       name: 'an env file naming another unit',
       files: { 'web/compose.yaml': COMPOSE },
-      home: { '.config/zoopa-ondemand/web.env': 'ZOOPA_UPSTREAM=127.0.0.1:8080\nZOOPA_STACK_UNIT=other.service\n' },
+      home: {
+        '.config/zoopa-ondemand/web.env': 'ZOOPA_UPSTREAM=127.0.0.1:8080\nZOOPA_STACK_UNIT=other.service\n',
+        '.config/zoopa-ondemand/llama-router.env': 'ZOOPA_UPSTREAM=127.0.0.1:8081\nZOOPA_STACK_UNIT=llama-router.service\n',
+      },
       expectNote: /ZOOPA_STACK_UNIT=other\.service is not the stack's own unit/,
     },
     {
@@ -195,6 +198,7 @@ test('every init output validates and renders: bare trees, no original setup, se
       assert.deepEqual(cfg.stacks.db, { stop_when_unneeded: true });
       assert.match(out, /\[Unit\] After=db-stack\.service network-online\.target has no zoopa\.yaml key/);
     }
+    if (t.name.startsWith('an env file')) assert.match(out, /llama-router\.env belongs to no stack folder here/);
     if (t.name.startsWith('an env file')) assert.doesNotMatch(fs.readFileSync(path.join(root, 'zoopa.yaml'), 'utf8'), /^ {4}ondemand:/m);
   }
 });
