@@ -28,6 +28,8 @@ export interface DependentPlan {
   name: string;
   dir: string;
   unit: string;
+  /** Compose project whose containers are waited for. */
+  project: string;
   /** The stack on the chain it requires directly (for messages). */
   requires: string;
   stopTimeoutSec: number;
@@ -47,6 +49,7 @@ export function dependentPlans(stacks: readonly Stack[], stack: Stack): Dependen
       name,
       dir: d.dir,
       unit: d.config.backup?.unit ?? `${name}-stack.service`,
+      project: d.config.backup?.project ?? name,
       requires: d.config.requires.find((r) => onChain.has(r)) ?? stack.name,
       stopTimeoutSec: d.config.backup?.stop_timeout ?? d.config.stop_timeout,
       startTimeoutSec: d.config.backup?.start_timeout ?? d.config.start_timeout,
@@ -78,6 +81,8 @@ export interface ChainDeps {
   env: NodeJS.ProcessEnv;
   stateDir: string;
   pollMs?: number | undefined;
+  /** Aborts the waits (SIGINT/SIGTERM of the run); what was changed is put back afterwards. */
+  signal?: AbortSignal | undefined;
   log: (line: string) => void;
   warn: (line: string) => void;
 }
@@ -95,7 +100,7 @@ async function readState(d: DependentPlan, deps: ChainDeps): Promise<PriorState>
   return {
     unitActive: u?.activeState === 'active' || u?.activeState === 'reloading',
     unitState: u ? (u.loadState === 'not-found' ? 'not-found' : u.activeState) : 'unknown',
-    containers: ((await deps.containers.runningByProject()).get(d.name) ?? []).map((c) => c.name).sort(),
+    containers: ((await deps.containers.runningByProject()).get(d.project) ?? []).map((c) => c.name).sort(),
     socket: sock ? { unit: d.socketUnit, active: sock.activeState === 'active' } : null,
   };
 }
@@ -116,7 +121,7 @@ export function chainUnits(stackUnit: string, dependents: readonly DependentPlan
         stack: d.name,
         stackDir: d.dir,
         unit: d.unit,
-        project: d.name,
+        project: d.project,
         pid: process.pid,
         startedAt: new Date().toISOString(),
         restore: 'previous',
@@ -148,8 +153,8 @@ export function chainUnits(stackUnit: string, dependents: readonly DependentPlan
       entry.stopped = true;
       save(entry);
       await inner.stop(d.unit);
-      const gone = await waitForContainers(deps.containers, d.name, (r) => r.length === 0, { timeoutSec: d.stopTimeoutSec, pollMs: deps.pollMs });
-      if (!gone.ok) deps.warn(`containers of ${d.name} still running after ${d.stopTimeoutSec}s: ${gone.running.join(', ')}; going on`);
+      const gone = await waitForContainers(deps.containers, d.project, (r) => r.length === 0, { timeoutSec: d.stopTimeoutSec, pollMs: deps.pollMs, signal: deps.signal });
+      if (!gone.ok) deps.warn(`containers of ${d.project} still running after ${d.stopTimeoutSec}s: ${gone.running.join(', ')}; going on`);
     }
   };
 

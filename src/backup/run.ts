@@ -277,6 +277,7 @@ async function backupChain(sp: StackPlan, runnerDeps: RunnerDeps, signal: AbortS
     env: runnerDeps.env,
     stateDir: runnerDeps.stateDir,
     pollMs: runnerDeps.pollMs,
+    signal,
     log: (line) => runnerDeps.progress.step(sp.name, line),
     warn: (line) => runnerDeps.progress.warn(sp.name, line),
   };
