@@ -105,6 +105,9 @@ function proposeStack(
   if (s.autoOverrides.length) comments.push(`   podman-compose also reads ${s.autoOverrides.join(', ')} by itself`);
 
   const unit = original.stackUnits.get(s.name);
+  if (s.projectName && s.projectName !== s.name && !(unit?.project)) {
+    notes.push(`${s.name}/${s.composeFile} names its project ${JSON.stringify(s.projectName)}; zoopa runs it as -p ${s.name}, so its containers get new names (rename the folder to ${s.projectName} to keep them)`);
+  }
   if (unit) {
     migrated.push(tilde(unit.file, env));
     comments.push(`   carried over from ${tilde(unit.file, env)}`);

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NAME_RE } from '../names.js';
-import { readCompose } from '../stacks/compose.js';
+import { interpolate, readCompose } from '../stacks/compose.js';
 import { composeFileIn } from '../stacks/discover.js';
 import { readEnvFile } from '../stacks/envfile.js';
 
@@ -36,6 +36,8 @@ export interface FoundStack {
   ports: Array<{ host: string; port: number; service: string }>;
   /** Bind mount sources relative to the stack folder (absolute when outside it). */
   bindMounts: string[];
+  /** The compose file's own project name (`name:`), if any. */
+  projectName: string | undefined;
 }
 
 export interface BadFolder {
@@ -109,7 +111,7 @@ function scanStack(name: string, dir: string, composeFile: string): FoundStack {
       }),
     ),
   ];
-  return { name, dir, composeFile: main, services: info.services, autoOverrides, otherComposeFiles, ports, bindMounts };
+  return { name, dir, composeFile: main, services: info.services, autoOverrides, otherComposeFiles, ports, bindMounts, projectName: info.name ? interpolate(info.name, vars) : undefined };
 }
 
 /** The upstream to suggest for a published port (0.0.0.0 and :: are reached on loopback). */

@@ -17,6 +17,8 @@ export interface ComposeInfo {
   ports: Array<{ host: string; port: number; service: string }>;
   /** Host paths of bind mounts, absolute. */
   bindMounts: Array<{ source: string; service: string }>;
+  /** The top-level `name:` (compose's project name when no -p is given), if any. */
+  name?: string | undefined;
 }
 
 const VAR_RE = /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])[^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))/g;
@@ -100,7 +102,8 @@ export function readCompose(file: string, vars?: ReadonlyMap<string, string>): C
       }
     }
   }
-  return { file, services: Object.keys(services), variables, ports, bindMounts };
+  const name = (data as { name?: unknown }).name;
+  return { file, services: Object.keys(services), variables, ports, bindMounts, name: typeof name === 'string' ? name : undefined };
 }
 
 function parsePort(p: unknown): { host: string; port: number } | undefined {

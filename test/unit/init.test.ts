@@ -147,7 +147,11 @@ test('every init output validates and renders: bare trees, no original setup, se
   const COMPOSE = 'services:\n  app:\n    image: localhost/zoopa-busybox:latest\n    ports: ["${P:-8080}:80"]\n';
   const trees: Array<{ name: string; files: Record<string, string>; home?: Record<string, string>; expectNote?: RegExp }> = [
     { name: 'an empty root', files: { 'README.md': 'nothing here\n' } },
-    { name: 'stacks, nothing original', files: { 'web/compose.yaml': COMPOSE, 'api/docker-compose.yml': COMPOSE, 'api/.env': 'P=9000\n' } },
+    {
+      name: 'stacks, nothing original',
+      files: { 'web/compose.yaml': COMPOSE, 'api/docker-compose.yml': `name: \${PROJ:-backend}\n${COMPOSE}`, 'api/.env': 'P=9000\n' },
+      expectNote: /api\/docker-compose\.yml names its project "backend"; zoopa runs it as -p api/,
+    },
     {
       name: 'an env file naming another unit',
       files: { 'web/compose.yaml': COMPOSE },
