@@ -139,17 +139,36 @@ function proposeStack(
   return { name: s.name, settings, comments };
 }
 
-/** Requirements carried over from Requires= must make a valid graph; if not, they are left out (with the reason). */
+/**
+ * Requirements and StopWhenUnneeded= carried over must pass the same checks as
+ * zoopa.yaml (src/stacks/requires.ts); what does not is left out, with the reason.
+ */
 function checkProposedRequires(stacks: StackProposal[], notes: string[]): void {
-  const asStacks = stacks.map((p) => ({
-    name: p.name,
-    config: { enabled: true, rootful: p.settings.rootful === true, requires: (p.settings.requires as string[] | undefined) ?? [] },
-  }));
-  try {
-    checkRequires(asStacks, 'zoopa.yaml');
-  } catch (e) {
-    for (const p of stacks) delete p.settings.requires;
-    notes.push(`the Requires= of the original units make no valid stacks.<name>.requires (${(e as Error).message}); left out`);
+  for (let round = 0; round <= stacks.length + 1; round++) {
+    const asStacks = stacks.map((p) => ({
+      name: p.name,
+      config: {
+        enabled: true,
+        rootful: p.settings.rootful === true,
+        requires: (p.settings.requires as string[] | undefined) ?? [],
+        stop_when_unneeded: p.settings.stop_when_unneeded === true,
+        ondemand: p.settings.ondemand,
+      },
+    }));
+    try {
+      checkRequires(asStacks, 'zoopa.yaml');
+      return;
+    } catch (e) {
+      const key = (e as { key?: string }).key ?? '';
+      const m = /^stacks\.([^.]+)\.stop_when_unneeded$/.exec(key);
+      if (m) {
+        delete stacks.find((p) => p.name === m[1])!.settings.stop_when_unneeded;
+        notes.push(`StopWhenUnneeded= of ${m[1]}-stack.service is left out: ${(e as Error).message}`);
+      } else {
+        for (const p of stacks) delete p.settings.requires;
+        notes.push(`the Requires= of the original units make no valid stacks.<name>.requires (${(e as Error).message}); left out`);
+      }
+    }
   }
 }
 

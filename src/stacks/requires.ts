@@ -14,7 +14,7 @@ import { ConfigError } from '../errors.js';
 /** What this module needs of a stack (src/stacks/discover.ts's Stack has it; no import, so no circle). */
 export interface StackNeeds {
   name: string;
-  config: { enabled: boolean; rootful: boolean; requires: readonly string[] };
+  config: { enabled: boolean; rootful: boolean; requires: readonly string[]; stop_when_unneeded?: boolean; ondemand?: unknown };
 }
 type Stack = StackNeeds;
 
@@ -48,6 +48,26 @@ export function checkRequires(stacks: readonly Stack[], configFile: string | und
           hint: `run both rootless (or both as the rootful stack), or remove ${r} from ${key}`,
         });
       }
+    }
+  }
+  for (const s of stacks) {
+    if (!s.config.enabled || !s.config.stop_when_unneeded) continue;
+    const key = `stacks.${s.name}.stop_when_unneeded`;
+    if (s.config.ondemand) {
+      throw new ConfigError(`${key}: ${s.name} is also on demand, and systemd would stop it as soon as its socket woke it (nothing requires a stack its proxy starts)`, {
+        file: configFile,
+        key,
+        value: true,
+        hint: `let the on-demand idle timeout put ${s.name} to sleep and remove stop_when_unneeded, or remove its ondemand section so only the stacks requiring it wake it`,
+      });
+    }
+    if (!stacks.some((o) => o.config.enabled && o.config.requires.includes(s.name))) {
+      throw new ConfigError(`${key}: no stack requires ${s.name}, so systemd would stop it as soon as it started`, {
+        file: configFile,
+        key,
+        value: true,
+        hint: `add ${s.name} to the requires of the stacks that need it, or remove stop_when_unneeded`,
+      });
     }
   }
   const cycle = findCycle(stacks);

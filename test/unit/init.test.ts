@@ -181,6 +181,11 @@ test('every init output validates and renders: bare trees, no original setup, se
       },
       expectNote: /\[Unit\] Wants=network-online\.target has no zoopa\.yaml key[^]*\[Service\] Environment=TZ=UTC has no zoopa\.yaml key/,
     },
+    {
+      name: 'StopWhenUnneeded= on a unit nobody requires',
+      files: { 'db/compose.yaml': COMPOSE, 'systemd/db-stack.service': '[Unit]\nStopWhenUnneeded=yes\n[Service]\nType=oneshot\nExecStart=/usr/bin/podman-compose up -d\n' },
+      expectNote: /StopWhenUnneeded= of db-stack\.service is left out: stacks\.db\.stop_when_unneeded: no stack requires db/,
+    },
   ];
   for (const t of trees) {
     const base = tmpDir('zoopa-init-');

@@ -82,6 +82,18 @@ const cases: Case[] = [
     expect: [/stacks\.app\.requires: stack db has enabled: false/, /hint: enable db/],
   },
   {
+    name: 'stop_when_unneeded on a stack nobody requires',
+    yaml: 'stacks:\n  db:\n    stop_when_unneeded: true\n',
+    args: ['install'],
+    expect: [/stacks\.db\.stop_when_unneeded: no stack requires db, so systemd would stop it as soon as it started/, /hint: add db to the requires/],
+  },
+  {
+    name: 'stop_when_unneeded on a stack that is also on demand',
+    yaml: 'stacks:\n  app:\n    requires: [db]\n  db:\n    stop_when_unneeded: true\n    ondemand: { upstream: 8080 }\n',
+    args: ['install'],
+    expect: [/stacks\.db\.stop_when_unneeded: db is also on demand/, /hint: let the on-demand idle timeout/],
+  },
+  {
     name: 'requires that is not a list of names',
     yaml: 'stacks:\n  app:\n    requires: db\n',
     args: ['install'],
@@ -89,7 +101,7 @@ const cases: Case[] = [
   },
   {
     name: 'stop_when_unneeded that is not a boolean',
-    yaml: 'stacks:\n  db:\n    stop_when_unneeded: "yes"\n',
+    yaml: 'stacks:\n  app:\n    requires: [db]\n  db:\n    stop_when_unneeded: "yes"\n',
     args: ['install'],
     expect: [/stacks\.db\.stop_when_unneeded: expected true or false/, /hint: write true or false/],
   },
