@@ -52,7 +52,8 @@ export function renderStackUnit(stack: Stack, ctx: RenderContext): RenderedUnit 
     ctx.tools.zoopa,
     'check-stack',
     stack.name,
-    ...[stack.composeFile, ...stack.extraFiles].flatMap((f) => ['--file', path.relative(stack.dir, f) || f]),
+    // The rootful stack's files by absolute path, as in its ExecStop= (check-stack's clean-up runs exactly that, which the sudo rule allows).
+    ...[stack.composeFile, ...stack.extraFiles].flatMap((f) => ['--file', c.rootful ? f : path.relative(stack.dir, f) || f]),
     '--timeout',
     String(Math.ceil(c.start_timeout)),
     ...(c.rootful ? ['--rootful'] : []),
