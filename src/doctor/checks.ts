@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { backupJournalCheck } from '../backup/doctor.js';
+import { podmanNetworkChecks } from './capabilities.js';
 import { repairFromJournal } from '../backup/journal.js';
 import { run } from '../exec.js';
 import { llamaChecks } from '../llama/doctor.js';
@@ -167,8 +168,11 @@ const backupJournal: Check = async ({ env }) => {
 
 const llama: Check = async ({ project, env }) => llamaChecks(project, env);
 
+/** The network backend and a container with a published port answering (capabilities.ts). */
+const podmanNetwork: Check = async ({ env }) => podmanNetworkChecks(env);
+
 export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
-  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, ondemandEnvFiles, sudoRule, rootfulFiles, unitsStale, backupJournal, llama];
+  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanNetwork, podmanCompose, ondemandDir, ondemandEnvFiles, sudoRule, rootfulFiles, unitsStale, backupJournal, llama];
   const results = await Promise.all(
     checks.map((c) =>
       c(ctx).catch((e: unknown): CheckResult => ({ check: c.name, verdict: 'fail', detail: `check failed: ${e instanceof Error ? e.message : String(e)}` })),

@@ -42,11 +42,29 @@ export function renderStackUnit(stack: Stack, ctx: RenderContext): RenderedUnit 
     .add('Description', c.description ?? `${stack.name} podman-compose stack${c.rootful ? ' (rootful)' : ''}`)
     .add('Documentation', 'man:podman-compose(1)');
   const argv = stackUnitArgvs(stack, ctx);
+  // podman-compose 1.0.3 exits 0 when a container cannot be created or started:
+  // the start fails here instead, naming each container (src/stacks/verify.ts).
+  // The rootful stack's files go by absolute path, so check-stack's clean-up
+  // (`sudo -n podman-compose -p <stack> -f <file> down`) is exactly ExecStop=,
+  // which the sudo rule allows.
+  const check = [
+    ctx.tools.node,
+    ctx.tools.zoopa,
+    'check-stack',
+    stack.name,
+    ...[stack.composeFile, ...stack.extraFiles].flatMap((f) => ['--file', c.rootful ? f : path.relative(stack.dir, f) || f]),
+    '--timeout',
+    String(Math.ceil(c.start_timeout)),
+    ...(c.rootful ? ['--rootful'] : []),
+    '--compose',
+    ctx.tools.podmanCompose,
+  ];
   u.section('Service')
     .add('Type', 'oneshot')
     .add('RemainAfterExit', true)
     .add('WorkingDirectory', absPath(stack.dir))
     .add('ExecStart', exec(argv.start))
+    .add('ExecStartPost', exec(check))
     .add('ExecStop', exec(argv.stop))
     .add('TimeoutStartSec', Math.ceil(c.start_timeout))
     .add('TimeoutStopSec', Math.ceil(c.stop_timeout));

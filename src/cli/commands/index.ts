@@ -23,6 +23,7 @@ export const COMMANDS: ReadonlyArray<[string[], Loader]> = [
   [['doctor'], () => import('./doctor.js')],
   [['sudoers'], () => import('./sudoers.js')],
   [['proxy'], () => import('./proxy.js')],
+  [['check-stack'], () => import('./check-stack.js')],
   [['llama'], () => import('./llama.js')],
 ];
 
