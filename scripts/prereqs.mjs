@@ -34,6 +34,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { llamaPrereq } from './llama-fetch.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -194,6 +195,8 @@ const STEPS = [
   ['system packages', packagesStep],
   ['/run/systemd/system', () => ensureSystemdRunDir(process.getuid?.() === 0)],
   ['capabilities', capabilitiesStep],
+  // A real llama-server for the tests (scripts/llama-fetch.mjs: Debian unstable's packages, cached, offline when warm).
+  ['llama.cpp', () => (llamaPrereq(), true)],
 ];
 
 function main() {
