@@ -53,9 +53,10 @@ describe('src/ import graph', () => {
     assert.deepEqual(importsBetween(graph, (f) => f.startsWith('src/unitfile/'), ABOVE_UNITFILE), []);
   });
 
-  test('src/names.ts loads nothing but src/errors.ts, which loads nothing (the proxy imports names without zod)', () => {
+  test('src/names.ts and src/envfile.ts load nothing but src/errors.ts, which loads nothing (the proxy can import them without zod)', () => {
     const read = (f: string): string[] => specifiersOf(fs.readFileSync(path.join(repo, f), 'utf8'));
     assert.deepEqual(read('src/names.ts'), ['./errors.js']);
+    assert.deepEqual(read('src/envfile.ts'), ['node:fs', './errors.js']);
     assert.deepEqual(read('src/errors.ts'), []);
   });
 

@@ -14,9 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { parseConfigText } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { run } from '../../src/exec.js';
-import { editEnvText, planEnable } from '../../src/ondemand/enable.js';
+import { planEnable } from '../../src/ondemand/enable.js';
 import { freezeRecordPath, isFrozen, readFreezeRecord } from '../../src/ondemand/freeze.js';
-import { envLine, renderOndemandEnvFiles, renderOndemandUnits } from '../../src/ondemand/units.js';
+import { renderOndemandEnvFiles, renderOndemandUnits } from '../../src/ondemand/units.js';
 import { normalizeUpstream } from '../../src/ondemand/config.js';
 import { listenerEnvName } from '../../src/names.js';
 import { loadProject } from '../../src/stacks/discover.js';
@@ -144,24 +144,6 @@ describe('ondemand config section', () => {
 
   test('listener env names: upper-cased, - → _', () => {
     assert.equal(listenerEnvName('ws-v2'), 'ZOOPA_UPSTREAM_WS_V2');
-  });
-});
-
-describe('env file lines', () => {
-  test('safe values stay bare; others are double-quoted with \\ " $ ` escaped', () => {
-    assert.equal(envLine('A', '127.0.0.1:80'), 'A=127.0.0.1:80');
-    assert.equal(envLine('A', '[::1]:80'), 'A=[::1]:80');
-    assert.equal(envLine('A', '/x/check --a'), 'A="/x/check --a"');
-    assert.equal(envLine('A', 'a"b$c`d\\'), 'A="a\\"b\\$c\\`d\\\\"');
-    assert.throws(() => envLine('A', 'a\nb'));
-  });
-
-  test('editEnvText replaces only the named lines and keeps comments, order and other keys', () => {
-    const before = '# my web stack\nZOOPA_UPSTREAM=127.0.0.1:8080\nZOOPA_IDLE_TIMEOUT=600   # optional override (seconds)\n# ZOOPA_STACK_UNIT=web-stack.service\nOTHER=1\n';
-    assert.equal(
-      editEnvText(before, [['ZOOPA_UPSTREAM', '127.0.0.1:9090'], ['ZOOPA_READY', 'tcp']]),
-      '# my web stack\nZOOPA_UPSTREAM=127.0.0.1:9090\nZOOPA_IDLE_TIMEOUT=600   # optional override (seconds)\n# ZOOPA_STACK_UNIT=web-stack.service\nOTHER=1\nZOOPA_READY=tcp\n',
-    );
   });
 });
 
