@@ -76,8 +76,6 @@ export interface ThawResult {
   record: FreezeRecord | null;
 }
 
-export { freezeRecordPath };
-
 /** The freeze record, or undefined when the stack is not frozen. Never throws on a bad file. */
 export function readFreezeRecord(stack: string, env: NodeJS.ProcessEnv = process.env): FreezeRecord | undefined {
   let text: string;
