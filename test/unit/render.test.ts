@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { run } from '../../src/exec.js';
 import { escapeSpecifiers } from '../../src/unitfile/model.js';
 import { which } from '../../src/unitfile/tools.js';
-import { isolatedEnv, snapshot, tmpDir, zoopa } from '../helpers/cli.js';
+import { isolatedEnv, snapshot, tmpDir, zoopa, ZOOPA } from '../helpers/cli.js';
 import { checkExpect } from '../helpers/unit-expect.js';
 
 const CASES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'unit', 'render-cases');
@@ -28,6 +28,8 @@ for (const name of fs.readdirSync(CASES).sort()) {
       root: escapeSpecifiers(root),
       compose: which('podman-compose') ?? '/usr/bin/podman-compose',
       sudo: which('sudo') ?? '/usr/bin/sudo',
+      node: fs.realpathSync(process.execPath),
+      zoopa: ZOOPA,
     };
 
     test('renders byte-identically twice and matches its expectations', async () => {

@@ -13,6 +13,7 @@ const lifecycle: Loader = () => import('./lifecycle.js');
 
 /** Top-level command word → the module registering it. */
 export const COMMANDS: ReadonlyArray<[string[], Loader]> = [
+  [['init'], () => import('./init.js')],
   [['render', 'install', 'uninstall'], units],
   [['up', 'down', 'restart', 'enable', 'disable', 'logs'], lifecycle],
   [['status'], () => import('./status.js')],
@@ -21,7 +22,9 @@ export const COMMANDS: ReadonlyArray<[string[], Loader]> = [
   [['env'], () => import('./env.js')],
   [['backup'], () => import('./backup.js')],
   [['doctor'], () => import('./doctor.js')],
+  [['sudoers'], () => import('./sudoers.js')],
   [['proxy'], () => import('./proxy.js')],
+  [['check-stack'], () => import('./check-stack.js')],
   [['llama'], () => import('./llama.js')],
 ];
 
