@@ -6,20 +6,7 @@
  */
 import path from 'node:path';
 import { formatDuration, parseDuration } from '../config/duration.js';
-import {
-  DEFAULT_STACK_START_TIMEOUT_S as DEFAULT_START_TIMEOUT,
-  DEFAULT_STACK_STOP_TIMEOUT_S as DEFAULT_STOP_TIMEOUT,
-  ENV_IDLE_MODE,
-  ENV_IDLE_TIMEOUT,
-  ENV_READY,
-  ENV_STACK_UNIT,
-  ENV_START_TIMEOUT,
-  ENV_STOP_CHECK,
-  ENV_UPSTREAM,
-  ENV_UPSTREAM_PREFIX,
-  stackOfUnitName,
-  stackUnitName,
-} from '../names.js';
+import { DEFAULT_STACK_START_TIMEOUT_S as DEFAULT_START_TIMEOUT, DEFAULT_STACK_STOP_TIMEOUT_S as DEFAULT_STOP_TIMEOUT, ENV_IDLE_MODE, ENV_IDLE_TIMEOUT, ENV_READY, ENV_STACK_UNIT, ENV_START_TIMEOUT, ENV_STOP_CHECK, ENV_UPSTREAM, ENV_UPSTREAM_PREFIX, stackOfUnitName, stackUnitName } from '../names.js';
 import { stackOndemandSchema } from '../ondemand/config.js';
 import { checkRequires } from '../stacks/requires.js';
 import { which } from '../unitfile/tools.js';
