@@ -24,24 +24,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { readProxyState } from '../../src/proxy/state-file.js';
 import { freePort, httpGet, sleep, useTestbed, type Testbed } from '../testbed/index.js';
 
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 100 };
 
-const APP = `
-const fs = require('node:fs');
-const http = require('node:http');
-const [port, delayMs, log, port2] = process.argv.slice(2);
-const say = (m) => fs.appendFileSync(log, m + '\\n');
-say('start ' + process.pid);
-const servers = [];
-const serve = (p, name) =>
-  servers.push(http.createServer((q, r) => r.end(name + ' ' + process.pid + '\\n')).listen(Number(p), '127.0.0.1', () => say('listening ' + name)));
-setTimeout(() => { serve(port, 'main'); if (port2) serve(port2, 'api'); }, Number(delayMs));
-// Like a real app: stop listening at once, finish stopping later.
-process.on('SIGTERM', () => { say('stopping'); for (const s of servers) s.close(); setTimeout(() => { say('stopped'); process.exit(0); }, Number(process.env.STOP_DELAY_MS || 0)); });
-`;
+/** The app each test stack runs (a stand-in for a stack's containers); see its header. */
+const APP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'stack-app.mjs');
 
 interface StackOptions {
   /** ms before the app listens */
@@ -82,7 +72,7 @@ function writeProxyUnits(tb: Testbed): void {
       '',
     ].join('\n'),
   );
-  tb.writeFile(path.join(tb.home, 'app.js'), APP);
+  tb.writeFile(path.join(tb.home, 'app.mjs'), fs.readFileSync(APP));
 }
 
 async function makeStack(tb: Testbed, name: string, o: StackOptions = {}): Promise<TestStack> {
@@ -90,7 +80,7 @@ async function makeStack(tb: Testbed, name: string, o: StackOptions = {}): Promi
   const port = await freePort();
   const log = path.join(tb.home, `${name}.log`);
   tb.writeFile(log, '');
-  const args = [process.execPath, path.join(tb.home, 'app.js'), String(port), String(o.delayMs ?? 0), log, ...(o.apiPort ? [String(o.apiPort)] : [])];
+  const args = [process.execPath, path.join(tb.home, 'app.mjs'), String(port), String(o.delayMs ?? 0), log, ...(o.apiPort ? [String(o.apiPort)] : [])];
   tb.writeFile(
     path.join(unitDir(tb), `${name}-stack.service`),
     ['[Service]', `Environment=STOP_DELAY_MS=${o.stopDelayMs ?? 0}`, `ExecStart=${args.join(' ')}`, ''].join('\n'),
