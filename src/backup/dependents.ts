@@ -175,20 +175,20 @@ export function chainUnits(stackUnit: string, dependents: readonly DependentPlan
     }
   };
 
-  const units: UnitManager = {
-    show: (u, extra) => inner.show(u, extra),
-    list: (p) => inner.list(p),
-    stop: async (unit) => {
-      if (unit === stackUnit) await stopDependents();
-      await inner.stop(unit);
-    },
-    start: async (unit) => (unit === stackUnit ? startWithDependents() : inner.start(unit)),
-    restart: (unit) => inner.restart(unit),
-    enable: (u, o) => inner.enable(u, o),
-    disable: (u, o) => inner.disable(u, o),
-    daemonReload: () => inner.daemonReload(),
-    logs: (unit, o) => inner.logs(unit, o),
+  // Every other call goes to the real manager unchanged (also methods the interface gains later).
+  const stop = async (unit: string) => {
+    if (unit === stackUnit) await stopDependents();
+    await inner.stop(unit);
   };
+  const start = async (unit: string) => (unit === stackUnit ? startWithDependents() : inner.start(unit));
+  const units = new Proxy(inner, {
+    get(target, prop) {
+      if (prop === 'stop') return stop;
+      if (prop === 'start') return start;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
   return { units, entries };
 }
 
