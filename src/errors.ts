@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'ZOOPA_BAD_UPSTREAM'
   | 'ZOOPA_BAD_LISTEN_FDS'
   | 'ZOOPA_UNIT_VALUE'
+  | 'ZOOPA_INIT_INVALID'
+  | 'ZOOPA_INIT_EXISTS'
   // external commands and time
   | 'ZOOPA_COMMAND_FAILED'
   | 'ZOOPA_COMMAND_NOT_FOUND'
@@ -42,9 +44,6 @@ export type ErrorCode =
   | 'ZOOPA_FROZEN'
   | 'ZOOPA_FREEZE_FAILED'
   | 'ZOOPA_THAW_FAILED'
-  // zoopa init: its own output did not validate (a bug), or zoopa.yaml appeared meanwhile
-  | 'ZOOPA_INIT_INVALID'
-  | 'ZOOPA_INIT_EXISTS'
   // the proxy
   | 'ZOOPA_LISTEN_FD'
   | 'ZOOPA_LISTEN'

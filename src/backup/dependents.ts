@@ -175,20 +175,21 @@ export function chainUnits(stackUnit: string, dependents: readonly DependentPlan
     }
   };
 
-  // Every other call goes to the real manager unchanged (also methods the interface gains later).
-  const stop = async (unit: string) => {
-    if (unit === stackUnit) await stopDependents();
-    await inner.stop(unit);
-  };
-  const start = async (unit: string) => (unit === stackUnit ? startWithDependents() : inner.start(unit));
-  const units = new Proxy(inner, {
-    get(target, prop) {
-      if (prop === 'stop') return stop;
-      if (prop === 'start') return start;
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+  const units: UnitManager = {
+    show: (u, extra, call) => inner.show(u, extra, call),
+    list: (p, call) => inner.list(p, call),
+    stop: async (unit, call) => {
+      if (unit === stackUnit) await stopDependents();
+      await inner.stop(unit, call);
     },
-  });
+    start: async (unit, call) => (unit === stackUnit ? startWithDependents() : inner.start(unit, call)),
+    restart: (unit, call) => inner.restart(unit, call),
+    enable: (u, o, call) => inner.enable(u, o, call),
+    disable: (u, o, call) => inner.disable(u, o, call),
+    daemonReload: (call) => inner.daemonReload(call),
+    resetFailed: (unit, call) => inner.resetFailed(unit, call),
+    logs: (unit, o, call) => inner.logs(unit, o, call),
+  };
   return { units, entries };
 }
 
