@@ -21,7 +21,9 @@ import type { HookPoint } from './config.js';
 import { abortError, describeJob, InterruptedError, throwIfAborted, type BackupEngine, type JobResult } from './engine.js';
 import type { OndemandFreezer } from './freeze.js';
 import { runHooks } from './hooks.js';
-import { backUp, journalDir, JournalStore, lockFile, putBack, repairFromJournal, shouldStart, waitForContainers, type JournalEntry, type PriorState, type RepairReport } from './journal.js';
+import { bounded, callTimeouts, type CallTimeouts } from './bounded.js';
+import { journalDir, JournalStore, lockFile, type JournalEntry, type PriorState } from './journal.js';
+import { putBack, repairFromJournal, runningNames, saveBestEffort, shouldStart, startAndWait, waitForContainers, type RepairReport } from './put-back.js';
 import { acquireLock } from './lock.js';
 import { ping } from './ping.js';
 import type { BackupPlan, StackPlan } from './plan.js';
@@ -42,6 +44,8 @@ export interface RunnerDeps {
   stateDir: string;
   /** How often to poll podman ps while waiting (default 1 s). */
   pollMs?: number;
+  /** Deadlines of systemctl/podman calls (default: backup.call_timeout of the plan). */
+  calls?: CallTimeouts;
 }
 
 export interface StackOutcome extends StackStatus {
@@ -57,11 +61,12 @@ export interface RunOutcome {
 }
 
 /** Read the stack's current state (read-only: systemctl show, podman ps). */
-export async function readPrior(sp: StackPlan, deps: Pick<RunnerDeps, 'units' | 'containers'>): Promise<PriorState> {
+export async function readPrior(sp: StackPlan, deps: Pick<RunnerDeps, 'units' | 'containers' | 'calls'>): Promise<PriorState> {
+  const calls = deps.calls ?? callTimeouts();
   const unitsToShow = sp.freeze ? [sp.unit, sp.socketUnit] : [sp.unit];
-  const shown = await deps.units.show(unitsToShow);
+  const shown = await bounded(deps.units.show(unitsToShow), calls.systemctlMs, 'systemctl show');
   const u = shown.get(sp.unit);
-  const running = ((await deps.containers.runningByProject()).get(sp.project) ?? []).map((c) => c.name).sort();
+  const running = await runningNames(deps.containers, sp.project, calls);
   const sock = sp.freeze ? shown.get(sp.socketUnit) : undefined;
   return {
     unitActive: u?.activeState === 'active' || u?.activeState === 'reloading',
@@ -101,7 +106,10 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     signal,
   };
   let entry: JournalEntry | undefined;
+  const calls = deps.calls ?? callTimeouts();
+  /** Journal writes before a change are strict (nothing is touched unrecorded); after it, best effort. */
   const save = (e: JournalEntry) => store.write(e);
+  const putBackDeps = { units: deps.units, containers: deps.containers, freezer: deps.freezer, env: deps.env, log, warn, save, pollMs: deps.pollMs, calls };
   const hooks = async (point: HookPoint) => {
     if (!sp.hooks[point].length) return;
     step(`${point} hooks`);
@@ -109,7 +117,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
       ...hookOpts,
       onUndo: (u) => {
         entry!.pendingUndo.push(u);
-        save(entry!);
+        saveBestEffort(save, entry!, warn);
       },
     });
   };
@@ -154,10 +162,10 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
       step(`freezing on-demand activation (${sp.socketUnit})`);
       entry.frozen = true; // before the call: a kill during it still thaws (only our own freeze)
       save(entry);
-      if (!(await deps.freezer.freeze(sp.name, deps.env))) {
+      if (!(await bounded(deps.freezer.freeze(sp.name, deps.env), calls.freezeMs, `freezing ${sp.name}`))) {
         log('on-demand activation was frozen already: it stays frozen afterwards');
         entry.frozen = false;
-        save(entry);
+        saveBestEffort(save, entry, warn);
       }
     }
     throwIfAborted(signal);
@@ -166,13 +174,14 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     step(`stopping ${sp.unit}`);
     entry.stopped = true;
     save(entry);
-    await deps.units.stop(sp.unit);
+    await bounded(deps.units.stop(sp.unit), calls.systemctlMs + sp.stopTimeoutSec * 1000, `systemctl stop ${sp.unit}`);
     throwIfAborted(signal);
     step(`waiting for the containers of ${sp.project} to stop`);
     const stopped = await waitForContainers(deps.containers, sp.project, (r) => r.length === 0, {
       timeoutSec: sp.stopTimeoutSec,
       pollMs: deps.pollMs,
       signal,
+      calls,
     });
     if (!stopped.ok) warn(`containers still running after ${formatDuration(sp.stopTimeoutSec)}: ${stopped.running.join(', ')}; going on (as the original did)`);
     else log(`no container of ${sp.project} runs`);
@@ -190,25 +199,17 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     if (shouldStart(entry)) {
       await hooks('pre_start');
       step(`starting ${sp.unit}`);
-      await deps.units.start(sp.unit);
-      throwIfAborted(signal);
-      step(`waiting for the containers of ${sp.project}`);
-      const back = await waitForContainers(deps.containers, sp.project, backUp(prior.containers), {
-        timeoutSec: sp.startTimeoutSec,
-        pollMs: deps.pollMs,
-        signal,
-      });
-      if (!back.ok) throw new Error(`containers of ${sp.project} not back within ${formatDuration(sp.startTimeoutSec)} (running: ${back.running.join(', ') || 'none'})`);
-      log(`running again: ${back.running.join(', ')}`);
+      const back = await startAndWait(deps, { unit: sp.unit, project: sp.project, containers: prior.containers, timeoutSec: sp.startTimeoutSec }, { pollMs: deps.pollMs, signal, calls });
+      log(`running again: ${back.join(', ')}`);
       await hooks('post_start');
     } else {
       log(`leaving ${sp.unit} stopped: its containers were not running before (restore: previous)`);
     }
     entry.stopped = false;
-    save(entry);
+    saveBestEffort(save, entry, warn);
 
     // Undo hooks and thaw, through the same code a repair uses.
-    const errs = await putBack(entry, { units: deps.units, containers: deps.containers, freezer: deps.freezer, env: deps.env, log, save, pollMs: deps.pollMs });
+    const errs = await putBack(entry, putBackDeps);
     if (errs.length) {
       restoreErrors = errs;
       throw new Error(errs.join('; '));
@@ -220,18 +221,19 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     stackLog.line(`${what}: ${message(failure)}`); // the terminal/journal get it once, from done() below
     if (entry && !restoreErrors.length && (entry.stopped || entry.frozen || entry.pendingUndo.length)) {
       step('putting the stack back as it was');
-      restoreErrors = [
-        ...restoreErrors,
-        ...(await putBack(entry, { units: deps.units, containers: deps.containers, freezer: deps.freezer, env: deps.env, log, save, pollMs: deps.pollMs })),
-      ];
+      restoreErrors = [...restoreErrors, ...(await putBack(entry, putBackDeps))];
       for (const r of restoreErrors) warn(`could not put back: ${r}`);
     }
   }
   if (entry) {
     if (restoreErrors.length && (entry.stopped || entry.frozen || entry.pendingUndo.length)) {
-      warn(`journal kept: the next "zoopa backup" or "zoopa doctor" repairs it (${store.file(sp.name)})`);
+      warn(`journal kept: the next "zoopa backup" or "zoopa backup repair" repairs it (${store.file(sp.name)})`);
     } else {
-      store.remove(sp.name);
+      try {
+        store.remove(sp.name);
+      } catch (e) {
+        warn(`cannot remove the journal ${store.file(sp.name)}: ${message(e)} (the stack is back; the next run finds nothing left to do)`);
+      }
     }
   }
   const finished = new Date();
@@ -311,6 +313,7 @@ export async function runBackup(plan: BackupPlan, deps: RunnerDeps, opts: { argv
       stateDir: deps.stateDir,
       lockHeld: true,
       pollMs: deps.pollMs,
+      ...(deps.calls ? { calls: deps.calls } : {}),
       log: (line) => deps.progress.note(line, 'warn'),
     });
     const unrepaired = new Set(repair.failed.map((f) => f.stack));

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { backupJournalCheck } from '../backup/doctor.js';
-import { repairFromJournal } from '../backup/journal.js';
+import { repairFromJournal } from '../backup/put-back.js';
 import { run } from '../exec.js';
 import { llamaChecks } from '../llama/doctor.js';
 import { InputError } from '../errors.js';

@@ -1,6 +1,7 @@
 /** ContainerEngine backed by `podman ps` (rootless, or through `sudo -n` for the rootful stack). */
 import type { ContainerEngine, ContainerInfo } from '../core/ports.js';
 import { run } from '../exec.js';
+import { which } from '../units/tools.js';
 
 export const PROJECT_LABEL = 'io.podman.compose.project';
 
@@ -34,4 +35,9 @@ export class PodmanEngine implements ContainerEngine {
     }
     return out;
   }
+}
+
+/** The rootful stack's containers, seen through `sudo -n podman` (absolute paths when found on PATH). */
+export function rootfulContainerEngine(env: NodeJS.ProcessEnv = process.env): PodmanEngine {
+  return new PodmanEngine(env, which('podman', env) ?? 'podman', [which('sudo', env) ?? 'sudo', '-n']);
 }

@@ -31,7 +31,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { backupJournalCheck } from '../../src/backup/doctor.js';
 import type { JournalEntry } from '../../src/backup/journal.js';
@@ -157,7 +157,8 @@ describe('the backup runner on the test bed', () => {
     return (JSON.parse(fs.readFileSync(path.join(tb.stateHome, 'zoopa', 'backup', 'status.json'), 'utf8')) as { stacks: Record<string, { result: string }> }).stacks;
   }
 
-  it('set up: four stacks, stand-in, units installed with two drop-ins; web running, idle and woke stopped, duo asleep on demand', async () => {
+  // Set up: four stacks, stand-in, units installed with two drop-ins; web running, idle and woke stopped, duo asleep on demand.
+  before(async () => {
     const tb = bed();
     for (const s of STACKS) fx[s] = httpStack(tb.root, s, { port: await freePort() });
     standin = tb.writeFile('bin/duplicati-server-util', fs.readFileSync(STANDIN_SRC), 0o755);

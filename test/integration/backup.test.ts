@@ -24,7 +24,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { IMAGE, freePort, httpGet, useTestbed, type Spawned, type Testbed } from '../testbed/index.js';
 import { containerStarts, runningContainers, socketOf, tryConnect, unitStates } from './ondemand-lib.js';
@@ -113,7 +113,8 @@ describe('zoopa backup on the test bed', () => {
     return tb.spawn([process.execPath, path.join(tb.appDir, 'bin', 'zoopa.js'), '--root', tb.root, 'backup', ...stacks]);
   }
 
-  it('set up: four stacks, restic repository, stand-in, units installed; web, good and slow running, duo asleep on demand', async () => {
+  // Set up: four stacks, restic repository, stand-in, units installed; web, good and slow running, duo asleep on demand.
+  before(async () => {
     const tb = bed();
     started = new Date();
     for (const s of STACKS) ports[s] = await freePort();

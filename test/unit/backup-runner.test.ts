@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { backupJournalCheck } from '../../src/backup/doctor.js';
-import { backupStateDir, journalDir, JournalStore, repairFromJournal, type JournalEntry } from '../../src/backup/journal.js';
+import { backupStateDir, journalDir, JournalStore, type JournalEntry } from '../../src/backup/journal.js';
+import { repairFromJournal } from '../../src/backup/put-back.js';
 import { summaryTable } from '../../src/backup/run.js';
 import { isolatedEnv, tmpDir } from '../helpers/cli.js';
 

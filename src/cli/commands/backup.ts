@@ -13,16 +13,17 @@ import { DuplicatiEngine } from '../../backup/engines/duplicati.js';
 import { ResticEngine } from '../../backup/engines/restic.js';
 import type { BackupEngine } from '../../backup/engine.js';
 import { loadFreezer } from '../../backup/freeze.js';
-import { backupStateDir, journalDir, JournalStore, lockFile, repairFromJournal, type PriorState } from '../../backup/journal.js';
+import { backupStateDir, journalDir, JournalStore, lockFile, type PriorState } from '../../backup/journal.js';
 import { holderAlive, readLock } from '../../backup/lock.js';
 import { backupConfig, buildPlan, planJson, renderPlan, resolveTargets, stacksWithJobs, type BackupPlan } from '../../backup/plan.js';
-import { chooseProgress } from '../../backup/progress.js';
+import { repairFromJournal } from '../../backup/put-back.js';
 import { readPrior, runBackup, summaryTable } from '../../backup/run.js';
 import { readStatus } from '../../backup/status.js';
 import { createLogger } from '../../log.js';
-import { PodmanEngine } from '../../podman/podman.js';
+import { rootfulContainerEngine } from '../../podman/podman.js';
 import type { Project } from '../../stacks/discover.js';
 import { which } from '../../units/tools.js';
+import { chooseProgress } from '../backup-progress.js';
 import { containerEngine, output, projectFor, unitManager } from '../context.js';
 
 interface BackupOptions {
@@ -81,16 +82,12 @@ function engineFor(plan: BackupPlan, env: NodeJS.ProcessEnv): Partial<Record<'du
   return engines;
 }
 
-function rootfulEngine(env: NodeJS.ProcessEnv): PodmanEngine {
-  return new PodmanEngine(env, which('podman', env) ?? 'podman', [which('sudo', env) ?? 'sudo', '-n']);
-}
-
 async function currentState(plan: BackupPlan, env: NodeJS.ProcessEnv): Promise<{ prior?: Map<string, PriorState>; note?: string }> {
   try {
     const units = unitManager(env);
     const prior = new Map<string, PriorState>();
     for (const sp of plan.stacks) {
-      prior.set(sp.name, await readPrior(sp, { units, containers: sp.rootful ? rootfulEngine(env) : containerEngine(env) }));
+      prior.set(sp.name, await readPrior(sp, { units, containers: sp.rootful ? rootfulContainerEngine(env) : containerEngine(env) }));
     }
     return { prior };
   } catch (e) {
@@ -152,7 +149,14 @@ function backupStatus(project: Project, json: boolean | undefined, env: NodeJS.P
 async function backupRepair(project: Project, json: boolean | undefined, env: NodeJS.ProcessEnv): Promise<void> {
   const units = unitManager(env);
   const logger = createLogger();
-  const report = await repairFromJournal({ env, units, containers: containerEngine(env), freezer: loadFreezer(units, project.stacks), log: (l) => logger.info(l) });
+  const report = await repairFromJournal({
+    env,
+    units,
+    containers: containerEngine(env),
+    rootfulContainers: rootfulContainerEngine(env),
+    freezer: loadFreezer(units, project.stacks),
+    log: (l) => logger.info(l),
+  });
   output(json, report, () => {
     if (report.skipped) return `${report.skipped}\n`;
     const lines = [
@@ -206,7 +210,7 @@ export function register(program: Command): void {
             env,
             units,
             containers: containerEngine(env),
-            rootfulContainers: rootfulEngine(env),
+            rootfulContainers: rootfulContainerEngine(env),
             freezer: loadFreezer(units, project.stacks),
             engines: engineFor(plan, env),
             progress,
