@@ -8,6 +8,7 @@
  * itself is ended by run()'s own timeout where the backend passes one.
  */
 import { TimeoutError } from '../errors.js';
+import { DEFAULT_CALL_TIMEOUT } from './config.js';
 
 export interface CallTimeouts {
   /** One systemctl call (start/stop add the stack's start/stop timeout). */
@@ -18,10 +19,8 @@ export interface CallTimeouts {
   freezeMs: number;
 }
 
-/** Default deadline of one systemctl or podman call (backup.call_timeout). */
-export const DEFAULT_CALL_TIMEOUT_SEC = 120;
-
-export function callTimeouts(callTimeoutSec: number = DEFAULT_CALL_TIMEOUT_SEC): CallTimeouts {
+/** Deadlines from backup.call_timeout (default 2 minutes). */
+export function callTimeouts(callTimeoutSec: number = DEFAULT_CALL_TIMEOUT): CallTimeouts {
   const ms = Math.max(1, callTimeoutSec) * 1000;
   return { systemctlMs: ms, podmanMs: ms, freezeMs: 3 * ms };
 }

@@ -7,6 +7,8 @@
  *     unit: duplicati-backup           # <unit>.service + <unit>.timer
  *     log_dir: duplicati/logs          # relative to the stacks root
  *     ping_url: https://hc-ping.com/<uuid>
+ *     call_timeout: 2m                 # each systemctl/podman call (plus the stack's stop/start timeout)
+ *     hook_timeout: 10m                # a hook without its own timeout
  *     duplicati:
  *       command: sudo -n podman exec duplicati duplicati-server-util
  *       stack: duplicati
@@ -38,6 +40,7 @@ export const DEFAULT_DUPLICATI_COMMAND = ['sudo', '-n', 'podman', 'exec', 'dupli
 export const DEFAULT_DUPLICATI_STACK = 'duplicati';
 export const DEFAULT_JOB_TIMEOUT = 6 * 3600;
 export const DEFAULT_HOOK_TIMEOUT = 600;
+export const DEFAULT_CALL_TIMEOUT = 120;
 
 export const HOOK_POINTS = ['pre_stop', 'post_stop', 'pre_backup', 'post_backup', 'pre_start', 'post_start', 'verify'] as const;
 export type HookPoint = (typeof HOOK_POINTS)[number];
@@ -173,6 +176,10 @@ export const globalBackupSchema = z.strictObject({
   /** healthchecks-style URL: <url>/start, <url> on success, <url>/fail on failure. */
   ping_url: z.url({ protocol: /^https?$/ }).optional(),
   ping_timeout: duration.default(10),
+  /** Deadline of each systemctl/podman call of a run (a stop or start adds the stack's stop/start timeout). */
+  call_timeout: duration.default(DEFAULT_CALL_TIMEOUT),
+  /** Deadline of a hook that sets no `timeout` of its own. */
+  hook_timeout: duration.default(DEFAULT_HOOK_TIMEOUT),
   duplicati: duplicatiSchema.prefault({}),
   restic: resticSchema.prefault({}),
 });

@@ -32,8 +32,8 @@ export interface PriorState {
   unitState: string;
   /** Names of the project's running containers. */
   containers: string[];
-  /** The on-demand socket, when the stack has one. */
-  socket: { unit: string; active: boolean } | null;
+  /** The on-demand socket (unless the stack opts out with `freeze: false`). */
+  socket: { unit: string; active: boolean; enabled?: boolean } | null;
 }
 
 export interface JournalEntry {

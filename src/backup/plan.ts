@@ -14,6 +14,7 @@ import { resolveStack, stackUnitName, type Project, type Stack } from '../stacks
 import { defaultGlobalBackupConfig, HOOK_POINTS, type GlobalBackupConfig, type HookConfig, type HooksConfig, type RestorePolicy } from './config.js';
 import { describeJob, type JobSpec } from './engine.js';
 import { socketUnitName } from './freeze.js';
+import { ondemandEnvFile } from '../paths.js';
 import type { PriorState } from './journal.js';
 
 export interface StackPlan {
@@ -26,13 +27,43 @@ export interface StackPlan {
   stopTimeoutSec: number;
   startTimeoutSec: number;
   restore: RestorePolicy;
-  /** Freeze the on-demand socket (when it is active) during the run. */
-  freeze: boolean;
+  /**
+   * Freeze on-demand activation during the run: `yes` (zoopa.yaml says so, the
+   * stack has an `ondemand:` section, or its env file exists), `no` (`freeze:
+   * false`), or `auto`: when its socket unit is enabled or active as the run starts.
+   */
+  freeze: FreezeMode;
+  /** Why, for the plan. */
+  freezeReason: string;
   socketUnit: string;
   hooks: HooksConfig;
   jobs: JobSpec[];
   /** Today's log file for this stack. */
   logFile: string;
+}
+
+export type FreezeMode = 'yes' | 'no' | 'auto';
+
+/**
+ * Is the stack on demand, as far as files tell? A stack is on demand when its
+ * socket unit is enabled or active (known only by asking systemd: `auto`) or its
+ * env file `~/.config/zoopa-ondemand/<stack>.env` exists (the original's
+ * hand-written setup), whatever zoopa.yaml says; `freeze: false` opts out.
+ */
+export function freezeMode(stack: Stack, env: NodeJS.ProcessEnv): { mode: FreezeMode; reason: string } {
+  const explicit = stack.config.backup?.freeze;
+  if (explicit === false) return { mode: 'no', reason: 'backup.freeze: false in zoopa.yaml' };
+  if (explicit === true) return { mode: 'yes', reason: 'backup.freeze: true in zoopa.yaml' };
+  if (stack.config.ondemand !== undefined) return { mode: 'yes', reason: 'on demand (zoopa.yaml)' };
+  const file = ondemandEnvFile(stack.name, env);
+  if (fs.existsSync(file)) return { mode: 'yes', reason: `on demand (${file} exists)` };
+  return { mode: 'auto', reason: `if ${socketUnitName(stack.name)} is enabled or active when the run starts` };
+}
+
+/** Will this run freeze the stack? `prior` (its socket's state) decides `auto`. */
+export function willFreeze(sp: Pick<StackPlan, 'freeze'>, prior: Pick<PriorState, 'socket'> | undefined): boolean {
+  if (sp.freeze !== 'auto') return sp.freeze === 'yes';
+  return Boolean(prior?.socket && (prior.socket.active || prior.socket.enabled));
 }
 
 export interface BackupPlan {
@@ -116,7 +147,7 @@ export function logFileFor(logDir: string, stack: string, now: Date = new Date()
   return path.join(logDir, `backup-${stack}-${localDate(now)}.log`);
 }
 
-function stackPlan(project: Project, stack: Stack, cfg: GlobalBackupConfig, logDir: string, now: Date): StackPlan {
+function stackPlan(project: Project, stack: Stack, cfg: GlobalBackupConfig, logDir: string, now: Date, env: NodeJS.ProcessEnv): StackPlan {
   const b = stack.config.backup;
   const key = `stacks.${stack.name}.backup`;
   if (!b || b.jobs.length === 0) {
@@ -174,9 +205,13 @@ function stackPlan(project: Project, stack: Stack, cfg: GlobalBackupConfig, logD
     stopTimeoutSec: b.stop_timeout ?? stack.config.stop_timeout,
     startTimeoutSec: b.start_timeout ?? stack.config.start_timeout,
     restore: b.restore,
-    freeze: b.freeze ?? stack.config.ondemand !== undefined,
+    ...(() => {
+      const f = freezeMode(stack, env);
+      return { freeze: f.mode, freezeReason: f.reason };
+    })(),
     socketUnit: socketUnitName(stack.name),
-    hooks: b.hooks,
+    // A hook without its own timeout gets backup.hook_timeout.
+    hooks: Object.fromEntries(HOOK_POINTS.map((pt) => [pt, b.hooks[pt].map((h) => ({ ...h, timeout: h.timeout ?? cfg.hook_timeout }))])) as HooksConfig,
     jobs,
     logFile: logFileFor(logDir, stack.name, now),
   };
@@ -187,7 +222,7 @@ export function buildPlan(project: Project, targets: readonly Stack[], opts: { e
   const env = opts.env ?? process.env;
   const cfg = backupConfig(project);
   const logDir = path.resolve(project.root, cfg.log_dir);
-  const stacks = targets.map((s) => stackPlan(project, s, cfg, logDir, opts.now ?? new Date()));
+  const stacks = targets.map((s) => stackPlan(project, s, cfg, logDir, opts.now ?? new Date(), env));
   const engines = [...new Set(stacks.flatMap((s) => s.jobs.map((j) => j.engine)))].sort();
   const plan: BackupPlan = { root: project.root, configFile: project.configFile, config: cfg, logDir, stacks, engines };
   if (engines.includes('restic')) {
@@ -237,9 +272,11 @@ export function planSteps(sp: StackPlan, prior?: PriorState): string[] {
     for (const h of sp.hooks[point]) steps.push(`${point}: ${hookText(h)}`);
   };
   steps.push('write the prior state (unit, containers, socket) to the journal');
-  if (sp.freeze) {
-    const now = prior?.socket ? (prior.socket.active ? ' (active now)' : ' (inactive now)') : '';
-    steps.push(`freeze on-demand activation: stop ${sp.socketUnit}${now} and its proxy, recording their state (a stack frozen already stays frozen)`);
+  const freeze = prior ? willFreeze(sp, prior) : sp.freeze !== 'no';
+  if (freeze) {
+    const now = prior?.socket ? ` (${prior.socket.active ? 'active' : 'inactive'}${prior.socket.enabled ? ', enabled' : ''} now)` : '';
+    const why = sp.freeze === 'auto' ? (prior ? `on demand: ${sp.socketUnit} is ${prior.socket?.active ? 'active' : 'enabled'}` : sp.freezeReason) : sp.freezeReason;
+    steps.push(`freeze on-demand activation (${why}): stop ${sp.socketUnit}${now} and its proxy, recording their state (a stack frozen already stays frozen)`);
   }
   hooks('pre_stop');
   steps.push(
@@ -263,7 +300,7 @@ export function planSteps(sp: StackPlan, prior?: PriorState): string[] {
   for (const h of sp.hooks.post_start) steps.push(`  post_start: ${hookText(h)}`);
   const undos = HOOK_POINTS.flatMap((p) => sp.hooks[p].filter((h) => h.undo));
   if (undos.length) steps.push(`run the undo of every hook that succeeded, newest first (${undos.length} defined)`);
-  if (sp.freeze) steps.push(`thaw: start again exactly the on-demand units the freeze stopped`);
+  if (freeze) steps.push(`thaw: start again exactly the on-demand units the freeze stopped`);
   hooks('verify');
   steps.push('log DONE; remove the journal; record the result for "zoopa backup status"');
   return steps;
@@ -304,7 +341,8 @@ export function planJson(plan: BackupPlan, prior?: Map<string, PriorState>): unk
       unit: sp.unit,
       project: sp.project,
       restore: sp.restore,
-      freeze: sp.freeze,
+      freeze: prior?.get(sp.name) ? willFreeze(sp, prior.get(sp.name)) : sp.freeze,
+      freezeReason: sp.freezeReason,
       stopTimeoutSec: sp.stopTimeoutSec,
       startTimeoutSec: sp.startTimeoutSec,
       jobs: sp.jobs,

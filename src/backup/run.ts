@@ -26,7 +26,7 @@ import { journalDir, JournalStore, lockFile, type JournalEntry, type PriorState 
 import { putBack, repairFromJournal, runningNames, saveBestEffort, shouldStart, startAndWait, waitForContainers, type RepairReport } from './put-back.js';
 import { acquireLock } from './lock.js';
 import { ping } from './ping.js';
-import type { BackupPlan, StackPlan } from './plan.js';
+import { willFreeze, type BackupPlan, type StackPlan } from './plan.js';
 import type { Progress } from './progress.js';
 import { recordStatus, StackLog, type StackStatus } from './status.js';
 
@@ -63,16 +63,24 @@ export interface RunOutcome {
 /** Read the stack's current state (read-only: systemctl show, podman ps). */
 export async function readPrior(sp: StackPlan, deps: Pick<RunnerDeps, 'units' | 'containers' | 'calls'>): Promise<PriorState> {
   const calls = deps.calls ?? callTimeouts();
-  const unitsToShow = sp.freeze ? [sp.unit, sp.socketUnit] : [sp.unit];
+  const showSocket = sp.freeze !== 'no';
+  const unitsToShow = showSocket ? [sp.unit, sp.socketUnit] : [sp.unit];
   const shown = await bounded(deps.units.show(unitsToShow), calls.systemctlMs, 'systemctl show');
   const u = shown.get(sp.unit);
   const running = await runningNames(deps.containers, sp.project, calls);
-  const sock = sp.freeze ? shown.get(sp.socketUnit) : undefined;
+  const sock = showSocket ? shown.get(sp.socketUnit) : undefined;
+  let socket: PriorState['socket'] = null;
+  if (sock && sock.loadState !== 'not-found') {
+    const active = sock.activeState === 'active';
+    const enabled = /^(enabled|linked)/.test(sock.unitFileState);
+    // A stack only `auto` could freeze and whose socket is neither enabled nor active is not on demand.
+    if (sp.freeze === 'yes' || active || enabled) socket = { unit: sp.socketUnit, active, ...(enabled ? { enabled } : {}) };
+  }
   return {
     unitActive: u?.activeState === 'active' || u?.activeState === 'reloading',
     unitState: u ? (u.loadState === 'not-found' ? 'not-found' : u.activeState) : 'unknown',
     containers: running,
-    socket: sock ? { unit: sp.socketUnit, active: sock.activeState === 'active' } : null,
+    socket,
   };
 }
 
@@ -158,7 +166,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
       await engine.prepare(job, ctx);
     }
 
-    if (sp.freeze) {
+    if (willFreeze(sp, prior)) {
       step(`freezing on-demand activation (${sp.socketUnit})`);
       entry.frozen = true; // before the call: a kill during it still thaws (only our own freeze)
       save(entry);
@@ -286,6 +294,7 @@ export function summaryTable(outcome: Pick<RunOutcome, 'stacks'>): string {
  * skipped; the exit code is 128+signal.
  */
 export async function runBackup(plan: BackupPlan, deps: RunnerDeps, opts: { argv?: string[]; installSignals?: boolean } = {}): Promise<RunOutcome> {
+  deps = { ...deps, calls: deps.calls ?? callTimeouts(plan.config.call_timeout) };
   const lock = acquireLock(lockFile(deps.stateDir), { argv: opts.argv });
   const controller = new AbortController();
   let interrupted: NodeJS.Signals | undefined;

@@ -37,13 +37,16 @@ import { backupJournalCheck } from '../../src/backup/doctor.js';
 import type { JournalEntry } from '../../src/backup/journal.js';
 import { httpStack, type StackFixture } from '../fixtures/stacks.js';
 import { IMAGE, freePort, httpGet, useTestbed, type Spawned, type Testbed } from '../testbed/index.js';
-import { runningContainers, socketOf, tryConnect, unitStates } from './ondemand-lib.js';
+import { containerStarts, runningContainers, socketOf, tryConnect, unitStates } from './ondemand-lib.js';
 import { DUPLICATI_STANDIN, type StandinJob } from '../helpers/duplicati-standin.js';
 
 const STANDIN_SRC = DUPLICATI_STANDIN;
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 200 };
-/** web: running; idle: stopped; woke: starts slowly (held by a drop-in); duo: asleep on demand. */
-const STACKS = ['web', 'idle', 'woke', 'duo'] as const;
+/**
+ * web: running; idle: stopped; woke: starts slowly (held by a drop-in); duo: asleep on
+ * demand (zoopa.yaml); hand: asleep on demand through a hand-written env file only.
+ */
+const STACKS = ['web', 'idle', 'woke', 'duo', 'hand'] as const;
 type StackName = (typeof STACKS)[number];
 
 
@@ -167,6 +170,9 @@ describe('the backup runner on the test bed', () => {
     config(tb);
     await ok(tb.zoopa(['--root', tb.root, 'install']), 'zoopa install');
     await ok(tb.zoopa(['--root', tb.root, 'ondemand', 'enable', 'duo']), 'ondemand enable');
+    // hand is on demand as the original set it up: an env file written by hand, the socket enabled by hand.
+    tb.writeFile(path.join(tb.configHome, 'zoopa-ondemand', 'hand.env'), `ZOOPA_UPSTREAM=127.0.0.1:${fx.hand.port}\nZOOPA_IDLE_TIMEOUT=600\n`, 0o600);
+    await ok(tb.systemctl(['enable', '--now', 'zoopa-ondemand@hand.socket']), 'enable the socket of hand');
     const unitDir = path.join(tb.configHome, 'systemd', 'user');
     // While systemd stops web, it copies web's backup journal as it is at that moment.
     tb.writeFile(path.join(unitDir, 'web-stack.service.d', 'journal-at-stop.conf'), `[Service]\nExecStop=-/bin/cp ${journal(tb, 'web')} ${atStop(tb)}\n`);
@@ -175,8 +181,8 @@ describe('the backup runner on the test bed', () => {
     await ok(tb.systemctl(['daemon-reload']), 'daemon-reload');
     await ok(tb.systemctl(['start', 'web-stack.service']), 'start web');
     assert.equal((await httpGet(fx.web.url)).body, fx.web.expectBody);
-    const st = await unitStates(tb, ['idle-stack.service', 'woke-stack.service', 'duo-stack.service', 'zoopa-ondemand@duo.socket']);
-    assert.deepEqual([...st.values()].map((u) => u.active), ['inactive', 'inactive', 'inactive', 'active']);
+    const st = await unitStates(tb, ['idle-stack.service', 'woke-stack.service', 'duo-stack.service', 'zoopa-ondemand@duo.socket', 'hand-stack.service', 'zoopa-ondemand@hand.socket']);
+    assert.deepEqual([...st.values()].map((u) => u.active), ['inactive', 'inactive', 'inactive', 'active', 'inactive', 'active']);
   });
 
   it('a running stack, step by step: the journal holds the prior state when systemd stops the unit; stop, wait, job, start, wait, DONE', async () => {
@@ -340,6 +346,39 @@ describe('the backup runner on the test bed', () => {
       await ok(tb.zoopa(['--root', tb.root, 'thaw', 'duo']), 'zoopa thaw duo');
     }
     assert.equal(await active(tb, 'zoopa-ondemand@duo.socket'), 'active');
+  });
+
+  it('a stack on demand through a hand-written env file only, asleep: the dry run shows the freeze; a connection during its backup wakes nothing; the socket listens again after', async () => {
+    const tb = bed();
+    const go = path.join(tb.dir, 'hand-go');
+    const dry = await ok(tb.zoopa(['--root', tb.root, 'backup', '--dry-run', 'hand']), 'backup --dry-run hand');
+    assert.match(dry.stdout, /freeze on-demand activation \(on demand \(.*hand\.env exists\)\): stop zoopa-ondemand@hand\.socket \(active, enabled now\)/);
+    assert.match(dry.stdout, /thaw: start again exactly the on-demand units the freeze stopped/);
+    const startsBefore = await containerStarts(tb, 'hand');
+    standinJobs(tb, { hand: { until: go } });
+    const n = runs('hand') + 1;
+    const run = spawnBackup(tb, ['hand']);
+    try {
+      await tb.waitFor(() => fs.existsSync(record('hand', n)), { ...DEADLINE, what: 'the hand job to start' });
+      assert.ok(fs.existsSync(frozenRecord(tb, 'hand')), 'frozen during the job');
+      assert.equal(await tryConnect(socketOf(tb, 'hand')), 'ENOENT', 'a connection during the backup finds no socket');
+      assert.equal(await active(tb, 'hand-stack.service'), 'inactive', 'not woken');
+      tb.writeFile(go, '');
+      const exit = await exitOf(tb, run);
+      assert.equal(exit.code, 0, run.log());
+    } finally {
+      tb.writeFile(go, '');
+      await run.stop();
+      standinJobs(tb);
+    }
+    assert.equal(fs.readFileSync(record('hand', n), 'utf8'), '', 'no container of hand ran during its job');
+    assert.match(lastRunLog(tb, 'hand'), /freezing on-demand activation \(zoopa-ondemand@hand\.socket\)/);
+    assert.doesNotMatch(tb.managerLog(), /client connected while hand-stack\.service was inactive/);
+    assert.equal(await containerStarts(tb, 'hand'), startsBefore, 'never woken');
+    assert.equal(await active(tb, 'hand-stack.service'), 'inactive', 'still asleep');
+    assert.equal(await active(tb, 'zoopa-ondemand@hand.socket'), 'active', 'thawed');
+    assert.equal(fs.existsSync(frozenRecord(tb, 'hand')), false);
+    assert.ok(fs.statSync(socketOf(tb, 'hand')).isSocket(), 'listening again (not connected to: that would wake it)');
   });
 
   /** Start a backup of duo whose job waits for `go`, and SIGKILL it while the job runs. */

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { buildPlan, planSteps, renderPlan, resolveTargets } from '../../src/backup/plan.js';
+import { buildPlan, planJson, planSteps, renderPlan, resolveTargets } from '../../src/backup/plan.js';
+import { ondemandEnvFile } from '../../src/paths.js';
 import { renderBackupUnits } from '../../src/backup/units.js';
 import { ConfigError, InputError, UsageError } from '../../src/errors.js';
 import { run } from '../../src/exec.js';
@@ -130,13 +131,54 @@ describe('backup config and plan validation', () => {
     assert.equal(sp.project, 'web');
     assert.equal(sp.stopTimeoutSec, 45);
     assert.equal(sp.restore, 'previous');
-    assert.equal(sp.freeze, true);
+    assert.equal(sp.freeze, 'yes');
     assert.deepEqual(sp.jobs[0], { engine: 'duplicati', job: 'web', timeoutSec: 6 * 3600 });
     assert.deepEqual(sp.jobs[1], { engine: 'duplicati', job: '3', timeoutSec: 7200 });
     assert.equal(sp.jobs[2]!.engine, 'restic');
     assert.deepEqual((sp.jobs[2] as { paths: string[] }).paths, [path.join(root, 'web', 'data')]);
     assert.equal(sp.logFile, path.join(root, 'duplicati', 'logs', 'backup-web-2026-11-29.log'));
     assert.equal(plan.restic?.repository, path.join(root, 'repo'));
+  });
+});
+
+describe('which stacks a backup freezes', () => {
+  const yaml = 'stacks:\n  web:\n    backup:\n      jobs: [web]\n  db:\n    backup:\n      jobs: [db]\n      freeze: false\n';
+  const sleeping = { unitActive: false, unitState: 'inactive', containers: [] };
+
+  test('on demand through a hand-written env file only (no ondemand: section): frozen, and the dry run shows it', () => {
+    const { p, env } = project(yaml);
+    fs.mkdirSync(path.dirname(ondemandEnvFile('web', env)), { recursive: true });
+    fs.writeFileSync(ondemandEnvFile('web', env), 'ZOOPA_UPSTREAM=127.0.0.1:8080\n');
+    const sp = buildPlan(p, resolveTargets(p, ['web']), { env }).stacks[0]!;
+    assert.equal(sp.freeze, 'yes');
+    assert.match(sp.freezeReason, /web\.env exists/);
+    const steps = planSteps(sp);
+    assert.ok(steps.some((s) => /^freeze on-demand activation \(on demand \(.*web\.env exists\)\): stop zoopa-ondemand@web\.socket/.test(s)), steps.join('\n'));
+    assert.ok(steps.some((s) => /^thaw: /.test(s)));
+  });
+
+  test('no env file, no ondemand: section: frozen when its socket unit is enabled or active as the run starts, else not', () => {
+    const { p, env } = project(yaml);
+    const plan = buildPlan(p, resolveTargets(p, ['web']), { env });
+    const sp = plan.stacks[0]!;
+    assert.equal(sp.freeze, 'auto');
+    const enabled = planSteps(sp, { ...sleeping, socket: { unit: 'zoopa-ondemand@web.socket', active: false, enabled: true } });
+    assert.ok(enabled.some((s) => /^freeze on-demand activation \(on demand: zoopa-ondemand@web\.socket is enabled\)/.test(s)), enabled.join('\n'));
+    const active = planSteps(sp, { ...sleeping, socket: { unit: 'zoopa-ondemand@web.socket', active: true } });
+    assert.ok(active.some((s) => /^freeze on-demand activation \(on demand: zoopa-ondemand@web\.socket is active\)/.test(s)), active.join('\n'));
+    const none = planSteps(sp, { ...sleeping, socket: null });
+    assert.ok(!none.some((s) => /freeze|thaw/.test(s)), none.join('\n'));
+    const json = planJson(plan, new Map([['web', { ...sleeping, socket: { unit: 'zoopa-ondemand@web.socket', active: true } }]])) as { stacks: Array<{ freeze: unknown }> };
+    assert.equal(json.stacks[0]!.freeze, true);
+  });
+
+  test('freeze: false opts out even with an env file', () => {
+    const { p, env } = project(yaml);
+    fs.mkdirSync(path.dirname(ondemandEnvFile('db', env)), { recursive: true });
+    fs.writeFileSync(ondemandEnvFile('db', env), 'ZOOPA_UPSTREAM=127.0.0.1:8080\n');
+    const sp = buildPlan(p, resolveTargets(p, ['db']), { env }).stacks[0]!;
+    assert.equal(sp.freeze, 'no');
+    assert.ok(!planSteps(sp, { ...sleeping, socket: { unit: 'zoopa-ondemand@db.socket', active: true } }).some((s) => /freeze/.test(s)));
   });
 });
 

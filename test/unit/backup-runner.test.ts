@@ -12,6 +12,9 @@ import { backupJournalCheck } from '../../src/backup/doctor.js';
 import { backupStateDir, journalDir, JournalStore, type JournalEntry } from '../../src/backup/journal.js';
 import { repairFromJournal } from '../../src/backup/put-back.js';
 import { summaryTable } from '../../src/backup/run.js';
+import { bounded } from '../../src/backup/bounded.js';
+import { TimeoutError } from '../../src/errors.js';
+import { run } from '../../src/exec.js';
 import { isolatedEnv, tmpDir } from '../helpers/cli.js';
 
 function entry(stack: string): JournalEntry {
@@ -86,5 +89,23 @@ describe('backup summary table', () => {
         '',
       ].join('\n'),
     );
+  });
+});
+
+describe('bounded calls', () => {
+  test('a call that hangs past its deadline becomes a TimeoutError naming it, so the run can put the stack back', async () => {
+    const ac = new AbortController();
+    const hung = run(['sleep', '600'], { signal: ac.signal, reject: false });
+    try {
+      await assert.rejects(bounded(hung, 100, 'podman ps'), (e: unknown) => e instanceof TimeoutError && /^podman ps did not finish within /.test(e.message));
+    } finally {
+      ac.abort();
+      await hung;
+    }
+  });
+
+  test('a call that settles in time passes its value or its error through', async () => {
+    assert.equal((await bounded(run(['true']), 60_000, 'true')).status, 0);
+    await assert.rejects(bounded(run(['false']), 60_000, 'false'), /false exited with status 1/);
   });
 });

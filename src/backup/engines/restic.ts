@@ -25,6 +25,8 @@ export interface ResticEngineOptions {
   init?: boolean;
   forget?: ForgetConfig | undefined;
   env?: NodeJS.ProcessEnv;
+  /** Deadline of opening (or creating) the repository; the backup itself has the job's timeout. Default 2 minutes. */
+  callTimeoutMs?: number;
 }
 
 /** restic's `summary` message of `backup --json`. */
@@ -118,10 +120,10 @@ export class ResticEngine implements BackupEngine {
   /** The repository opens with the password (created first when `init` is set). */
   private ensureRepository(signal?: AbortSignal): Promise<void> {
     this.ready ??= (async () => {
-      const r = await this.restic(['cat', 'config'], { timeoutMs: 120_000, signal });
+      const r = await this.restic(['cat', 'config'], { timeoutMs: this.opts.callTimeoutMs ?? 120_000, signal });
       if (r.status === 0) return;
       if (this.opts.init && /no such file or directory|Is there a repository/i.test(r.stderr)) {
-        const i = await this.restic(['init'], { timeoutMs: 120_000, signal });
+        const i = await this.restic(['init'], { timeoutMs: this.opts.callTimeoutMs ?? 120_000, signal });
         if (i.status !== 0) throw this.failed('creating the restic repository', i);
         return;
       }

@@ -15,7 +15,7 @@ import type { BackupEngine } from '../../backup/engine.js';
 import { loadFreezer } from '../../backup/freeze.js';
 import { backupStateDir, journalDir, JournalStore, lockFile, type PriorState } from '../../backup/journal.js';
 import { holderAlive, readLock } from '../../backup/lock.js';
-import { backupConfig, buildPlan, planJson, renderPlan, resolveTargets, stacksWithJobs, type BackupPlan } from '../../backup/plan.js';
+import { backupConfig, buildPlan, freezeMode, planJson, renderPlan, resolveTargets, stacksWithJobs, type BackupPlan } from '../../backup/plan.js';
 import { repairFromJournal } from '../../backup/put-back.js';
 import { readPrior, runBackup, summaryTable } from '../../backup/run.js';
 import { readStatus } from '../../backup/status.js';
@@ -66,7 +66,13 @@ function engineFor(plan: BackupPlan, env: NodeJS.ProcessEnv): Partial<Record<'du
   const cfg = plan.config;
   const engines: Partial<Record<'duplicati' | 'restic', BackupEngine>> = {};
   if (plan.engines.includes('duplicati')) {
-    engines.duplicati = new DuplicatiEngine({ command: cfg.duplicati.command, wait: cfg.duplicati.wait, pollIntervalSec: cfg.duplicati.poll_interval, env });
+    engines.duplicati = new DuplicatiEngine({
+      command: cfg.duplicati.command,
+      wait: cfg.duplicati.wait,
+      pollIntervalSec: cfg.duplicati.poll_interval,
+      callTimeoutMs: cfg.call_timeout * 1000,
+      env,
+    });
   }
   if (plan.engines.includes('restic')) {
     engines.restic = new ResticEngine({
@@ -76,6 +82,7 @@ function engineFor(plan: BackupPlan, env: NodeJS.ProcessEnv): Partial<Record<'du
       passwordFile: plan.restic?.passwordFile,
       init: cfg.restic.init,
       forget: cfg.restic.forget,
+      callTimeoutMs: cfg.call_timeout * 1000,
       env,
     });
   }
@@ -96,7 +103,7 @@ async function currentState(plan: BackupPlan, env: NodeJS.ProcessEnv): Promise<{
   }
 }
 
-async function backupList(project: Project, json: boolean | undefined): Promise<void> {
+async function backupList(project: Project, json: boolean | undefined, env: NodeJS.ProcessEnv): Promise<void> {
   const cfg = backupConfig(project);
   const timer = new Set(cfg.stacks.includes('all') ? stacksWithJobs(project).map((s) => s.name) : cfg.stacks);
   const rows = stacksWithJobs(project).map((s) => {
@@ -105,7 +112,7 @@ async function backupList(project: Project, json: boolean | undefined): Promise<
       stack: s.name,
       jobs: b.jobs.map((j) => (j.engine === 'duplicati' ? `duplicati:${j.job}` : `restic:${j.paths?.join(',') ?? '(bind mounts)'}`)),
       restore: b.restore,
-      freeze: b.freeze ?? s.config.ondemand !== undefined,
+      freeze: freezeMode(s, env).mode,
       timer: timer.has(s.name),
     };
   });
@@ -114,7 +121,7 @@ async function backupList(project: Project, json: boolean | undefined): Promise<
     const w = Math.max(5, ...rows.map((r) => r.stack.length));
     return (
       [`${'STACK'.padEnd(w)}  TIMER  RESTORE   FREEZE  JOBS`]
-        .concat(rows.map((r) => `${r.stack.padEnd(w)}  ${(r.timer ? 'yes' : 'no').padEnd(5)}  ${r.restore.padEnd(8)}  ${(r.freeze ? 'yes' : 'no').padEnd(6)}  ${r.jobs.join(' ')}`))
+        .concat(rows.map((r) => `${r.stack.padEnd(w)}  ${(r.timer ? 'yes' : 'no').padEnd(5)}  ${r.restore.padEnd(8)}  ${r.freeze.padEnd(6)}  ${r.jobs.join(' ')}`))
         .join('\n') + '\n'
     );
   });
@@ -181,7 +188,7 @@ export function register(program: Command): void {
       const env = process.env;
       const project = projectFor(cmd);
       const verb = targets.length === 1 ? targets[0] : undefined;
-      if (verb === 'list') return backupList(project, opts.json);
+      if (verb === 'list') return backupList(project, opts.json, env);
       if (verb === 'status') return backupStatus(project, opts.json, env);
       if (verb === 'repair') {
         if (opts.dryRun) {
