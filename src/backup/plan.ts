@@ -15,6 +15,7 @@ import { defaultGlobalBackupConfig, HOOK_POINTS, type GlobalBackupConfig, type H
 import { describeJob, type JobSpec } from './engine.js';
 import { socketUnitName } from './freeze.js';
 import { ondemandEnvFile } from '../paths.js';
+import { redactPingUrl, redactUrls } from './redact.js';
 import type { PriorState } from './journal.js';
 
 export interface StackPlan {
@@ -311,9 +312,9 @@ export function renderPlan(plan: BackupPlan, prior?: Map<string, PriorState>, no
   out.push(`Backup plan for ${plan.stacks.length} stack${plan.stacks.length === 1 ? '' : 's'} in ${plan.root} (dry run: nothing is changed)`);
   if (note) out.push(note);
   out.push(`  logs: ${plan.logDir}/backup-<stack>-YYYY-MM-DD.log`);
-  if (plan.config.ping_url) out.push(`  ping: ${plan.config.ping_url} (/start, success, /fail)`);
+  if (plan.config.ping_url) out.push(`  ping: ${redactPingUrl(plan.config.ping_url)} (/start, success, /fail)`);
   if (plan.engines.includes('duplicati')) out.push(`  duplicati: ${plan.config.duplicati.command.join(' ')} (wait: ${plan.config.duplicati.wait})`);
-  if (plan.restic) out.push(`  restic: repository ${plan.restic.repository ?? '$RESTIC_REPOSITORY'}${plan.config.restic.forget ? ', then forget per policy' : ''}`);
+  if (plan.restic) out.push(`  restic: repository ${plan.restic.repository ? redactUrls(plan.restic.repository) : '$RESTIC_REPOSITORY'}${plan.config.restic.forget ? ', then forget per policy' : ''}`);
   plan.stacks.forEach((sp, i) => {
     out.push('');
     const p = prior?.get(sp.name);

@@ -19,7 +19,7 @@
  *    backup began;
  *  - a stack the user froze stays frozen;
  *  - SIGKILL of an on-demand stack's run: a repair while it runs does nothing, the check
- *    names what was left, `zoopa doctor` repairs it (undo, thaw); a freeze made by someone
+ *    names what was left, `zoopa doctor` only reports it, `zoopa doctor --fix` repairs it (undo, thaw); a freeze made by someone
  *    else afterwards is left alone by the repair;
  *  - SIGTERM during the first of two stacks: put back, the second skipped untouched;
  *  - pings (start, success, fail with the summary; unreachable is a warning), and after a
@@ -235,7 +235,7 @@ describe('the backup runner on the test bed', () => {
     const ids = await containerIds(tb, 'web');
     const flag = path.join(tb.home, 'web-pre-stop-flag');
     try {
-      config(tb, { web: { hooks: { pre_stop: [{ run: ['touch', flag], undo: ['rm', flag] }, 'false'] } } });
+      config(tb, { web: { hooks: { pre_stop: [{ run: ['touch', flag], undo: ['rm', flag] }, { run: ['false'] }] } } });
       const h = await backup(tb, 'web');
       assert.equal(h.status, 1, h.stderr);
       assert.match(rows(h.stdout).web!, /FAILED .*pre_stop hook false exited with status 1/);
@@ -381,6 +381,30 @@ describe('the backup runner on the test bed', () => {
     assert.ok(fs.statSync(socketOf(tb, 'hand')).isSocket(), 'listening again (not connected to: that would wake it)');
   });
 
+  it('a journal folder that turns read-only mid-run: warnings, the stack and its socket still put back, the next stack still backed up', async () => {
+    const tb = bed();
+    const jdir = path.dirname(journal(tb, 'duo'));
+    // From post_stop on, no journal write of duo succeeds; its verify hook (after the put-back) makes the folder writable again.
+    config(tb, { duo: { hooks: { post_stop: { run: ['chmod', '500', jdir] }, verify: { run: ['chmod', '700', jdir] } } } });
+    try {
+      const r = await backup(tb, 'duo', 'web');
+      assert.equal(r.status, 0, r.stderr + r.stdout);
+      assert.match(r.stderr, /warning: duo: cannot write the journal \(EACCES[^)]*\); putting the stack back all the same/);
+      assert.match(lastRunLog(tb, 'duo'), /thawing the on-demand socket of duo/);
+      assert.match(rows(r.stdout).duo!, /^duo +ok /);
+      assert.match(rows(r.stdout).web!, /^web +ok /);
+    } finally {
+      await tb.run(['chmod', '700', jdir]);
+      config(tb);
+    }
+    assert.equal(await active(tb, 'zoopa-ondemand@duo.socket'), 'active', 'duo thawed');
+    assert.equal(fs.existsSync(frozenRecord(tb, 'duo')), false);
+    assert.equal(await active(tb, 'duo-stack.service'), 'inactive', 'duo still asleep');
+    assert.deepEqual(await runningContainers(tb, 'web'), ['web_web_1'], 'web backed up and running again');
+    assert.equal(fs.existsSync(journal(tb, 'duo')), false);
+    assert.equal(fs.existsSync(journal(tb, 'web')), false);
+  });
+
   /** Start a backup of duo whose job waits for `go`, and SIGKILL it while the job runs. */
   async function killedRun(tb: Testbed, go: string, whileRunning: (run: Spawned) => Promise<void> = async () => {}): Promise<Spawned> {
     standinJobs(tb, { duo: { until: go } });
@@ -397,7 +421,7 @@ describe('the backup runner on the test bed', () => {
     return run;
   }
 
-  it('SIGKILL mid-run of an on-demand stack: a repair while it runs does nothing; afterwards the check names what was left and zoopa doctor puts it back', async () => {
+  it('SIGKILL mid-run of an on-demand stack: a repair while it runs does nothing; afterwards zoopa doctor names what was left and changes nothing, zoopa doctor --fix puts it back', async () => {
     const tb = bed();
     const maint = path.join(tb.home, 'duo-maintenance');
     config(tb, { duo: { hooks: { pre_stop: { run: ['touch', maint], undo: ['rm', maint] } } } });
@@ -418,10 +442,20 @@ describe('the backup runner on the test bed', () => {
       assert.match(check.fix ?? '', /zoopa backup repair/);
       assert.ok(fs.existsSync(journal(tb, 'duo')), 'the check changed nothing');
 
+      // zoopa doctor only reads: it names the journal and the fix, and puts nothing back.
       const doc = await tb.zoopa(['--root', tb.root, 'doctor', '--json'], { timeoutMs: 300_000 });
-      const found = (JSON.parse(doc.stdout) as Array<{ check: string; verdict: string; detail: string }>).find((c) => c.check === 'backup journal');
-      assert.equal(found?.verdict, 'warn', doc.stdout);
-      assert.match(found!.detail, /: repaired, put back duo$/);
+      const found = (JSON.parse(doc.stdout) as Array<{ check: string; verdict: string; detail: string; fix?: string }>).find((c) => c.check === 'backup journal');
+      assert.equal(found?.verdict, 'fail', doc.stdout);
+      assert.match(found!.fix ?? '', /zoopa backup repair, or zoopa doctor --fix/);
+      assert.ok(fs.existsSync(journal(tb, 'duo')), 'doctor changed nothing');
+      assert.ok(fs.existsSync(maint), 'doctor ran no undo hook');
+      assert.equal(await active(tb, 'zoopa-ondemand@duo.socket'), 'inactive', 'doctor thawed nothing');
+
+      // zoopa doctor --fix repairs first, then checks.
+      const fixed = await tb.zoopa(['--root', tb.root, 'doctor', '--fix', '--json'], { timeoutMs: 300_000 });
+      assert.match(fixed.stderr, /repaired: duo/);
+      const after = (JSON.parse(fixed.stdout) as Array<{ check: string; verdict: string }>).find((c) => c.check === 'backup journal');
+      assert.equal(after?.verdict, 'ok', fixed.stdout);
     } finally {
       config(tb);
     }
@@ -535,7 +569,8 @@ describe('the backup runner on the test bed', () => {
     try {
       config(tb, {}, { ping_url: `http://127.0.0.1:${closed}/x`, ping_timeout: 2 });
       const u = await ok(backup(tb, 'idle'), 'backup idle, ping unreachable');
-      assert.match(u.stderr, new RegExp(`warning: ping http://127\\.0\\.0\\.1:${closed}/x/start: .*\\(the backup goes on\\)`));
+      assert.match(u.stderr, new RegExp(`warning: ping http://127\\.0\\.0\\.1:${closed}/\\*\\*\\*/start: .*\\(the backup goes on\\)`));
+      assert.doesNotMatch(u.stderr, /\/x\/start/, 'the secret path of the ping URL is not shown');
       assert.match(u.stdout, /^idle +ok /m);
     } finally {
       config(tb);

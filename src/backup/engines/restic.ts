@@ -4,6 +4,9 @@
  * message; then, when configured, `restic forget --keep-* [--prune]` over that
  * stack's snapshots.
  *
+ * The repository reaches restic as RESTIC_REPOSITORY, never in argv; restic's
+ * output is logged with URL credentials redacted (src/backup/redact.ts).
+ *
  * Exit statuses (restic 0.14): 0 done, 1 fatal (no snapshot), 3 snapshot
  * written but some files could not be read. 3 counts as failure: the backup is incomplete.
  */
@@ -12,6 +15,7 @@ import { run, type RunResult } from '../../exec.js';
 import type { ForgetConfig } from '../config.js';
 import { BackupJobError, throwIfAborted, type BackupEngine, type JobContext, type JobResult, type JobSpec } from '../engine.js';
 import { formatBytes } from '../../format.js';
+import { redactUrls } from '../redact.js';
 
 export interface ResticEngineOptions {
   /** restic executable. */
@@ -90,30 +94,33 @@ export function forgetArgs(f: ForgetConfig): string[] {
 
 export class ResticEngine implements BackupEngine {
   readonly kind = 'restic' as const;
-  private readonly env: NodeJS.ProcessEnv;
+  private readonly baseEnv: NodeJS.ProcessEnv;
   private ready: Promise<void> | undefined;
 
   constructor(private readonly opts: ResticEngineOptions) {
-    this.env = opts.env ?? process.env;
+    this.baseEnv = opts.env ?? process.env;
   }
 
-  /** restic argv with the repository and password options. */
+  /**
+   * restic argv with the password option. The repository is never in argv (which
+   * every user can read in /proc, and which logs and errors print): it may carry
+   * credentials, so it goes to restic as RESTIC_REPOSITORY (see env()).
+   */
   argv(args: readonly string[]): string[] {
-    return [
-      ...(this.opts.prefix ?? []),
-      this.opts.command,
-      ...(this.opts.repository ? ['-r', this.opts.repository] : []),
-      ...(this.opts.passwordFile ? ['--password-file', this.opts.passwordFile] : []),
-      ...args,
-    ];
+    return [...(this.opts.prefix ?? []), this.opts.command, ...(this.opts.passwordFile ? ['--password-file', this.opts.passwordFile] : []), ...args];
+  }
+
+  /** restic's environment: ours, with RESTIC_REPOSITORY set when the repository is configured. */
+  childEnv(): NodeJS.ProcessEnv {
+    return this.opts.repository ? { ...this.baseEnv, RESTIC_REPOSITORY: this.opts.repository } : this.baseEnv;
   }
 
   private restic(args: readonly string[], opts: { timeoutMs?: number; signal?: AbortSignal | undefined } = {}): Promise<RunResult> {
-    return run(this.argv(args), { env: this.env, reject: false, timeoutMs: opts.timeoutMs, signal: opts.signal });
+    return run(this.argv(args), { env: this.childEnv(), reject: false, timeoutMs: opts.timeoutMs, signal: opts.signal });
   }
 
   private failed(what: string, r: RunResult): BackupJobError {
-    const err = trimOutput(r.stderr, 1000).split('\n').filter((l) => l.trim());
+    const err = trimOutput(redactUrls(r.stderr), 1000).split('\n').filter((l) => l.trim());
     return new BackupJobError(`${what}: ${formatArgv(r.argv)} exited with status ${r.status ?? r.signal}${err.length ? `: ${err.slice(-2).join(' ')}` : ''}`);
   }
 
@@ -154,7 +161,7 @@ export class ResticEngine implements BackupEngine {
       throw e;
     }
     throwIfAborted(ctx.signal);
-    for (const line of r.stderr.split('\n')) if (line.trim()) ctx.log(`  restic: ${line}`);
+    for (const line of redactUrls(r.stderr).split('\n')) if (line.trim()) ctx.log(`  restic: ${line}`);
     const summary = parseResticSummary(r.stdout);
     if (r.status === 3) {
       throw new BackupJobError(this.failed(`restic backup of ${ctx.stack} is incomplete (some files could not be read)`, r).message, {
@@ -175,7 +182,7 @@ export class ResticEngine implements BackupEngine {
         ctx.log(`running ${formatArgv(this.argv(fargs))}`);
         const f = await this.restic(fargs, { timeoutMs: job.timeoutSec * 1000, signal: ctx.signal });
         throwIfAborted(ctx.signal);
-        for (const line of (f.stdout + f.stderr).split('\n')) if (line.trim()) ctx.log(`  restic: ${line}`);
+        for (const line of redactUrls(f.stdout + f.stderr).split('\n')) if (line.trim()) ctx.log(`  restic: ${line}`);
         if (f.status !== 0) throw this.failed(`restic forget for ${ctx.stack} failed (the backup itself succeeded)`, f);
       }
     }
