@@ -45,7 +45,7 @@ export const DEFAULT_CALL_TIMEOUT = 120;
 export const HOOK_POINTS = ['pre_stop', 'post_stop', 'pre_backup', 'post_backup', 'pre_start', 'post_start', 'verify'] as const;
 export type HookPoint = (typeof HOOK_POINTS)[number];
 
-/** One hook: a command line (split on white space), or `{ run, undo?, timeout? }` with argv lists. */
+/** One hook: a command line (split on white space; no shell, no quotes), or `{ run, undo?, timeout? }` with argv lists. */
 const hookObject = z.strictObject({
   run: argvCommand,
   /** Runs whatever happens afterwards, once `run` has succeeded (e.g. maintenance mode off). */
@@ -57,8 +57,48 @@ export const hookSchema = z
   .transform((v) => (typeof v === 'string' ? { run: v.trim().split(/\s+/), undo: undefined, timeout: undefined } : v));
 export type HookConfig = z.output<typeof hookSchema>;
 
-/** One hook or a list of hooks. (An argv list must go under `run:`, so a list here is always hooks.) */
-const hookList = z.union([hookSchema, z.array(hookSchema)]).transform((v) => (Array.isArray(v) ? v : [v]));
+/**
+ * What a hook point holds must read as written:
+ *  - a list is several hooks, each a command line (split on white space: no shell,
+ *    no quoting) or `{ run: [argv...] }`. A list of two or more items with a bare
+ *    word among them (`[sh, -c, "..."]`) reads like one command's argv but would run
+ *    each word as a hook of its own: it is refused, with the fix;
+ *  - `false`, `true`, numbers and null are YAML scalars, not commands: refused;
+ *  - a command line with quotes or backslashes would not be split as a shell
+ *    would (there is no shell): refused, with the argv form as the fix.
+ */
+export function checkHookPoint(v: unknown, ctx: z.RefinementCtx): void {
+  const items = Array.isArray(v) ? v : [v];
+  items.forEach((item, i) => {
+    const path = Array.isArray(v) ? [i] : [];
+    if (item === null || typeof item === 'boolean' || typeof item === 'number') {
+      const t = item === null ? 'null' : typeof item;
+      ctx.addIssue({ code: 'custom', input: item, path, message: `${String(item)} is a YAML ${t}, not a command: write { run: ["${String(item)}"] }` });
+    } else if (typeof item === 'string' && /['"\\]/.test(item)) {
+      ctx.addIssue({
+        code: 'custom',
+        input: item,
+        path,
+        message: `a hook written as one line is split on white space only (no shell, no quotes): write its argv, e.g. { run: [sh, -c, ${JSON.stringify(item)}] } or { run: [cmd, "an argument"] }`,
+      });
+    }
+  });
+  if (Array.isArray(v) && v.length >= 2 && v.some((x) => typeof x === 'string' && /^\S+$/.test(x.trim()))) {
+    ctx.addIssue({
+      code: 'custom',
+      input: v,
+      message:
+        'a list of plain words would run each word as a hook of its own, not as one command: for one command write { run: [sh, -c, "..."] } (its argv under run:); for several hooks, one command line or { run: [...] } per item',
+    });
+  }
+}
+
+/** One hook or a list of hooks, checked by checkHookPoint first. */
+const hookList = z
+  .unknown()
+  .superRefine(checkHookPoint)
+  .pipe(z.union([hookSchema, z.array(hookSchema)]))
+  .transform((v) => (Array.isArray(v) ? v : [v]));
 
 export const hooksSchema = z.strictObject({
   pre_stop: hookList.default([]),

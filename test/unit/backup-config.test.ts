@@ -141,6 +141,51 @@ describe('backup config and plan validation', () => {
   });
 });
 
+describe('hooks read as written', () => {
+  const withHooks = (hooks: string) => `stacks:\n  web:\n    backup:\n      jobs: [web]\n      hooks:\n${hooks}`;
+  const hooksOf = (hooks: string) => {
+    const { p, env } = project(withHooks(hooks));
+    return buildPlan(p, resolveTargets(p, ['web']), { env }).stacks[0]!.hooks;
+  };
+
+  test('a flow list of plain words ([sh, -c, "..."]) is an input error naming file, key and value, with the run: fix', () => {
+    const e = planErr(withHooks('        pre_backup: [sh, -c, "pg_dump db > /srv/dump.sql"]\n'), ['web']);
+    assert.ok(e instanceof ConfigError);
+    assert.equal(e.key, 'stacks.web.backup.hooks.pre_backup');
+    assert.deepEqual(e.value, ['sh', '-c', 'pg_dump db > /srv/dump.sql']);
+    assert.match(e.file ?? '', /zoopa\.yaml$/);
+    assert.match(e.message, /^line 6: stacks\.web\.backup\.hooks\.pre_backup: a list of plain words would run each word as a hook of its own.*write \{ run: \[sh, -c, "\.\.\."\] \}/);
+  });
+
+  test('[false] (a YAML boolean), and a one-line hook with quotes, are input errors with the argv form as the fix', () => {
+    const b = planErr(withHooks('        verify: [false]\n'), ['web']);
+    assert.equal(b.key, 'stacks.web.backup.hooks.verify.0');
+    assert.match(b.message, /false is a YAML boolean, not a command: write \{ run: \["false"\] \}/);
+    const q = planErr(withHooks(`        pre_stop: "sh -c 'echo hi'"\n`), ['web']);
+    assert.equal(q.key, 'stacks.web.backup.hooks.pre_stop');
+    assert.match(q.message, /split on white space only \(no shell, no quotes\)/);
+  });
+
+  test('what reads unambiguously: a command line, a list of command lines, run: with an argv', () => {
+    const h = hooksOf('        pre_stop: touch /tmp/a\n        post_stop: ["touch /tmp/a", "rm -f /tmp/b"]\n        pre_backup: { run: [sh, -c, "echo hi > /tmp/x"] }\n        verify: [healthcheck.sh]\n');
+    assert.deepEqual(h.pre_stop.map((x) => x.run), [['touch', '/tmp/a']]);
+    assert.deepEqual(h.post_stop.map((x) => x.run), [['touch', '/tmp/a'], ['rm', '-f', '/tmp/b']]);
+    assert.deepEqual(h.pre_backup.map((x) => x.run), [['sh', '-c', 'echo hi > /tmp/x']]);
+    assert.deepEqual(h.verify.map((x) => x.run), [['healthcheck.sh']]);
+    assert.equal(h.pre_stop[0]!.timeout, 600, 'backup.hook_timeout by default');
+  });
+
+  test('through the real CLI: exit 2, the file, key and value, and nothing written', async () => {
+    const { root, env, base } = world(withHooks('        pre_backup: [sh, -c, "echo hi"]\n'));
+    const before = snapshot(base);
+    const r = await zoopa(['--root', root, 'backup', 'web'], { env });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /zoopa\.yaml: line 6: stacks\.web\.backup\.hooks\.pre_backup: a list of plain words/);
+    assert.match(r.stderr, /run: \[sh, -c, "\.\.\."\]/);
+    assert.deepEqual(snapshot(base), before);
+  });
+});
+
 describe('which stacks a backup freezes', () => {
   const yaml = 'stacks:\n  web:\n    backup:\n      jobs: [web]\n  db:\n    backup:\n      jobs: [db]\n      freeze: false\n';
   const sleeping = { unitActive: false, unitState: 'inactive', containers: [] };
