@@ -16,6 +16,7 @@
  *       repository: /srv/restic
  *       password_file: /home/me/.config/restic-password
  *       forget: { keep_daily: 7, keep_weekly: 4, prune: true }
+ *       max_age: 2d                    # zoopa backup check: latest snapshot younger than this
  *
  *   stacks:
  *     cryptpad:
@@ -41,6 +42,7 @@ export const DEFAULT_DUPLICATI_STACK = 'duplicati';
 export const DEFAULT_JOB_TIMEOUT = 6 * 3600;
 export const DEFAULT_HOOK_TIMEOUT = 600;
 export const DEFAULT_CALL_TIMEOUT = 120;
+export const DEFAULT_MAX_AGE = 2 * 86400;
 
 export const HOOK_POINTS = ['pre_stop', 'post_stop', 'pre_backup', 'post_backup', 'pre_start', 'post_start', 'verify'] as const;
 export type HookPoint = (typeof HOOK_POINTS)[number];
@@ -153,6 +155,8 @@ export const stackBackupSchema = z.strictObject({
   /** Freeze the on-demand socket during the run; default: yes when the stack is on demand. */
   freeze: z.boolean().optional(),
   hooks: hooksSchema.prefault({}),
+  /** `zoopa backup check`: the stack's latest restic snapshot must be younger; default backup.restic.max_age. */
+  max_age: duration.optional(),
 });
 export type StackBackupConfig = z.output<typeof stackBackupSchema>;
 
@@ -198,6 +202,8 @@ export const resticSchema = z.strictObject({
   unshare: z.boolean().default(false),
   forget: forgetSchema.optional(),
   job_timeout: duration.default(DEFAULT_JOB_TIMEOUT),
+  /** `zoopa backup check`: a stack whose latest snapshot is older fails the check (default 2 days). */
+  max_age: duration.default(DEFAULT_MAX_AGE),
 });
 export type ResticConfig = z.output<typeof resticSchema>;
 

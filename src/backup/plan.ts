@@ -226,34 +226,41 @@ export function buildPlan(project: Project, targets: readonly Stack[], opts: { e
   const stacks = targets.map((s) => stackPlan(project, s, cfg, logDir, opts.now ?? new Date(), env));
   const engines = [...new Set(stacks.flatMap((s) => s.jobs.map((j) => j.engine)))].sort();
   const plan: BackupPlan = { root: project.root, configFile: project.configFile, config: cfg, logDir, stacks, engines };
-  if (engines.includes('restic')) {
-    const repository = cfg.restic.repository ? resolveRepo(project.root, cfg.restic.repository) : undefined;
-    if (!repository && !env.RESTIC_REPOSITORY && !env.RESTIC_REPOSITORY_FILE) {
-      throw new ConfigError('backup.restic.repository: a restic job needs a repository', {
-        file: project.configFile,
-        key: 'backup.restic.repository',
-        hint: 'set backup.restic.repository in zoopa.yaml (or RESTIC_REPOSITORY in the environment)',
-      });
-    }
-    const passwordFile = cfg.restic.password_file ? path.resolve(project.root, cfg.restic.password_file) : undefined;
-    if (passwordFile && !fs.existsSync(passwordFile)) {
-      throw new ConfigError(`backup.restic.password_file: ${passwordFile} does not exist`, {
-        file: project.configFile,
-        key: 'backup.restic.password_file',
-        value: cfg.restic.password_file,
-        hint: 'create it with the repository password on one line (mode 0600)',
-      });
-    }
-    if (!passwordFile && !env.RESTIC_PASSWORD && !env.RESTIC_PASSWORD_FILE && !env.RESTIC_PASSWORD_COMMAND) {
-      throw new ConfigError('backup.restic.password_file: a restic job needs the repository password', {
-        file: project.configFile,
-        key: 'backup.restic.password_file',
-        hint: 'set backup.restic.password_file in zoopa.yaml (or RESTIC_PASSWORD / RESTIC_PASSWORD_FILE in the environment)',
-      });
-    }
-    plan.restic = { repository, passwordFile };
-  }
+  if (engines.includes('restic')) plan.restic = resticSettings(project, env);
   return plan;
+}
+
+/**
+ * The restic repository and password file from zoopa.yaml, resolved (absolute),
+ * or the environment's. Throws ConfigError when restic could not open anything.
+ */
+export function resticSettings(project: Project, env: NodeJS.ProcessEnv): { repository: string | undefined; passwordFile: string | undefined } {
+  const cfg = backupConfig(project);
+  const repository = cfg.restic.repository ? resolveRepo(project.root, cfg.restic.repository) : undefined;
+  if (!repository && !env.RESTIC_REPOSITORY && !env.RESTIC_REPOSITORY_FILE) {
+    throw new ConfigError('backup.restic.repository: a restic job needs a repository', {
+      file: project.configFile,
+      key: 'backup.restic.repository',
+      hint: 'set backup.restic.repository in zoopa.yaml (or RESTIC_REPOSITORY in the environment)',
+    });
+  }
+  const passwordFile = cfg.restic.password_file ? path.resolve(project.root, cfg.restic.password_file) : undefined;
+  if (passwordFile && !fs.existsSync(passwordFile)) {
+    throw new ConfigError(`backup.restic.password_file: ${passwordFile} does not exist`, {
+      file: project.configFile,
+      key: 'backup.restic.password_file',
+      value: cfg.restic.password_file,
+      hint: 'create it with the repository password on one line (mode 0600)',
+    });
+  }
+  if (!passwordFile && !env.RESTIC_PASSWORD && !env.RESTIC_PASSWORD_FILE && !env.RESTIC_PASSWORD_COMMAND) {
+    throw new ConfigError('backup.restic.password_file: a restic job needs the repository password', {
+      file: project.configFile,
+      key: 'backup.restic.password_file',
+      hint: 'set backup.restic.password_file in zoopa.yaml (or RESTIC_PASSWORD / RESTIC_PASSWORD_FILE in the environment)',
+    });
+  }
+  return { repository, passwordFile };
 }
 
 /** A local repository path is made absolute against the root; URLs like sftp:..., s3:... stay. */

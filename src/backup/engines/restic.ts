@@ -12,7 +12,7 @@
  */
 import { formatArgv, TimeoutError, trimOutput } from '../../errors.js';
 import { run, type RunResult } from '../../exec.js';
-import type { ForgetConfig } from '../config.js';
+import { DEFAULT_JOB_TIMEOUT, type ForgetConfig } from '../config.js';
 import { BackupJobError, throwIfAborted, type BackupEngine, type JobContext, type JobResult, type JobSpec } from '../engine.js';
 import { formatBytes } from '../../format.js';
 import { redactUrls } from '../redact.js';
@@ -70,6 +70,16 @@ export function summarize(s: ResticSummary): string {
     `snapshot ${s.snapshot_id ?? '?'}: ${s.total_files_processed} files (${s.files_new} new, ${s.files_changed} changed), ` +
     `${formatBytes(s.data_added)} added`
   );
+}
+
+/** One entry of `restic snapshots --json`. */
+export interface ResticSnapshot {
+  id: string;
+  short_id: string;
+  time: string;
+  paths: string[];
+  tags?: string[];
+  hostname?: string;
 }
 
 export function stackTags(stack: string, extra: readonly string[] = []): string[] {
@@ -187,6 +197,35 @@ export class ResticEngine implements BackupEngine {
       }
     }
     return { engine: 'restic', job: job.paths.join(' '), summary: text, data: { ...summary } };
+  }
+
+  /** The stack's snapshots (tags zoopa and stack:<name>), as restic lists them (oldest first). */
+  async snapshots(stack: string, opts: { timeoutMs?: number } = {}): Promise<ResticSnapshot[]> {
+    const r = await this.restic(['snapshots', '--json', '--tag', stackTags(stack).join(',')], { timeoutMs: opts.timeoutMs ?? this.opts.callTimeoutMs ?? 120_000 });
+    if (r.status !== 0) throw this.failed(`listing the snapshots of ${stack}`, r);
+    try {
+      return JSON.parse(r.stdout || '[]') as ResticSnapshot[];
+    } catch (e) {
+      throw new BackupJobError(`cannot read the output of ${formatArgv(r.argv)}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Size and file count of one snapshot (restic stats, restore-size mode). */
+  async stats(id: string, opts: { timeoutMs?: number } = {}): Promise<{ total_size: number; total_file_count: number }> {
+    const r = await this.restic(['stats', '--json', '--', id], { timeoutMs: opts.timeoutMs ?? this.opts.callTimeoutMs ?? 120_000 });
+    if (r.status !== 0) throw this.failed(`reading the size of snapshot ${id}`, r);
+    return JSON.parse(r.stdout) as { total_size: number; total_file_count: number };
+  }
+
+  /** `restic check` (reading `subset` of the data, e.g. "10%", when given): ok, and restic's last lines. */
+  async check(opts: { subset?: string | undefined; timeoutMs?: number } = {}): Promise<{ ok: boolean; detail: string }> {
+    const r = await this.restic(['check', ...(opts.subset ? ['--read-data-subset', opts.subset] : [])], { timeoutMs: opts.timeoutMs ?? DEFAULT_JOB_TIMEOUT * 1000 });
+    const lines = redactUrls(`${r.stdout}\n${r.stderr}`)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !/^\[\d+:\d\d\]/.test(l));
+    if (r.status === 0) return { ok: true, detail: lines.filter((l) => /no errors|read .* of data/.test(l)).join('; ') || 'no errors were found' };
+    return { ok: false, detail: `restic check exited with status ${r.status ?? r.signal}: ${lines.slice(-3).join('; ')}` };
   }
 
   /** Restore the stack's latest snapshot into `target` (what a user does by hand; used by tests). */

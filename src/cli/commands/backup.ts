@@ -4,11 +4,13 @@
  * zoopa backup list                            stacks with backup jobs
  * zoopa backup status                          the last run per stack
  * zoopa backup repair                          put back what a killed run left (also done first by every run)
+ * zoopa backup snapshots <stack>               the stack's restic snapshots, newest first
+ * zoopa backup check [<stack>...]              restic check, and each stack's latest snapshot within max_age
  * --dry-run prints the plan and changes nothing; --json for data output.
  */
 import { Command } from 'commander';
 import { formatDuration } from '../../config/duration.js';
-import { CommandError } from '../../errors.js';
+import { CommandError, UsageError } from '../../errors.js';
 import { DuplicatiEngine } from '../../backup/engines/duplicati.js';
 import { ResticEngine } from '../../backup/engines/restic.js';
 import type { BackupEngine } from '../../backup/engine.js';
@@ -24,11 +26,13 @@ import { rootfulContainerEngine } from '../../podman/podman.js';
 import type { Project } from '../../stacks/discover.js';
 import { which } from '../../units/tools.js';
 import { chooseProgress } from '../backup-progress.js';
+import { backupCheck, backupSnapshots } from '../backup-restic.js';
 import { containerEngine, output, projectFor, unitManager } from '../context.js';
 
 interface BackupOptions {
   dryRun?: boolean;
   json?: boolean;
+  readDataSubset?: string;
 }
 
 const HELP_AFTER = `
@@ -57,6 +61,11 @@ zoopa.yaml:
         jobs: [cryptpad, { restic: { paths: [data] } }]
         restore: previous
         hooks: { pre_stop: { run: [touch, maint], undo: [rm, maint] }, verify: "curl -fsS http://127.0.0.1:3000/" }
+
+Restic, reading only: "zoopa backup snapshots <stack>" lists the stack's snapshots
+(newest first: id, time, size, files, tags, paths); "zoopa backup check [<stack>...]
+[--read-data-subset 10%]" runs restic check and fails when a stack's latest snapshot
+is older than its max_age (backup.restic.max_age, default 2d; per stack backup.max_age).
 
 Exit status: 0 all stacks backed up; 1 a stack failed (summary table); 2 bad input,
 nothing touched; 130/143 interrupted by SIGINT/SIGTERM (the stack was put back).
@@ -179,14 +188,26 @@ async function backupRepair(project: Project, json: boolean | undefined, env: No
 export function register(program: Command): void {
   program
     .command('backup')
-    .argument('[targets...]', 'stacks (name, <name>-stack.service, or a path), "all", or one of: list, status, repair')
+    .argument('[targets...]', 'stacks (name, <name>-stack.service, or a path), "all", or one of: list, status, repair, snapshots <stack>, check [<stack>...]')
     .description('back up stacks: stop each, run its Duplicati or restic jobs, put it back exactly as it was')
     .option('--dry-run', 'print the plan (with the current state) and change nothing')
-    .option('--json', 'print data (plan, list, status, results) as JSON')
+    .option('--json', 'print data (plan, list, status, results, snapshots, check) as JSON')
+    .option('--read-data-subset <N%>', 'with check: also read this share of the repository\'s data (restic check --read-data-subset)')
     .addHelpText('after', HELP_AFTER)
     .action(async (targets: string[], opts: BackupOptions, cmd: Command) => {
       const env = process.env;
       const project = projectFor(cmd);
+      if (opts.readDataSubset !== undefined && targets[0] !== 'check') {
+        throw new UsageError('--read-data-subset goes with "zoopa backup check"', { key: '--read-data-subset', value: opts.readDataSubset, hint: 'zoopa backup check --read-data-subset 10%' });
+      }
+      if (targets[0] === 'snapshots') {
+        process.exitCode = await backupSnapshots(project, targets.slice(1), opts.json, env);
+        return;
+      }
+      if (targets[0] === 'check') {
+        process.exitCode = await backupCheck(project, targets.slice(1), { json: opts.json, subset: opts.readDataSubset }, env);
+        return;
+      }
       const verb = targets.length === 1 ? targets[0] : undefined;
       if (verb === 'list') return backupList(project, opts.json, env);
       if (verb === 'status') return backupStatus(project, opts.json, env);
