@@ -405,6 +405,33 @@ describe('the backup runner on the test bed', () => {
     assert.equal(fs.existsSync(journal(tb, 'web')), false);
   });
 
+  it('a podman ps that hangs mid-run: past backup.call_timeout the stack fails and is put back, the lock is released, nothing is left', async () => {
+    const tb = bed();
+    // A fault injector around the real podman (not a stand-in: every other call is podman's own):
+    // the first `podman ps` after the trigger file appears hangs.
+    const trigger = path.join(tb.dir, 'hang-next-ps');
+    const podman = (await tb.run(['sh', '-c', 'command -v podman'])).stdout.trim();
+    assert.ok(podman.startsWith('/'), `podman on PATH: ${podman}`);
+    const binDir = path.join(tb.dir, 'hung-bin');
+    tb.writeFile(path.join(binDir, 'podman'), `#!/bin/sh\nif [ "$1" = ps ] && [ -e ${trigger} ]; then rm -f ${trigger}; exec sleep 20; fi\nexec ${podman} "$@"\n`, 0o755);
+    config(tb, { web: { hooks: { pre_stop: { run: ['touch', trigger] } } } }, { call_timeout: 3 });
+    try {
+      const r = await tb.zoopa(['--root', tb.root, 'backup', 'web'], { timeoutMs: 300_000, env: { PATH: `${binDir}:${tb.env.PATH}` } });
+      assert.equal(r.status, 1, r.stderr + r.stdout);
+      assert.match(rows(r.stdout).web!, /FAILED .*podman ps did not finish within 3s/);
+      assert.equal(fs.existsSync(trigger), false, 'the hung call did happen');
+      inOrder(lastRunLog(tb, 'web'), [/stopping web-stack\.service/, /waiting for the containers of web to stop/, /failed: podman ps did not finish within 3s/, /starting web-stack\.service again/]);
+    } finally {
+      fs.rmSync(trigger, { force: true });
+      config(tb);
+    }
+    assert.deepEqual(await runningContainers(tb, 'web'), ['web_web_1'], 'put back: running again');
+    assert.equal((await httpGet(fx.web.url)).body, fx.web.expectBody);
+    assert.equal(fs.existsSync(journal(tb, 'web')), false, 'no journal left');
+    assert.equal(fs.existsSync(path.join(tb.stateHome, 'zoopa', 'backup', 'lock')), false, 'the lock is released');
+    assert.equal(status(tb).web!.result, 'failed');
+  });
+
   /** Start a backup of duo whose job waits for `go`, and SIGKILL it while the job runs. */
   async function killedRun(tb: Testbed, go: string, whileRunning: (run: Spawned) => Promise<void> = async () => {}): Promise<Spawned> {
     standinJobs(tb, { duo: { until: go } });
