@@ -26,6 +26,7 @@ import { journalDir, JournalStore, lockFile, type JournalEntry, type PriorState 
 import { putBack, repairFromJournal, runningNames, saveBestEffort, shouldStart, startAndWait, waitForContainers, type RepairReport } from './put-back.js';
 import { acquireLock } from './lock.js';
 import { ping } from './ping.js';
+import { redactUrls } from './redact.js';
 import { willFreeze, type BackupPlan, type StackPlan } from './plan.js';
 import type { Progress } from './progress.js';
 import { recordStatus, StackLog, type StackStatus } from './status.js';
@@ -84,8 +85,9 @@ export async function readPrior(sp: StackPlan, deps: Pick<RunnerDeps, 'units' | 
   };
 }
 
+/** An error as the log, the summary table, the status file and the ping show it: URL credentials redacted. */
 function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return redactUrls(e instanceof Error ? e.message : String(e));
 }
 
 /** Back up one stack. Never throws: failures become the outcome. */
@@ -230,7 +232,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     if (entry && !restoreErrors.length && (entry.stopped || entry.frozen || entry.pendingUndo.length)) {
       step('putting the stack back as it was');
       restoreErrors = [...restoreErrors, ...(await putBack(entry, putBackDeps))];
-      for (const r of restoreErrors) warn(`could not put back: ${r}`);
+      for (const r of restoreErrors) warn(`could not put back: ${redactUrls(r)}`);
     }
   }
   if (entry) {
