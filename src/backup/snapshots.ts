@@ -1,10 +1,45 @@
 /**
  * `zoopa backup snapshots <stack>`: the stack's restic snapshots (tags zoopa and
  * stack:<name>), newest first, with id, time, paths, tags, and size and file
- * count as `restic stats` (restore-size mode) reports them.
+ * count as `restic stats` (restore-size mode) reports them; and for its Duplicati
+ * jobs, what `duplicati-server-util list-backups --detailed` tells of their
+ * versions (Duplicati's util lists no versions one by one).
  */
 import { formatBytes } from '../format.js';
+import { findJob, type DuplicatiEngine } from './engines/duplicati.js';
 import type { ResticEngine } from './engines/restic.js';
+
+export interface DuplicatiVersions {
+  /** The job as zoopa.yaml names it. */
+  job: string;
+  /** `<ID>: <name>` in Duplicati, or null when Duplicati has no such job. */
+  found: string | null;
+  versions: number | null;
+  lastBackup: string | null;
+  lastError: string | null;
+}
+
+export interface StackSnapshots {
+  stack: string;
+  restic: SnapshotRow[];
+  duplicati: DuplicatiVersions[];
+}
+
+export async function duplicatiVersions(engine: DuplicatiEngine, jobs: readonly string[]): Promise<DuplicatiVersions[]> {
+  if (!jobs.length) return [];
+  const all = await engine.listBackups();
+  return jobs.map((job) => {
+    const j = findJob(all, job);
+    const v = j?.details['Versions'];
+    return {
+      job,
+      found: j ? `${j.id}: ${j.name}` : null,
+      versions: v !== undefined && /^\d+$/.test(v) ? Number(v) : null,
+      lastBackup: j?.details['Last backup'] ?? null,
+      lastError: j?.details['Last error'] ?? null,
+    };
+  });
+}
 
 export interface SnapshotRow {
   id: string;
@@ -26,6 +61,21 @@ export async function stackSnapshots(engine: ResticEngine, stack: string): Promi
     rows.push({ id: s.id, shortId: s.short_id, time: s.time, paths: s.paths, tags: s.tags ?? [], size: st.total_size, files: st.total_file_count });
   }
   return rows;
+}
+
+export function renderStackSnapshots(s: StackSnapshots, withRestic: boolean): string {
+  const out: string[] = [];
+  if (withRestic) out.push(renderSnapshots(s.stack, s.restic));
+  for (const d of s.duplicati) {
+    if (!d.found) out.push(`duplicati job ${JSON.stringify(d.job)}: not found in Duplicati\n`);
+    else {
+      const parts = [`${d.versions ?? 'unknown number of'} version${d.versions === 1 ? '' : 's'}`];
+      if (d.lastBackup) parts.push(`last backup ${d.lastBackup}`);
+      if (d.lastError) parts.push(`last error ${d.lastError}`);
+      out.push(`duplicati job ${d.found}: ${parts.join(', ')}\n`);
+    }
+  }
+  return out.join('');
 }
 
 export function renderSnapshots(stack: string, rows: readonly SnapshotRow[]): string {

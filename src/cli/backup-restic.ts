@@ -1,12 +1,13 @@
 /**
  * The restic side of `zoopa backup`, reading only:
- *   zoopa backup snapshots <stack> [--json]
+ *   zoopa backup snapshots <stack> [--json]   (restic snapshots; Duplicati jobs' versions)
  *   zoopa backup check [<stack>...] [--read-data-subset N%] [--json]
  */
 import { checkBackups, renderCheck } from '../backup/check.js';
 import { ResticEngine } from '../backup/engines/restic.js';
 import { backupConfig, resticSettings } from '../backup/plan.js';
-import { renderSnapshots, stackSnapshots } from '../backup/snapshots.js';
+import { DuplicatiEngine } from '../backup/engines/duplicati.js';
+import { duplicatiVersions, renderStackSnapshots, stackSnapshots, type StackSnapshots } from '../backup/snapshots.js';
 import { UsageError } from '../errors.js';
 import { resolveStack, type Project } from '../stacks/discover.js';
 import { output } from './context.js';
@@ -31,8 +32,20 @@ export async function backupSnapshots(project: Project, args: readonly string[],
     });
   }
   const stack = resolveStack(project, args[0]!);
-  const rows = await stackSnapshots(resticEngine(project, env), stack.name);
-  output(json, rows, () => renderSnapshots(stack.name, rows));
+  const jobs = stack.config.backup?.jobs ?? [];
+  const dupJobs = jobs.flatMap((j) => (j.engine === 'duplicati' ? [j.job] : []));
+  // restic is asked when the stack has a restic job, or nothing else to show.
+  const withRestic = jobs.some((j) => j.engine === 'restic') || !dupJobs.length;
+  const cfg = backupConfig(project);
+  const data: StackSnapshots = {
+    stack: stack.name,
+    restic: withRestic ? await stackSnapshots(resticEngine(project, env), stack.name) : [],
+    duplicati: await duplicatiVersions(
+      new DuplicatiEngine({ command: cfg.duplicati.command, wait: cfg.duplicati.wait, pollIntervalSec: cfg.duplicati.poll_interval, callTimeoutMs: cfg.call_timeout * 1000, env }),
+      dupJobs,
+    ),
+  };
+  output(json, data, () => renderStackSnapshots(data, withRestic));
   return 0;
 }
 

@@ -604,4 +604,18 @@ describe('the backup runner on the test bed', () => {
     }
     assert.equal(await active(tb, 'idle-stack.service'), 'inactive');
   });
+
+  it('zoopa backup snapshots of a stack with a Duplicati job: the job\'s versions as duplicati-server-util reports them', async () => {
+    const tb = bed();
+    const r = await ok(tb.zoopa(['--root', tb.root, 'backup', 'snapshots', 'web', '--json']), 'backup snapshots web');
+    const data = JSON.parse(r.stdout) as { stack: string; restic: unknown[]; duplicati: Array<{ job: string; found: string; versions: number; lastBackup: string | null }> };
+    assert.deepEqual(data.restic, [], 'no restic job: restic is not asked');
+    assert.equal(data.duplicati.length, 1);
+    assert.equal(data.duplicati[0]!.job, 'web');
+    assert.equal(data.duplicati[0]!.found, `${jobId('web')}: web`);
+    assert.ok(data.duplicati[0]!.versions >= 1, JSON.stringify(data));
+    assert.ok(data.duplicati[0]!.lastBackup);
+    const text = await ok(tb.zoopa(['--root', tb.root, 'backup', 'snapshots', 'web']), 'backup snapshots web (text)');
+    assert.match(text.stdout, new RegExp(`^duplicati job ${jobId('web')}: web: ${data.duplicati[0]!.versions} versions?, last backup \\d{4}-`, 'm'));
+  });
 });

@@ -83,7 +83,10 @@ describe('zoopa backup snapshots and check (real restic)', () => {
   test('snapshots: newest first, with id, time, paths, tags, size and files; text has one row each', async () => {
     const r = await cli(['snapshots', 'web', '--json']);
     assert.equal(r.status, 0, r.stderr);
-    const rows = JSON.parse(r.stdout) as Array<{ shortId: string; time: string; paths: string[]; tags: string[]; size: number; files: number }>;
+    const data = JSON.parse(r.stdout) as { stack: string; duplicati: unknown[]; restic: Array<{ shortId: string; time: string; paths: string[]; tags: string[]; size: number; files: number }> };
+    assert.equal(data.stack, 'web');
+    assert.deepEqual(data.duplicati, [], 'no Duplicati job');
+    const rows = data.restic;
     assert.deepEqual(rows.map((x) => x.shortId), [...ids.web!].reverse(), 'newest first');
     assert.ok(Date.parse(rows[0]!.time) > Date.parse(rows[1]!.time));
     assert.deepEqual(rows[0]!.paths, [path.join(root, 'web', 'data')]);
