@@ -4,6 +4,7 @@
  *   backup:
  *     stacks: [cryptpad, web]          # what the timer's service backs up
  *     on_calendar: "*-*-* 03:30:00"
+ *     check_calendar: "Sun *-*-* 05:00:00"   # zoopa backup check, weekly
  *     unit: duplicati-backup           # <unit>.service + <unit>.timer
  *     log_dir: duplicati/logs          # relative to the stacks root
  *     ping_url: https://hc-ping.com/<uuid>
@@ -211,6 +212,8 @@ export const globalBackupSchema = z.strictObject({
   /** Stacks the backup service backs up, in order ("all" for every stack with jobs). */
   stacks: z.array(z.string().min(1)).default([]),
   on_calendar: z.string().min(1).default(DEFAULT_ON_CALENDAR),
+  /** When set: <unit>-check.service and .timer run `zoopa backup check` on this calendar (e.g. "Sun *-*-* 05:00:00"). */
+  check_calendar: z.string().min(1).optional(),
   randomized_delay: duration.optional(),
   /** Base name of the service and timer units. */
   unit: z

@@ -294,6 +294,23 @@ describe('backup units', () => {
     assert.equal(new Map(parseUnitText(units[1]!.content).get('Timer')).get('OnCalendar'), 'Sun *-*-* 04:00:00');
   });
 
+  test('backup.check_calendar: <unit>-check.service runs zoopa backup check on that calendar; they pass systemd-analyze verify', async () => {
+    const { units, tools, root, base, env } = render('backup:\n  check_calendar: "Sun *-*-* 05:00:00"\nstacks:\n  db:\n    backup:\n      jobs: [{ restic: { paths: [.] } }]\n');
+    assert.deepEqual(units.map((u) => u.name), ['duplicati-backup-check.service', 'duplicati-backup-check.timer']);
+    const s = new Map(parseUnitText(units[0]!.content).get('Service'));
+    assert.equal(s.get('Type'), 'oneshot');
+    assert.equal(s.get('ExecStart'), `${tools.node} ${tools.zoopa} --root ${root} backup check`);
+    const t = new Map(parseUnitText(units[1]!.content).get('Timer'));
+    assert.equal(t.get('OnCalendar'), 'Sun *-*-* 05:00:00');
+    assert.equal(t.get('Unit'), 'duplicati-backup-check.service');
+    const dir = path.join(base, 'check-units');
+    fs.mkdirSync(dir);
+    for (const u of units) fs.writeFileSync(path.join(dir, u.name), u.content);
+    const r = await run(['systemd-analyze', '--user', 'verify', ...units.map((u) => path.join(dir, u.name))], { env, reject: false });
+    assert.equal(r.stdout + r.stderr, '', 'verify prints nothing');
+    assert.equal(r.status, 0);
+  });
+
   test('no backup.stacks: no units', () => {
     assert.deepEqual(render('stacks:\n  web:\n    backup:\n      jobs: [web]\n').units, []);
   });
