@@ -349,7 +349,8 @@ export function planJson(plan: BackupPlan, prior?: Map<string, PriorState>): unk
       unit: sp.unit,
       project: sp.project,
       restore: sp.restore,
-      freeze: prior?.get(sp.name) ? willFreeze(sp, prior.get(sp.name)) : sp.freeze,
+      // true/false; 'auto' when the socket's state could not be read (decided when the run starts).
+      freeze: prior?.get(sp.name) ? willFreeze(sp, prior.get(sp.name)) : sp.freeze === 'auto' ? 'auto' : sp.freeze === 'yes',
       freezeReason: sp.freezeReason,
       stopTimeoutSec: sp.stopTimeoutSec,
       startTimeoutSec: sp.startTimeoutSec,

@@ -242,7 +242,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
       try {
         store.remove(sp.name);
       } catch (e) {
-        warn(`cannot remove the journal ${store.file(sp.name)}: ${message(e)} (the stack is back; the next run finds nothing left to do)`);
+        warn(`cannot remove the journal ${store.file(sp.name)}: ${message(e)} (the stack is back; the next run's repair will find it so)`);
       }
     }
   }
