@@ -19,6 +19,7 @@ import { backupStateDir, journalDir, JournalStore, lockFile, type PriorState } f
 import { holderAlive, readLock } from '../../backup/lock.js';
 import { backupConfig, buildPlan, freezeMode, planJson, renderPlan, resolveTargets, stacksWithJobs, type BackupPlan } from '../../backup/plan.js';
 import { repairFromJournal } from '../../backup/put-back.js';
+import { callTimeouts } from '../../backup/bounded.js';
 import { readPrior, runBackup, summaryTable } from '../../backup/run.js';
 import { readStatus } from '../../backup/status.js';
 import { createLogger } from '../../log.js';
@@ -171,6 +172,7 @@ async function backupRepair(project: Project, json: boolean | undefined, env: No
     containers: containerEngine(env),
     rootfulContainers: rootfulContainerEngine(env),
     freezer: loadFreezer(units, project.stacks),
+    calls: callTimeouts(backupConfig(project).call_timeout),
     log: (l) => logger.info(l),
   });
   output(json, report, () => {
