@@ -4,9 +4,12 @@
  * the lock held forever: past its deadline the call is a TimeoutError, and the
  * runner puts the stack back (each put-back call bounded too) and goes on.
  *
- * `bounded()` settles at the deadline whatever the call does; the command
- * itself is ended by run()'s own timeout where the backend passes one.
+ * `bounded()` hands the deadline to the call (CallOptions: run() then kills the
+ * command's whole process group), and settles a little after it in any case,
+ * for calls that take no options (the on-demand freeze and thaw).
  */
+import type { CallOptions } from '../core/ports.js';
+import { formatDuration } from '../config/duration.js';
 import { TimeoutError } from '../errors.js';
 import { DEFAULT_CALL_TIMEOUT } from './config.js';
 
@@ -25,11 +28,22 @@ export function callTimeouts(callTimeoutSec: number = DEFAULT_CALL_TIMEOUT): Cal
   return { systemctlMs: ms, podmanMs: ms, freezeMs: 3 * ms };
 }
 
-/** `p`, or a TimeoutError naming `what` once `ms` have passed. */
-export function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * `call({ timeoutMs: ms })`; a TimeoutError naming `what` when it does not finish
+ * within `ms` (or, if it ignores its deadline, a little after).
+ */
+export async function bounded<T>(call: (c: CallOptions) => Promise<T>, ms: number, what: string): Promise<T> {
+  const text = `${what} did not finish within ${formatDuration(ms / 1000)}`;
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`${what} did not finish within ${Math.round(ms / 1000)}s`, ms)), ms);
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(text, ms)), ms + Math.min(5000, ms));
   });
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+  try {
+    return await Promise.race([call({ timeoutMs: ms }), late]);
+  } catch (e) {
+    if (e instanceof TimeoutError && e.message !== text) throw new TimeoutError(text, ms, { cause: e });
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -14,7 +14,7 @@
 import type { ContainerEngine, UnitManager } from '../core/ports.js';
 import { formatDuration } from '../config/duration.js';
 import { TimeoutError } from '../errors.js';
-import { rootfulContainerEngine, PodmanEngine } from '../podman/podman.js';
+import { rootfulContainerEngine, rootlessContainerEngine } from '../podman/podman.js';
 import { SystemctlUserManager } from '../systemd/systemctl.js';
 import { bounded, callTimeouts, type CallTimeouts } from './bounded.js';
 import { sleep, throwIfAborted } from './engine.js';
@@ -41,7 +41,7 @@ export interface WaitOptions {
 
 /** The project's running containers, by name, from one bounded podman ps. */
 export async function runningNames(containers: ContainerEngine, project: string, calls: CallTimeouts = callTimeouts()): Promise<string[]> {
-  const all = await bounded(containers.runningByProject(), calls.podmanMs, 'podman ps');
+  const all = await bounded((c) => containers.runningByProject(c), calls.podmanMs, 'podman ps');
   return (all.get(project) ?? []).map((c) => c.name).sort();
 }
 
@@ -88,7 +88,7 @@ export async function startAndWait(
   opts: { pollMs?: number | undefined; signal?: AbortSignal | undefined; calls?: CallTimeouts | undefined } = {},
 ): Promise<string[]> {
   const calls = opts.calls ?? callTimeouts();
-  await bounded(deps.units.start(t.unit), calls.systemctlMs + t.timeoutSec * 1000, `systemctl start ${t.unit}`);
+  await bounded((c) => deps.units.start(t.unit, c), calls.systemctlMs + t.timeoutSec * 1000, `systemctl start ${t.unit}`);
   throwIfAborted(opts.signal);
   const w = await waitForContainers(deps.containers, t.project, backUp(t.containers), { timeoutSec: t.timeoutSec, pollMs: opts.pollMs, signal: opts.signal, calls });
   if (!w.ok) {
@@ -163,7 +163,7 @@ export async function putBack(entry: JournalEntry, deps: PutBackDeps): Promise<s
   if (entry.frozen) {
     try {
       deps.log(`thawing the on-demand socket of ${entry.stack}`);
-      await bounded(deps.freezer.thaw(entry.stack, deps.env, entry.pid), calls.freezeMs, `thawing ${entry.stack}`);
+      await bounded(() => deps.freezer.thaw(entry.stack, deps.env, entry.pid), calls.freezeMs, `thawing ${entry.stack}`);
       entry.frozen = false;
       save();
     } catch (e) {
@@ -227,7 +227,7 @@ export async function repairFromJournal(opts: RepairOptions = {}): Promise<Repai
   }
   try {
     const units = opts.units ?? new SystemctlUserManager(env);
-    const containers = opts.containers ?? new PodmanEngine(env);
+    const containers = opts.containers ?? rootlessContainerEngine(env);
     const rootfulContainers = opts.rootfulContainers ?? rootfulContainerEngine(env);
     const freezer = opts.freezer ?? loadFreezer(units);
     for (const entry of entries) {

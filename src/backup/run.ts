@@ -66,7 +66,7 @@ export async function readPrior(sp: StackPlan, deps: Pick<RunnerDeps, 'units' | 
   const calls = deps.calls ?? callTimeouts();
   const showSocket = sp.freeze !== 'no';
   const unitsToShow = showSocket ? [sp.unit, sp.socketUnit] : [sp.unit];
-  const shown = await bounded(deps.units.show(unitsToShow), calls.systemctlMs, 'systemctl show');
+  const shown = await bounded((c) => deps.units.show(unitsToShow, [], c), calls.systemctlMs, 'systemctl show');
   const u = shown.get(sp.unit);
   const running = await runningNames(deps.containers, sp.project, calls);
   const sock = showSocket ? shown.get(sp.socketUnit) : undefined;
@@ -172,7 +172,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
       step(`freezing on-demand activation (${sp.socketUnit})`);
       entry.frozen = true; // before the call: a kill during it still thaws (only our own freeze)
       save(entry);
-      if (!(await bounded(deps.freezer.freeze(sp.name, deps.env), calls.freezeMs, `freezing ${sp.name}`))) {
+      if (!(await bounded(() => deps.freezer.freeze(sp.name, deps.env), calls.freezeMs, `freezing ${sp.name}`))) {
         log('on-demand activation was frozen already: it stays frozen afterwards');
         entry.frozen = false;
         saveBestEffort(save, entry, warn);
@@ -184,7 +184,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     step(`stopping ${sp.unit}`);
     entry.stopped = true;
     save(entry);
-    await bounded(deps.units.stop(sp.unit), calls.systemctlMs + sp.stopTimeoutSec * 1000, `systemctl stop ${sp.unit}`);
+    await bounded((c) => deps.units.stop(sp.unit, c), calls.systemctlMs + sp.stopTimeoutSec * 1000, `systemctl stop ${sp.unit}`);
     throwIfAborted(signal);
     step(`waiting for the containers of ${sp.project} to stop`);
     const stopped = await waitForContainers(deps.containers, sp.project, (r) => r.length === 0, {

@@ -23,6 +23,7 @@
 import { z } from 'zod';
 import { argvCommand, duration } from '../config/types.js';
 import { InputError } from '../errors.js';
+import { listenerEnvName, NAME_HINT, NAME_RE } from '../names.js';
 import { parseUpstream, UPSTREAM_HINT } from '../proxy/upstream.js';
 
 /** `tcp` or `http:/path`. */
@@ -52,27 +53,28 @@ export const upstreamText = z.preprocess((v) => (typeof v === 'number' && Number
 
 const positiveDuration = duration.refine((s) => s > 0, 'must be more than 0 seconds');
 
-/** Listener names: a socket file name part and, upper-cased with - → _, an env var suffix. */
-export const LISTENER_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
-
-/** ZOOPA_UPSTREAM_<NAME> for an extra listener (the proxy's contract). */
-export function listenerEnvName(name: string): string {
-  return `ZOOPA_UPSTREAM_${name.toUpperCase().replace(/-/g, '_')}`;
-}
 
 export const extraListener = z.strictObject({
-  /** Socket name: listens on %t/ondemand/<stack>.<name>.sock, fd name <name>. */
+  /** Socket name (the name rule of src/names.ts; upper-cased, - → _, also an env var suffix): listens on %t/ondemand/<stack>.<name>.sock, fd name <name>. */
   name: z
     .string()
-    .regex(LISTENER_NAME_RE, 'use lowercase letters, digits, "-" and "_", starting with a letter or digit')
+    .regex(NAME_RE, NAME_HINT)
     .max(64, 'at most 64 characters'),
   upstream: upstreamText,
 });
 
-/** ZOOPA_STOP_CHECK is split on white space by the proxy: no word may contain any. */
-const stopCheck = argvCommand.refine((argv) => argv.every((w) => w !== '' && !/[\s"'\\]/.test(w)), {
-  message: 'a word of the command contains white space, a quote or a backslash (ZOOPA_STOP_CHECK is split on white space); put the command in a script and name the script',
-});
+/**
+ * ZOOPA_STOP_CHECK is split on white space by the proxy: no word may contain any.
+ * The proxy's env reader also drops ` #...` as a comment, so a word starting with
+ * `#` would be lost silently with everything after it: refused too.
+ */
+const stopCheck = argvCommand
+  .refine((argv) => argv.every((w) => w !== '' && !/[\s"'\\]/.test(w)), {
+    message: 'a word of the command contains white space, a quote or a backslash (ZOOPA_STOP_CHECK is split on white space); put the command in a script and name the script',
+  })
+  .refine((argv) => argv.every((w) => !w.startsWith('#')), {
+    message: 'a word of the command starts with "#", which the env file reader takes for a comment (that word and the rest would be dropped); put the command in a script and name the script',
+  });
 
 export const stackOndemandSchema = z
   .strictObject({
@@ -118,12 +120,17 @@ export const octalMode = z
 export const globalOndemandSchema = z.strictObject({
   /** SocketMode= of every on-demand socket (default 0666, as the original: nginx runs as another user). */
   socket_mode: octalMode.optional(),
-  /** Mode of %t/ondemand, set by zoopa-ondemand-dir.service and DirectoryMode= (default 0711). */
-  directory_mode: octalMode.optional(),
+  /**
+   * Mode of %t/ondemand, set by zoopa-ondemand-dir.service and DirectoryMode= (default 0711).
+   * Never group or other writable: others could plant sockets, freeze records or links there.
+   */
+  directory_mode: octalMode
+    .refine((m) => (parseInt(m, 8) & 0o022) === 0, {
+      message: 'must not let group or others write (e.g. 0711, or 0755); others could plant files or links in the folder zoopa writes its runtime files to',
+    })
+    .optional(),
 });
 export type GlobalOndemandConfig = z.output<typeof globalOndemandSchema>;
 
 export const DEFAULT_SOCKET_MODE = '0666';
 export const DEFAULT_DIRECTORY_MODE = '0711';
-/** Seconds; the original's default, also in the service unit's Environment=. */
-export const DEFAULT_IDLE_TIMEOUT = 600;

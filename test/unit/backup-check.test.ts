@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { run } from '../../src/exec.js';
-import { which } from '../../src/units/tools.js';
+import { which } from '../../src/unitfile/tools.js';
 import { isolatedEnv, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';
 
 const COMPOSE = 'services:\n  app:\n    image: localhost/zoopa-busybox:latest\n    volumes:\n      - ./data:/data\n';

@@ -25,10 +25,10 @@ import { readStatus } from '../../backup/status.js';
 import { createLogger } from '../../log.js';
 import { rootfulContainerEngine } from '../../podman/podman.js';
 import type { Project } from '../../stacks/discover.js';
-import { which } from '../../units/tools.js';
+import { which } from '../../unitfile/tools.js';
 import { chooseProgress } from '../backup-progress.js';
 import { backupCheck, backupSnapshots } from '../backup-restic.js';
-import { containerEngine, output, projectFor, unitManager } from '../context.js';
+import { containerEngine, output, projectFor, returnsStatus, unitManager } from '../context.js';
 
 interface BackupOptions {
   dryRun?: boolean;
@@ -163,7 +163,7 @@ function backupStatus(project: Project, json: boolean | undefined, env: NodeJS.P
   });
 }
 
-async function backupRepair(project: Project, json: boolean | undefined, env: NodeJS.ProcessEnv): Promise<void> {
+async function backupRepair(project: Project, json: boolean | undefined, env: NodeJS.ProcessEnv): Promise<number> {
   const units = unitManager(env);
   const logger = createLogger();
   const report = await repairFromJournal({
@@ -184,7 +184,7 @@ async function backupRepair(project: Project, json: boolean | undefined, env: No
     ].filter(Boolean);
     return lines.join('\n') + '\n';
   });
-  if (report.failed.length || report.unreadable.length) process.exitCode = 1;
+  return report.failed.length || report.unreadable.length ? 1 : 0;
 }
 
 export function register(program: Command): void {
@@ -196,28 +196,28 @@ export function register(program: Command): void {
     .option('--json', 'print data (plan, list, status, results, snapshots, check) as JSON')
     .option('--read-data-subset <N%>', 'with check: also read this share of the repository\'s data (restic check --read-data-subset)')
     .addHelpText('after', HELP_AFTER)
-    .action(async (targets: string[], opts: BackupOptions, cmd: Command) => {
+    .action(returnsStatus(async (targets: string[], opts: BackupOptions, cmd: Command): Promise<number> => {
       const env = process.env;
       const project = projectFor(cmd);
       if (opts.readDataSubset !== undefined && targets[0] !== 'check') {
         throw new UsageError('--read-data-subset goes with "zoopa backup check"', { key: '--read-data-subset', value: opts.readDataSubset, hint: 'zoopa backup check --read-data-subset 10%' });
       }
-      if (targets[0] === 'snapshots') {
-        process.exitCode = await backupSnapshots(project, targets.slice(1), opts.json, env);
-        return;
-      }
-      if (targets[0] === 'check') {
-        process.exitCode = await backupCheck(project, targets.slice(1), { json: opts.json, subset: opts.readDataSubset }, env);
-        return;
-      }
+      if (targets[0] === 'snapshots') return backupSnapshots(project, targets.slice(1), opts.json, env);
+      if (targets[0] === 'check') return backupCheck(project, targets.slice(1), { json: opts.json, subset: opts.readDataSubset }, env);
       const verb = targets.length === 1 ? targets[0] : undefined;
-      if (verb === 'list') return backupList(project, opts.json, env);
-      if (verb === 'status') return backupStatus(project, opts.json, env);
+      if (verb === 'list') {
+        await backupList(project, opts.json, env);
+        return 0;
+      }
+      if (verb === 'status') {
+        backupStatus(project, opts.json, env);
+        return 0;
+      }
       if (verb === 'repair') {
         if (opts.dryRun) {
           const { entries } = new JournalStore(journalDir(backupStateDir(env))).list();
           output(opts.json, entries, () => (entries.length ? entries.map((e) => `would repair ${e.stack}: ${JSON.stringify(e.prior)}`).join('\n') + '\n' : 'nothing to repair\n'));
-          return;
+          return 0;
         }
         return backupRepair(project, opts.json, env);
       }
@@ -227,7 +227,7 @@ export function register(program: Command): void {
       if (opts.dryRun) {
         const { prior, note } = await currentState(plan, env);
         output(opts.json, planJson(plan, prior), () => renderPlan(plan, prior, note));
-        return;
+        return 0;
       }
       const logger = createLogger();
       const units = unitManager(env);
@@ -253,6 +253,6 @@ export function register(program: Command): void {
         progress.stop();
       }
       output(opts.json, outcome, () => summaryTable(outcome));
-      process.exitCode = outcome.exitCode;
-    });
+      return outcome.exitCode;
+    }));
 }

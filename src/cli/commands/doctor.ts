@@ -4,9 +4,10 @@
  * (the same repair as `zoopa backup repair`), then checks.
  */
 import type { Command } from 'commander';
-import { runChecks, type CheckResult } from '../../doctor/checks.js';
-import { describeError } from '../report.js';
-import { containerEngine, output, projectFor, unitManager } from '../context.js';
+import { runChecks } from '../../doctor/checks.js';
+import type { CheckResult } from '../../doctor/types.js';
+import { describeError } from '../../report.js';
+import { containerEngine, output, projectFor, returnsStatus, unitManager } from '../context.js';
 import { createLogger } from '../../log.js';
 import { rootfulContainerEngine } from '../../podman/podman.js';
 import type { Project } from '../../stacks/discover.js';
@@ -46,7 +47,7 @@ export function register(program: Command): void {
     .description('check the setup (user manager, lingering, podman, podman-compose, socket folder, sudo rule, stale units) and explain each fix')
     .option('--json', 'print results as JSON')
     .option('--fix', 'first repair what a killed backup left (as "zoopa backup repair" does), then check')
-    .action(async (opts: { json?: boolean; fix?: boolean }, cmd: Command) => {
+    .action(returnsStatus(async (opts: { json?: boolean; fix?: boolean }, cmd: Command) => {
       let project: Project | undefined;
       let projectError: string | undefined;
       try {
@@ -57,6 +58,6 @@ export function register(program: Command): void {
       if (opts.fix) await repairBackups(project);
       const results = await runChecks({ project, projectError, env: process.env });
       output(opts.json, results, () => format(results));
-      if (results.some((r) => r.verdict === 'fail')) process.exitCode = 1;
-    });
+      return results.some((r) => r.verdict === 'fail') ? 1 : 0;
+    }));
 }
