@@ -37,6 +37,7 @@ import { backupJournalCheck } from '../../src/backup/doctor.js';
 import type { JournalEntry } from '../../src/backup/journal.js';
 import { httpStack, type StackFixture } from '../fixtures/stacks.js';
 import { IMAGE, freePort, httpGet, useTestbed, type Spawned, type Testbed } from '../testbed/index.js';
+import { isZombie, pidAlive } from '../testbed/procs.js';
 import { containerStarts, runningContainers, socketOf, tryConnect, unitStates } from './ondemand-lib.js';
 import { DUPLICATI_STANDIN, type StandinJob } from '../helpers/duplicati-standin.js';
 
@@ -413,7 +414,8 @@ describe('the backup runner on the test bed', () => {
     const podman = (await tb.run(['sh', '-c', 'command -v podman'])).stdout.trim();
     assert.ok(podman.startsWith('/'), `podman on PATH: ${podman}`);
     const binDir = path.join(tb.dir, 'hung-bin');
-    tb.writeFile(path.join(binDir, 'podman'), `#!/bin/sh\nif [ "$1" = ps ] && [ -e ${trigger} ]; then rm -f ${trigger}; exec sleep 20; fi\nexec ${podman} "$@"\n`, 0o755);
+    const hungPid = path.join(tb.dir, 'hung-ps.pid');
+    tb.writeFile(path.join(binDir, 'podman'), `#!/bin/sh\nif [ "$1" = ps ] && [ -e ${trigger} ]; then rm -f ${trigger}; echo $$ > ${hungPid}; exec sleep 600; fi\nexec ${podman} "$@"\n`, 0o755);
     config(tb, { web: { hooks: { pre_stop: { run: ['touch', trigger] } } } }, { call_timeout: 3 });
     try {
       const r = await tb.zoopa(['--root', tb.root, 'backup', 'web'], { timeoutMs: 300_000, env: { PATH: `${binDir}:${tb.env.PATH}` } });
@@ -421,6 +423,8 @@ describe('the backup runner on the test bed', () => {
       assert.match(rows(r.stdout).web!, /FAILED .*podman ps did not finish within 3s/);
       assert.equal(fs.existsSync(trigger), false, 'the hung call did happen');
       inOrder(lastRunLog(tb, 'web'), [/stopping web-stack\.service/, /waiting for the containers of web to stop/, /failed: podman ps did not finish within 3s/, /starting web-stack\.service again/]);
+      const pid = Number(fs.readFileSync(hungPid, 'utf8').trim());
+      assert.ok(!pidAlive(pid) || isZombie(pid), `the hung podman ps (pid ${pid}) was killed, not left behind`);
     } finally {
       fs.rmSync(trigger, { force: true });
       config(tb);
