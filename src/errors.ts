@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'ZOOPA_BAD_UPSTREAM'
   | 'ZOOPA_BAD_LISTEN_FDS'
   | 'ZOOPA_UNIT_VALUE'
+  | 'ZOOPA_INIT_INVALID'
+  | 'ZOOPA_INIT_EXISTS'
   // external commands and time
   | 'ZOOPA_COMMAND_FAILED'
   | 'ZOOPA_COMMAND_NOT_FOUND'

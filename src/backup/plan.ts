@@ -13,9 +13,9 @@ import { readCompose } from '../stacks/compose.js';
 import { stackUnitName } from '../names.js';
 import { resolveStack, type Project, type Stack } from '../stacks/discover.js';
 import { defaultGlobalBackupConfig, HOOK_POINTS, type GlobalBackupConfig, type HookConfig, type HooksConfig, type RestorePolicy } from './config.js';
+import { dependentPlans, dependentSteps, type DependentPlan } from './dependents.js';
 import { describeJob, type JobSpec } from './engine.js';
-import { socketUnitName } from './freeze.js';
-import { ondemandEnvFile } from '../paths.js';
+import { freezeMode, socketUnitName, willFreeze, type FreezeMode } from './freeze.js';
 import { redactPingUrl, redactUrls } from './redact.js';
 import type { PriorState } from './journal.js';
 
@@ -42,30 +42,8 @@ export interface StackPlan {
   jobs: JobSpec[];
   /** Today's log file for this stack. */
   logFile: string;
-}
-
-export type FreezeMode = 'yes' | 'no' | 'auto';
-
-/**
- * Is the stack on demand, as far as files tell? A stack is on demand when its
- * socket unit is enabled or active (known only by asking systemd: `auto`) or its
- * env file `~/.config/zoopa-ondemand/<stack>.env` exists (the original's
- * hand-written setup), whatever zoopa.yaml says; `freeze: false` opts out.
- */
-export function freezeMode(stack: Stack, env: NodeJS.ProcessEnv): { mode: FreezeMode; reason: string } {
-  const explicit = stack.config.backup?.freeze;
-  if (explicit === false) return { mode: 'no', reason: 'backup.freeze: false in zoopa.yaml' };
-  if (explicit === true) return { mode: 'yes', reason: 'backup.freeze: true in zoopa.yaml' };
-  if (stack.config.ondemand !== undefined) return { mode: 'yes', reason: 'on demand (zoopa.yaml)' };
-  const file = ondemandEnvFile(stack.name, env);
-  if (fs.existsSync(file)) return { mode: 'yes', reason: `on demand (${file} exists)` };
-  return { mode: 'auto', reason: `if ${socketUnitName(stack.name)} is enabled or active when the run starts` };
-}
-
-/** Will this run freeze the stack? `prior` (its socket's state) decides `auto`. */
-export function willFreeze(sp: Pick<StackPlan, 'freeze'>, prior: Pick<PriorState, 'socket'> | undefined): boolean {
-  if (sp.freeze !== 'auto') return sp.freeze === 'yes';
-  return Boolean(prior?.socket && (prior.socket.active || prior.socket.enabled));
+  /** Stacks requiring this one (stacks.<name>.requires), in stop order: stopped first, put back with it. */
+  dependents: DependentPlan[];
 }
 
 export interface BackupPlan {
@@ -216,6 +194,7 @@ function stackPlan(project: Project, stack: Stack, cfg: GlobalBackupConfig, logD
     hooks: Object.fromEntries(HOOK_POINTS.map((pt) => [pt, b.hooks[pt].map((h) => ({ ...h, timeout: h.timeout ?? cfg.hook_timeout }))])) as HooksConfig,
     jobs,
     logFile: logFileFor(logDir, stack.name, now),
+    dependents: dependentPlans(project.stacks, stack, env),
   };
 }
 
@@ -288,6 +267,8 @@ export function planSteps(sp: StackPlan, prior?: PriorState): string[] {
     steps.push(`freeze on-demand activation (${why}): stop ${sp.socketUnit}${now} and its proxy, recording their state (a stack frozen already stays frozen)`);
   }
   hooks('pre_stop');
+  const chain = sp.dependents.length ? dependentSteps(sp.name, sp.unit, sp.dependents) : undefined;
+  if (chain) steps.push(...chain.beforeStop);
   steps.push(
     `stop ${sp.unit}; wait up to ${formatDuration(sp.stopTimeoutSec)} until no container labelled ${PROJECT_LABEL}=${sp.project} runs (on timeout: warn and go on)`,
   );
@@ -305,6 +286,7 @@ export function planSteps(sp: StackPlan, prior?: PriorState): string[] {
   else if (prior.unitState === 'activating') restore = `start ${sp.unit} again: it is starting now (restore: previous)`;
   else restore = `leave ${sp.unit} stopped: no container of it runs now (restore: previous)`;
   steps.push(`${restore}; wait up to ${formatDuration(sp.startTimeoutSec)} for the containers, with pre_start/post_start hooks around it`);
+  if (chain) steps.push(chain.restore);
   for (const h of sp.hooks.pre_start) steps.push(`  pre_start: ${hookText(h)}`);
   for (const h of sp.hooks.post_start) steps.push(`  post_start: ${hookText(h)}`);
   const undos = HOOK_POINTS.flatMap((p) => sp.hooks[p].filter((h) => h.undo));
@@ -357,6 +339,7 @@ export function planJson(plan: BackupPlan, prior?: Map<string, PriorState>): unk
       startTimeoutSec: sp.startTimeoutSec,
       jobs: sp.jobs,
       logFile: sp.logFile,
+      dependents: sp.dependents,
       now: prior?.get(sp.name) ?? null,
       steps: planSteps(sp, prior?.get(sp.name)),
     })),

@@ -76,6 +76,8 @@ export interface StartAndWaitTarget {
   /** The containers that must run again (none recorded: at least one). */
   containers: readonly string[];
   timeoutSec: number;
+  /** More time for the start call itself (a chain that starts the stacks requiring this one first). */
+  extraStartMs?: number | undefined;
 }
 
 /**
@@ -88,7 +90,7 @@ export async function startAndWait(
   opts: { pollMs?: number | undefined; signal?: AbortSignal | undefined; calls?: CallTimeouts | undefined } = {},
 ): Promise<string[]> {
   const calls = opts.calls ?? callTimeouts();
-  await bounded((c) => deps.units.start(t.unit, c), calls.systemctlMs + t.timeoutSec * 1000, `systemctl start ${t.unit}`);
+  await bounded((c) => deps.units.start(t.unit, c), calls.systemctlMs + t.timeoutSec * 1000 + (t.extraStartMs ?? 0), `systemctl start ${t.unit}`);
   throwIfAborted(opts.signal);
   const w = await waitForContainers(deps.containers, t.project, backUp(t.containers), { timeoutSec: t.timeoutSec, pollMs: opts.pollMs, signal: opts.signal, calls });
   if (!w.ok) {

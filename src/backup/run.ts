@@ -18,16 +18,19 @@ import { formatDuration } from '../config/duration.js';
 import { isZoopaError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HookPoint } from './config.js';
+import { chainUnits, putBackDependents, type ChainDeps } from './dependents.js';
 import { abortError, describeJob, InterruptedError, throwIfAborted, type BackupEngine, type JobResult } from './engine.js';
 import type { OndemandFreezer } from './freeze.js';
 import { runHooks } from './hooks.js';
 import { bounded, callTimeouts, type CallTimeouts } from './bounded.js';
-import { journalDir, JournalStore, lockFile, type JournalEntry, type PriorState } from './journal.js';
-import { putBack, repairFromJournal, runningNames, saveBestEffort, shouldStart, startAndWait, waitForContainers, type RepairReport } from './put-back.js';
+import { journalDir, JournalStore, lockFile, type JournalEntry } from './journal.js';
+import { readPrior } from './prior.js';
+import { putBack, repairFromJournal, saveBestEffort, shouldStart, startAndWait, waitForContainers, type RepairReport } from './put-back.js';
 import { acquireLock } from './lock.js';
 import { ping } from './ping.js';
 import { redactUrls } from './redact.js';
-import { willFreeze, type BackupPlan, type StackPlan } from './plan.js';
+import { willFreeze } from './freeze.js';
+import type { BackupPlan, StackPlan } from './plan.js';
 import type { Progress } from './progress.js';
 import { recordStatus, StackLog, type StackStatus } from './status.js';
 
@@ -59,30 +62,6 @@ export interface RunOutcome {
   /** The signal that interrupted the run, if any. */
   interrupted?: NodeJS.Signals | undefined;
   exitCode: number;
-}
-
-/** Read the stack's current state (read-only: systemctl show, podman ps). */
-export async function readPrior(sp: StackPlan, deps: Pick<RunnerDeps, 'units' | 'containers' | 'calls'>): Promise<PriorState> {
-  const calls = deps.calls ?? callTimeouts();
-  const showSocket = sp.freeze !== 'no';
-  const unitsToShow = showSocket ? [sp.unit, sp.socketUnit] : [sp.unit];
-  const shown = await bounded((c) => deps.units.show(unitsToShow, [], c), calls.systemctlMs, 'systemctl show');
-  const u = shown.get(sp.unit);
-  const running = await runningNames(deps.containers, sp.project, calls);
-  const sock = showSocket ? shown.get(sp.socketUnit) : undefined;
-  let socket: PriorState['socket'] = null;
-  if (sock && sock.loadState !== 'not-found') {
-    const active = sock.activeState === 'active';
-    const enabled = /^(enabled|linked)/.test(sock.unitFileState);
-    // A stack only `auto` could freeze and whose socket is neither enabled nor active is not on demand.
-    if (sp.freeze === 'yes' || active || enabled) socket = { unit: sp.socketUnit, active, ...(enabled ? { enabled } : {}) };
-  }
-  return {
-    unitActive: u?.activeState === 'active' || u?.activeState === 'reloading',
-    unitState: u ? (u.loadState === 'not-found' ? 'not-found' : u.activeState) : 'unknown',
-    containers: running,
-    socket,
-  };
 }
 
 /** An error as the log, the summary table, the status file and the ping show it: URL credentials redacted. */
@@ -184,7 +163,9 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     step(`stopping ${sp.unit}`);
     entry.stopped = true;
     save(entry);
-    await bounded((c) => deps.units.stop(sp.unit, c), calls.systemctlMs + sp.stopTimeoutSec * 1000, `systemctl stop ${sp.unit}`);
+    // A chain (dependents.ts) stops the stacks requiring this one first, within the same call.
+    const chainStopMs = sp.dependents.reduce((a, d) => a + calls.freezeMs + 2 * calls.systemctlMs + calls.podmanMs + 2 * d.stopTimeoutSec * 1000, 0);
+    await bounded((c) => deps.units.stop(sp.unit, c), calls.systemctlMs + sp.stopTimeoutSec * 1000 + chainStopMs, `systemctl stop ${sp.unit}`);
     throwIfAborted(signal);
     step(`waiting for the containers of ${sp.project} to stop`);
     const stopped = await waitForContainers(deps.containers, sp.project, (r) => r.length === 0, {
@@ -209,7 +190,8 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     if (shouldStart(entry)) {
       await hooks('pre_start');
       step(`starting ${sp.unit}`);
-      const back = await startAndWait(deps, { unit: sp.unit, project: sp.project, containers: prior.containers, timeoutSec: sp.startTimeoutSec }, { pollMs: deps.pollMs, signal, calls });
+      const extraStartMs = sp.dependents.reduce((a, d) => a + calls.systemctlMs + calls.podmanMs + d.startTimeoutSec * 1000, 0);
+      const back = await startAndWait(deps, { unit: sp.unit, project: sp.project, containers: prior.containers, timeoutSec: sp.startTimeoutSec, extraStartMs }, { pollMs: deps.pollMs, signal, calls });
       log(`running again: ${back.join(', ')}`);
       await hooks('post_start');
     } else {
@@ -271,6 +253,35 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     recordStatus(deps.stateDir, outcome);
   } catch (e) {
     deps.progress.warn(sp.name, `cannot record the status: ${message(e)}`);
+  }
+  return outcome;
+}
+
+/**
+ * A stack that others require (src/backup/dependents.ts): the runner's usual steps,
+ * with a UnitManager that stops its dependents first and starts them with it; then
+ * the dependents are thawed and their journals removed.
+ */
+async function backupChain(sp: StackPlan, runnerDeps: RunnerDeps, signal: AbortSignal): Promise<StackOutcome> {
+  const cd: ChainDeps = {
+    units: runnerDeps.units,
+    containers: sp.rootful && runnerDeps.rootfulContainers ? runnerDeps.rootfulContainers : runnerDeps.containers,
+    freezer: runnerDeps.freezer,
+    env: runnerDeps.env,
+    stateDir: runnerDeps.stateDir,
+    pollMs: runnerDeps.pollMs,
+    calls: runnerDeps.calls,
+    signal,
+    log: (line) => runnerDeps.progress.step(sp.name, line),
+    warn: (line) => runnerDeps.progress.warn(sp.name, line),
+  };
+  const chain = chainUnits(sp.unit, sp.dependents, cd);
+  const outcome = await backupStack(sp, { ...runnerDeps, units: chain.units }, signal);
+  const errors = await putBackDependents(chain, cd);
+  if (errors.length) {
+    outcome.restoreErrors = [...(outcome.restoreErrors ?? []), ...errors];
+    if (outcome.result === 'ok') outcome.result = 'failed';
+    outcome.error ??= `could not put back: ${errors.join('; ')}`;
   }
   return outcome;
 }
@@ -349,7 +360,7 @@ export async function runBackup(plan: BackupPlan, deps: RunnerDeps, opts: { argv
         stacks.push({ stack: sp.name, result: 'skipped', error: 'its journal from an interrupted run could not be repaired' });
         continue;
       }
-      stacks.push(await backupStack(sp, deps, controller.signal));
+      stacks.push(sp.dependents.length ? await backupChain(sp, deps, controller.signal) : await backupStack(sp, deps, controller.signal));
     }
     const ok = stacks.every((s) => s.result === 'ok') && repair.failed.length === 0 && repair.unreadable.length === 0;
     const outcome: RunOutcome = {
