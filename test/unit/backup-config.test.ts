@@ -217,6 +217,18 @@ describe('which stacks a backup freezes', () => {
     assert.equal(json.stacks[0]!.freeze, true);
   });
 
+  test('a stack requiring the one backed up is frozen by the same rule (its env file), else if its socket is enabled or active', async () => {
+    const { dependentPlans, dependentSteps } = await import('../../src/backup/dependents.js');
+    const { p, env } = project('stacks:\n  web:\n    requires: [db]\n  duplicati:\n    requires: [db]\n  db:\n    backup:\n      jobs: [db]\n');
+    fs.mkdirSync(path.dirname(ondemandEnvFile('web', env)), { recursive: true });
+    fs.writeFileSync(ondemandEnvFile('web', env), 'ZOOPA_UPSTREAM=127.0.0.1:8080\n');
+    const plans = dependentPlans(p.stacks, p.stacks.find((s) => s.name === 'db')!, env);
+    assert.deepEqual(plans.map((d) => [d.name, d.freeze, d.freezeIfSocket]).sort(), [['duplicati', false, true], ['web', true, false]]);
+    const steps = dependentSteps('db', 'db-stack.service', plans).beforeStop.join('\n');
+    assert.match(steps, /^freeze their on-demand activation: zoopa-ondemand@web\.socket$/m);
+    assert.match(steps, /^freeze, if enabled or active when the run starts: zoopa-ondemand@duplicati\.socket$/m);
+  });
+
   test('freeze: false opts out even with an env file', () => {
     const { p, env } = project(yaml);
     fs.mkdirSync(path.dirname(ondemandEnvFile('db', env)), { recursive: true });
