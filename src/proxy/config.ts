@@ -14,6 +14,8 @@
  *   ZOOPA_READY             tcp (default) | http:/path
  *   ZOOPA_START_TIMEOUT     default 120 s
  *   ZOOPA_STOP_CHECK        veto command (split on white space, no shell)
+ *   ZOOPA_MAX_HELD          connections held at most while the stack wakes (default 1024)
+ *   ZOOPA_CONN_IDLE_TIMEOUT close a connection silent this long (default: never)
  */
 import path from 'node:path';
 import { DURATION_HINT, parseDuration } from '../config/duration.js';
@@ -41,6 +43,10 @@ export interface ProxySettings {
   stopCheck: string[] | null;
   /** `--listen`: bind this socket ourselves instead of taking systemd's. */
   listen: ListenSpec | null;
+  /** Connections held at most while the stack wakes; more are closed. */
+  maxHeld: number;
+  /** Close an attached connection with no byte either way for this long; null: never. */
+  connIdleTimeoutMs: number | null;
 }
 
 /** Command-line flags; each one overrides its env var. */
@@ -55,6 +61,7 @@ export interface ProxyFlags {
 
 export const DEFAULT_IDLE_S = 600;
 export const DEFAULT_START_TIMEOUT_S = 120;
+export const DEFAULT_MAX_HELD = 1024;
 export const UPSTREAM_ENV_PREFIX = 'ZOOPA_UPSTREAM_';
 
 /** The env var suffix for a listening fd's name: "web-ui" → "WEB_UI". */
@@ -148,6 +155,19 @@ export function parseListen(src: Source, cwd = process.cwd()): ListenSpec {
   return { kind: 'tcp', host, port: Number(portText) };
 }
 
+function parseCount(src: Source): number {
+  const v = src.value.trim();
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 1_000_000) {
+    throw new InputError('ZOOPA_BAD_NUMBER', `${src.key}=${JSON.stringify(src.value)} is not a count of connections`, {
+      key: src.key,
+      value: src.value,
+      hint: `write a whole number from 1 to 1000000 (default ${DEFAULT_MAX_HELD})`,
+    });
+  }
+  return n;
+}
+
 function parseStackUnit(src: Source | undefined, stack: string): string | null {
   if (!src) return `${stack}-stack.service`;
   const v = src.value.trim();
@@ -226,5 +246,10 @@ export function resolveProxySettings(stack: string, env: NodeJS.ProcessEnv, flag
   const listenSrc = flags.listen !== undefined ? { key: '--listen', value: flags.listen } : undefined;
   const listen = listenSrc ? parseListen(listenSrc, cwd) : null;
 
-  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen };
+  const maxHeldSrc = pick(undefined, '', env, 'ZOOPA_MAX_HELD');
+  const maxHeld = maxHeldSrc ? parseCount(maxHeldSrc) : DEFAULT_MAX_HELD;
+  const connIdleSrc = pick(undefined, '', env, 'ZOOPA_CONN_IDLE_TIMEOUT');
+  const connIdleTimeoutMs = connIdleSrc ? durationMs(connIdleSrc, { allowNever: true }) : null;
+
+  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen, maxHeld, connIdleTimeoutMs };
 }

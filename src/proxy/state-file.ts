@@ -1,6 +1,6 @@
 /**
  * The proxy's state for `zoopa status`: `%t/ondemand/<stack>.state.json`,
- * replaced atomically (write a temp file, rename) on every state transition and
+ * replaced atomically (runtime-file.ts: exclusive temp file, mode 0600, rename) on every state transition and
  * at most once a second while traffic flows.
  *
  * A reader must check that `pid` is alive: a proxy that exited (idle stop,
@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ondemandRuntimeDir } from '../paths.js';
 import { ownedMarkerPath } from './owned-marker.js';
+import { replaceRuntimeFile } from './runtime-file.js';
 
 export type ProxyStateName = 'sleeping' | 'waking' | 'awake' | 'stopping';
 
@@ -40,11 +41,8 @@ export function proxyStatePath(stack: string, env: NodeJS.ProcessEnv = process.e
 
 /** Atomic replace; errors (a missing %t/ondemand) are returned, not thrown: state is best effort. */
 export function writeProxyState(state: ProxyState, env: NodeJS.ProcessEnv = process.env): Error | null {
-  const file = proxyStatePath(state.stack, env);
-  const tmp = `${file}.${process.pid}.tmp`;
   try {
-    fs.writeFileSync(tmp, JSON.stringify(state) + '\n', { mode: 0o644 });
-    fs.renameSync(tmp, file);
+    replaceRuntimeFile(proxyStatePath(state.stack, env), JSON.stringify(state) + '\n');
     return null;
   } catch (e) {
     return e as Error;

@@ -24,24 +24,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { readProxyState } from '../../src/proxy/state-file.js';
 import { freePort, httpGet, sleep, useTestbed, type Testbed } from '../testbed/index.js';
 
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 100 };
 
-const APP = `
-const fs = require('node:fs');
-const http = require('node:http');
-const [port, delayMs, log, port2] = process.argv.slice(2);
-const say = (m) => fs.appendFileSync(log, m + '\\n');
-say('start ' + process.pid);
-const servers = [];
-const serve = (p, name) =>
-  servers.push(http.createServer((q, r) => r.end(name + ' ' + process.pid + '\\n')).listen(Number(p), '127.0.0.1', () => say('listening ' + name)));
-setTimeout(() => { serve(port, 'main'); if (port2) serve(port2, 'api'); }, Number(delayMs));
-// Like a real app: stop listening at once, finish stopping later.
-process.on('SIGTERM', () => { say('stopping'); for (const s of servers) s.close(); setTimeout(() => { say('stopped'); process.exit(0); }, Number(process.env.STOP_DELAY_MS || 0)); });
-`;
+/** The app each hand-written stack unit runs (test/standins/slow-app.cjs, in the source tree). */
+const APP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'slow-app.cjs');
 
 interface StackOptions {
   /** ms before the app listens */
@@ -82,7 +72,7 @@ function writeProxyUnits(tb: Testbed): void {
       '',
     ].join('\n'),
   );
-  tb.writeFile(path.join(tb.home, 'app.js'), APP);
+  tb.writeFile(path.join(tb.home, 'app.js'), fs.readFileSync(APP));
 }
 
 async function makeStack(tb: Testbed, name: string, o: StackOptions = {}): Promise<TestStack> {

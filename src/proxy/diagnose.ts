@@ -1,0 +1,110 @@
+/**
+ * Why did a stack not come up? Asked by the wake after its start job ended
+ * (failed, or "succeeded" while a container did not start: podman-compose
+ * 1.0.3 exits 0 then). Answers one line naming each service's container,
+ * image, state and exit code, or null when every container runs (or this
+ * cannot tell: a unit that is not a rootless podman-compose stack).
+ *
+ * `fixed`, when given, tells cheaply whether the cause is gone (a missing image
+ * now exists), so the next connection after the fix wakes the stack at once
+ * instead of waiting out the failure backoff.
+ *
+ * Minimal on purpose, behind the `Diagnose` type: the platform's shared
+ * verifier can replace it (ProxyDeps.diagnose).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { run } from '../exec.js';
+import type { ProxyUnits } from './units.js';
+
+export interface Diagnosis {
+  /** One line: "service web: image localhost/app:1 does not exist". */
+  cause: string;
+  /** Resolves true when the cause looks fixed; absent when this cannot tell. */
+  fixed?: (o: { timeoutMs: number }) => Promise<boolean>;
+}
+
+export interface DiagnoseOptions {
+  unit: string;
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+export type Diagnose = (stack: string, o: DiagnoseOptions) => Promise<Diagnosis | null>;
+
+const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
+
+interface PsEntry {
+  Names?: string[];
+  Image?: string;
+  State?: string;
+  ExitCode?: number;
+  Labels?: Record<string, string> | null;
+}
+
+/** Services and their images from the stack's compose file (yaml is loaded only here, on a failure). */
+async function composeServices(dir: string): Promise<Map<string, string | undefined> | null> {
+  const file = COMPOSE_FILES.map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
+  if (!file) return null;
+  try {
+    const YAML = await import('yaml');
+    const doc = YAML.parse(fs.readFileSync(file, 'utf8')) as { services?: Record<string, { image?: unknown } | null> } | null;
+    const out = new Map<string, string | undefined>();
+    for (const [name, svc] of Object.entries(doc?.services ?? {})) out.set(name, typeof svc?.image === 'string' ? svc.image : undefined);
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+export function podmanDiagnose(units: ProxyUnits, env: NodeJS.ProcessEnv): Diagnose {
+  const podman = (args: string[], o: { timeoutMs: number; signal?: AbortSignal | undefined }) =>
+    run(['podman', ...args], { env, timeoutMs: o.timeoutMs, signal: o.signal, reject: false });
+  const imageExists = async (image: string, o: { timeoutMs: number }) => (await podman(['image', 'exists', image], o)).status === 0;
+
+  return async (stack, o) => {
+    if (o.unit !== `${stack}-stack.service`) return null;
+    const info = await units.show(o.unit, o, ['WorkingDirectory', 'ExecStart']);
+    const dir = info.props.WorkingDirectory ?? '';
+    // Not a rootless podman-compose stack: nothing this can look at.
+    if (!dir.startsWith('/') || !/podman-compose/.test(info.props.ExecStart ?? '') || /\bsudo\b/.test(info.props.ExecStart ?? '')) return null;
+    const ps = await podman(['ps', '--all', '--filter', `label=io.podman.compose.project=${stack}`, '--format', 'json'], o);
+    if (ps.status !== 0) return { cause: `podman ps failed: ${ps.stderr.trim().split('\n').pop() ?? ''}` };
+    let containers: PsEntry[];
+    try {
+      containers = JSON.parse(ps.stdout || '[]') as PsEntry[];
+    } catch {
+      return null;
+    }
+    const services = (await composeServices(dir)) ?? new Map<string, string | undefined>();
+    const causes: string[] = [];
+    const missing: string[] = [];
+    const serviceOf = (c: PsEntry) => c.Labels?.['com.docker.compose.service'] ?? '';
+    for (const [svc, image] of services) {
+      const mine = containers.filter((c) => serviceOf(c) === svc);
+      if (mine.length > 0) continue;
+      if (image && !(await imageExists(image, o))) {
+        missing.push(image);
+        causes.push(`service ${svc}: image ${image} does not exist`);
+      } else {
+        causes.push(`service ${svc}: no container${image ? ` (image ${image})` : ''}`);
+      }
+    }
+    for (const c of containers) {
+      const state = c.State ?? 'unknown';
+      if (state === 'running' || (state === 'exited' && c.ExitCode === 0)) continue;
+      const code = state === 'exited' ? ` (exit code ${c.ExitCode ?? '?'})` : '';
+      causes.push(`container ${c.Names?.[0] ?? '?'} (image ${c.Image ?? '?'}) is ${state}${code}`);
+    }
+    if (services.size === 0 && containers.length === 0) causes.push(`no container of project ${stack} exists`);
+    if (causes.length === 0) return null;
+    const d: Diagnosis = { cause: causes.join('; ') };
+    if (missing.length > 0 && missing.length === causes.length) {
+      d.fixed = async (f) => {
+        for (const image of missing) if (!(await imageExists(image, f))) return false;
+        return true;
+      };
+    }
+    return d;
+  };
+}
