@@ -18,13 +18,14 @@ import type { ProxySettings } from './config.js';
 import { Admission } from './admission.js';
 import { Connection } from './connection.js';
 import { podmanDiagnose, type Diagnose } from './diagnose.js';
-import { failureLine, type WakeFailedError } from './failures.js';
+import { failureLine, refusalText, type WakeFailedError } from './failures.js';
 import { FdBudget } from './fd-budget.js';
 import { IdleTimer } from './idle.js';
 import { idleStop } from './idle-stop.js';
 import type { ListenFd } from './listen-fds.js';
 import { allUpstreams, describeListener, openListeners, requireSockets, type Listener } from './listeners.js';
 import { ensureOndemandDir } from './owned-marker.js';
+import { refuse } from './refuse.js';
 import { Scout } from './scout.js';
 import { StackState, type WakeInfo } from './stack-state.js';
 import type { ProxyState } from './state-file.js';
@@ -176,7 +177,7 @@ export class Proxy {
     if (this.closing) return; // closed while waking: close() released everything
     this.scout.takeServed();
     const waiting = [...this.conns].filter((c) => c.held);
-    for (const c of waiting) c.release();
+    for (const c of waiting) refuse(c, refusalText(this.settings.stack));
     const line = () => failureLine(err, this.settings.stackUnit ?? this.settings.upstream.text, waiting.length, this.stack.failures.nextBackoff);
     if (err.backoff) this.admission.limits.line('backoff', (n) => this.log.warn(line() + (n ? ` (${n} more times since the last line)` : '')));
     else this.log.error(line());
@@ -230,6 +231,7 @@ export class Proxy {
       bytesOut: this.traffic.bytesOut,
       idleDeadline: this.stack.state === 'awake' ? this.idle.deadline() : null,
       lastWake: this.stack.lastWake,
+      backoffUntil: this.stack.failures.backoffUntil,
       updatedAt: Date.now(),
     };
   }

@@ -20,7 +20,7 @@
  * Without a unit (`--stack-unit none`, a plain proxy) waking is only the
  * readiness wait.
  */
-import { InputError, TimeoutError, ZoopaError } from '../errors.js';
+import { CommandError, InputError, TimeoutError, ZoopaError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ReadyCheck } from './config.js';
 import type { Diagnose } from './diagnose.js';
@@ -104,6 +104,11 @@ export class StackState {
 
   get isWaking(): boolean {
     return this.waking !== null;
+  }
+
+  /** The running wake's AbortSignal, which every readiness probe listens to (tests count its listeners). */
+  get wakeSignal(): AbortSignal | null {
+    return this.wakeAbort?.signal ?? null;
   }
 
   private set(state: ProxyStateName): void {
@@ -236,13 +241,11 @@ export class StackState {
       return { readyMs, started: startJob !== null };
     } catch (e) {
       if (!abort.signal.aborted) abort.abort(new Error('wake abandoned'));
+      if (e instanceof WakeFailedError && e.known) this.failures.failed(e);
       if (unit !== null && e instanceof WakeFailedError && e.known && this.isOwned) await this.stopAfterFailure(unit);
       else if (unit !== null) await this.forgetIfDown(unit);
       this.set('sleeping');
-      if (e instanceof WakeFailedError) {
-        if (e.known) this.failures.failed(e);
-        throw e;
-      }
+      if (e instanceof WakeFailedError) throw e;
       throw new WakeFailedError((e as Error)?.message ?? String(e), { cause: e });
     } finally {
       if (this.wakeAbort === abort) this.wakeAbort = null;
@@ -266,7 +269,8 @@ export class StackState {
         async (e: unknown) => {
           if (e instanceof TimeoutError) throw e;
           const d = await this.diagnose(unit, signal);
-          const why = (e as Error)?.message ?? String(e);
+          // systemctl's first line says what happened ("Job for X failed because ..."); its last only where to look.
+          const why = e instanceof CommandError && e.stderr ? e.stderr.split('\n')[0]! : ((e as Error)?.message ?? String(e));
           throw new WakeFailedError(d ? `${unit} failed to start: ${d.cause}` : why, { known: true, diagnosis: d, cause: e });
         },
       );

@@ -31,6 +31,8 @@ export interface ProxyState {
   idleDeadline: number | null;
   /** The last wake: ISO time, and the peer (addr:port) when the client is TCP. */
   lastWake: { at: string; peer?: string } | null;
+  /** After a start known to fail: epoch ms until which connections are refused at once (unless the cause is fixed). */
+  backoffUntil?: number | null;
   /** Epoch ms of this write. */
   updatedAt: number;
 }
@@ -84,10 +86,12 @@ export function readProxyState(stack: string, env: NodeJS.ProcessEnv = process.e
     bytesOut: typeof r.bytesOut === 'number' ? r.bytesOut : 0,
     idleDeadline: typeof r.idleDeadline === 'number' ? r.idleDeadline : null,
     lastWake: r.lastWake && typeof r.lastWake === 'object' && typeof r.lastWake.at === 'string' ? r.lastWake : null,
+    ...(typeof r.backoffUntil === 'number' ? { backoffUntil: r.backoffUntil } : {}),
     updatedAt: typeof r.updatedAt === 'number' ? r.updatedAt : 0,
   };
   if (s.pid !== null && !alive(s.pid)) {
-    return { ...s, pid: null, state: 'sleeping', connections: 0, idleDeadline: null };
+    const { backoffUntil: _gone, ...rest } = s;
+    return { ...rest, pid: null, state: 'sleeping', connections: 0, idleDeadline: null };
   }
   return s;
 }
