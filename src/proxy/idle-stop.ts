@@ -49,6 +49,7 @@ export async function idleStop(x: IdleStopContext): Promise<boolean> {
   for (const c of [...x.conns]) if (!c.held) c.release();
   const closed = silent > 0 ? `; closed ${silent} silent connection(s)` : '';
   if (unit === null) log.notice(`idle for ${idleFor}${closed}; exiting`);
+  else if (!owned && stack.state === 'sleeping') log.notice(`idle for ${idleFor}${closed}; ${unit} is not running; exiting`);
   else if (owned) log.notice(`idle stop: nothing moved for ${idleFor}; stopping ${unit} (started by zoopa)${closed}`);
   else log.notice(`idle: nothing moved for ${idleFor}; leaving ${unit} running (not started by zoopa)${closed}`);
   try {
