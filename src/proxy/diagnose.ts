@@ -62,9 +62,12 @@ export function podmanDiagnose(units: ProxyUnits, env: NodeJS.ProcessEnv): Diagn
     run(['podman', ...args], { env, timeoutMs: o.timeoutMs, signal: o.signal, reject: false });
   const imageExists = async (image: string, o: { timeoutMs: number }) => (await podman(['image', 'exists', image], o)).status === 0;
 
-  return async (stack, o) => {
-    if (o.unit !== `${stack}-stack.service`) return null;
-    const info = await units.show(o.unit, o, ['WorkingDirectory', 'ExecStart']);
+  return async (stack, opts) => {
+    if (opts.unit !== `${stack}-stack.service`) return null;
+    // One deadline for every call this makes.
+    const end = Date.now() + opts.timeoutMs;
+    const o = { get timeoutMs() { return Math.max(1000, end - Date.now()); }, signal: opts.signal };
+    const info = await units.show(opts.unit, o, ['WorkingDirectory', 'ExecStart']);
     const dir = info.props.WorkingDirectory ?? '';
     // Not a rootless podman-compose stack: nothing this can look at.
     if (!dir.startsWith('/') || !/podman-compose/.test(info.props.ExecStart ?? '') || /\bsudo\b/.test(info.props.ExecStart ?? '')) return null;

@@ -232,6 +232,7 @@ export class Proxy {
       idleDeadline: this.stack.state === 'awake' ? this.idle.deadline() : null,
       lastWake: this.stack.lastWake,
       backoffUntil: this.stack.failures.backoffUntil,
+      lastFailure: this.stack.lastFailure,
       updatedAt: Date.now(),
     };
   }

@@ -77,6 +77,8 @@ export class StackState {
   private current: ProxyStateName = 'sleeping';
   private isOwned = false;
   lastWake: { at: string; peer?: string } | null = null;
+  /** The last failed wake: when, and why (for the state file, `zoopa status`). */
+  lastFailure: { at: string; cause: string } | null = null;
   private waking: Promise<void> | null = null;
   private stopping: Promise<unknown> | null = null;
   private wakeAbort: AbortController | null = null;
@@ -241,12 +243,13 @@ export class StackState {
       return { readyMs, started: startJob !== null };
     } catch (e) {
       if (!abort.signal.aborted) abort.abort(new Error('wake abandoned'));
-      if (e instanceof WakeFailedError && e.known) this.failures.failed(e);
-      if (unit !== null && e instanceof WakeFailedError && e.known && this.isOwned) await this.stopAfterFailure(unit);
+      const err = e instanceof WakeFailedError ? e : new WakeFailedError((e as Error)?.message ?? String(e), { cause: e });
+      this.lastFailure = { at: new Date().toISOString(), cause: err.message };
+      if (err.known) this.failures.failed(err);
+      if (unit !== null && err.known && this.isOwned) await this.stopAfterFailure(unit);
       else if (unit !== null) await this.forgetIfDown(unit);
       this.set('sleeping');
-      if (e instanceof WakeFailedError) throw e;
-      throw new WakeFailedError((e as Error)?.message ?? String(e), { cause: e });
+      throw err;
     } finally {
       if (this.wakeAbort === abort) this.wakeAbort = null;
     }
@@ -263,12 +266,12 @@ export class StackState {
       .then(
         async () => {
           await this.recordInvocation(unit);
-          const d = await this.diagnose(unit, signal);
+          const d = await this.diagnose(unit, deadline, signal);
           if (d) throw new WakeFailedError(`${unit} started, but ${d.cause}`, { known: true, diagnosis: d });
         },
         async (e: unknown) => {
           if (e instanceof TimeoutError) throw e;
-          const d = await this.diagnose(unit, signal);
+          const d = await this.diagnose(unit, deadline, signal);
           // systemctl's first line says what happened ("Job for X failed because ..."); its last only where to look.
           const why = e instanceof CommandError && e.stderr ? e.stderr.split('\n')[0]! : ((e as Error)?.message ?? String(e));
           throw new WakeFailedError(d ? `${unit} failed to start: ${d.cause}` : why, { known: true, diagnosis: d, cause: e });
@@ -279,10 +282,11 @@ export class StackState {
     return job;
   }
 
-  private async diagnose(unit: string, signal: AbortSignal) {
+  /** Why the unit is not running, asked within the wake's deadline. */
+  private async diagnose(unit: string, deadline: number, signal: AbortSignal) {
     if (!this.o.diagnose) return null;
     try {
-      return await this.o.diagnose(this.o.stack, { unit, timeoutMs: AFTERMATH_TIMEOUT_MS, signal });
+      return await this.o.diagnose(this.o.stack, { unit, timeoutMs: Math.max(5000, Math.min(AFTERMATH_TIMEOUT_MS, deadline - Date.now())), signal });
     } catch (e) {
       this.o.logger.warn(`could not tell why ${unit} is not running: ${(e as Error).message}`);
       return null;

@@ -31,6 +31,8 @@ export interface ProxyState {
   idleDeadline: number | null;
   /** The last wake: ISO time, and the peer (addr:port) when the client is TCP. */
   lastWake: { at: string; peer?: string } | null;
+  /** The last failed wake (kept after the proxy exits, like lastWake): ISO time and the cause's line. */
+  lastFailure?: { at: string; cause: string } | null;
   /** After a start known to fail: epoch ms until which connections are refused at once (unless the cause is fixed). */
   backoffUntil?: number | null;
   /** Epoch ms of this write. */
@@ -87,6 +89,9 @@ export function readProxyState(stack: string, env: NodeJS.ProcessEnv = process.e
     idleDeadline: typeof r.idleDeadline === 'number' ? r.idleDeadline : null,
     lastWake: r.lastWake && typeof r.lastWake === 'object' && typeof r.lastWake.at === 'string' ? r.lastWake : null,
     ...(typeof r.backoffUntil === 'number' ? { backoffUntil: r.backoffUntil } : {}),
+    ...(r.lastFailure && typeof r.lastFailure === 'object' && typeof r.lastFailure.at === 'string' && typeof r.lastFailure.cause === 'string'
+      ? { lastFailure: { at: r.lastFailure.at, cause: r.lastFailure.cause } }
+      : {}),
     updatedAt: typeof r.updatedAt === 'number' ? r.updatedAt : 0,
   };
   if (s.pid !== null && !alive(s.pid)) {

@@ -348,6 +348,7 @@ describe('zoopa proxy under systemd socket activation', () => {
     assert.equal(s.count('start'), 0, 'the app never ran');
     const st = readProxyState('failing', tb.env);
     assert.ok(st?.backoffUntil, `a backoff is recorded: ${JSON.stringify(st)}`);
+    assert.match(st?.lastFailure?.cause ?? '', /Job for failing-stack\.service failed/, 'the cause is kept for zoopa status');
     // During the backoff: refused at once, without a start job.
     const during = await get(s, 30_000);
     assert.equal(during.status, 502);
