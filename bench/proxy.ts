@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROXY_NODE_FLAGS } from '../src/proxy/node-flags.js';
-import { which } from '../src/units/tools.js';
+import { which } from '../src/unitfile/tools.js';
 import { cpuMs, freePort, killAll, median, peakRssMb, runOut, sleep, start, waitConnectable, type Spawned } from './lib/procs.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -11,7 +11,7 @@
  */
 import type { UnitManager } from '../core/ports.js';
 import { freeze as ondemandFreeze, readFreezeRecord, thaw as ondemandThaw } from '../ondemand/freeze.js';
-import { socketUnitName as ondemandSocketUnit } from '../ondemand/units.js';
+import { ondemandSocketUnit } from '../names.js';
 
 export interface OndemandFreezer {
   /** Freeze; true when this call froze it, false when it was frozen already (leave it so). */

@@ -16,7 +16,7 @@ import type { ContainerEngine, UnitManager } from '../core/ports.js';
 import { PodmanEngine } from '../podman/podman.js';
 import { zoopaStateDir } from '../paths.js';
 import { SystemctlUserManager } from '../systemd/systemctl.js';
-import { which } from '../units/tools.js';
+import { which } from '../unitfile/tools.js';
 import type { RestorePolicy } from './config.js';
 import { sleep, throwIfAborted } from './engine.js';
 import { loadFreezer, type OndemandFreezer } from './freeze.js';

@@ -9,9 +9,9 @@
  * Rendered only when `backup.stacks` lists stacks.
  */
 import { ConfigError } from '../errors.js';
-import { stackUnitName } from '../stacks/discover.js';
-import { exec, generatedHeader, UnitFile } from '../units/model.js';
-import type { RenderContext, RenderedUnit } from '../units/render.js';
+import { stackUnitName } from '../names.js';
+import { exec, generatedHeader, UnitFile } from '../unitfile/model.js';
+import type { RenderContext, RenderedUnit } from '../unitfile/types.js';
 import { DEFAULT_DUPLICATI_STACK } from './config.js';
 import { backupConfig, configuredStacks } from './plan.js';
 

@@ -7,10 +7,8 @@ import { z } from 'zod';
 import { globalBackupSchema, stackBackupSchema } from '../backup/config.js';
 import { llamaSchema } from '../llama/config.js';
 import { globalOndemandSchema, stackOndemandSchema } from '../ondemand/config.js';
+import { DEFAULT_STACK_START_TIMEOUT_S, DEFAULT_STACK_STOP_TIMEOUT_S } from '../names.js';
 import { duration } from './types.js';
-
-export const DEFAULT_START_TIMEOUT = 300;
-export const DEFAULT_STOP_TIMEOUT = 120;
 
 export const stackSchema = z.strictObject({
   /** false: no unit is rendered for this stack. */
@@ -20,8 +18,8 @@ export const stackSchema = z.strictObject({
   description: z.string().optional(),
   /** Extra compose files, relative to the stack folder, passed with -f after the main one. */
   files: z.array(z.string().min(1)).default([]),
-  start_timeout: duration.default(DEFAULT_START_TIMEOUT),
-  stop_timeout: duration.default(DEFAULT_STOP_TIMEOUT),
+  start_timeout: duration.default(DEFAULT_STACK_START_TIMEOUT_S),
+  stop_timeout: duration.default(DEFAULT_STACK_STOP_TIMEOUT_S),
   ondemand: stackOndemandSchema.optional(),
   backup: stackBackupSchema.optional(),
 });

@@ -19,7 +19,3 @@ export const port = z.number().int().min(1).max(65535);
 export const argvCommand = z
   .union([z.array(z.string()).min(1), z.string().min(1)])
   .transform((v) => (typeof v === 'string' ? v.trim().split(/\s+/) : v));
-
-/** Stack and service names: compose project rules, which are also safe unit names. */
-export const NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
-export const NAME_HINT = 'use lowercase letters, digits, "-" and "_", starting with a letter or digit';

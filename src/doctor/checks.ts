@@ -17,16 +17,9 @@ import { resolveProxySettings } from '../proxy/config.js';
 import { readEnvFile } from '../stacks/envfile.js';
 import type { Project } from '../stacks/discover.js';
 import { planInstall } from '../units/install.js';
-import { which } from '../units/tools.js';
+import { which } from '../unitfile/tools.js';
+import type { CheckResult } from './types.js';
 
-export type Verdict = 'ok' | 'warn' | 'fail';
-
-export interface CheckResult {
-  check: string;
-  verdict: Verdict;
-  detail: string;
-  fix?: string;
-}
 
 export interface DoctorContext {
   project: Project | undefined;

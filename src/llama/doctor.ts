@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import type { CheckResult } from '../doctor/checks.js';
+import type { CheckResult } from '../doctor/types.js';
 import type { Project } from '../stacks/discover.js';
 import { formatCpus } from './cpus.js';
 import { resolveLlama, type LlamaService } from './resolve.js';

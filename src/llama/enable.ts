@@ -7,11 +7,10 @@
  */
 import type { UnitManager } from '../core/ports.js';
 import { StateError, UsageError } from '../errors.js';
+import { ONDEMAND_DIR_UNIT, ondemandSocketUnit } from '../names.js';
 import type { Project } from '../stacks/discover.js';
-import { ondemandSocketUnit } from './list.js';
 import { llamaServiceNames, resolveLlama, type LlamaService } from './resolve.js';
 
-export const ONDEMAND_DIR_UNIT = 'zoopa-ondemand-dir.service';
 
 export interface LlamaEnablePlan {
   services: string[];

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { UnitInfo, UnitManager } from '../core/ports.js';
+import { ondemandSocketUnit } from '../names.js';
 import { homeDir } from '../paths.js';
 import type { Project } from '../stacks/discover.js';
 import { formatCpus } from './cpus.js';
@@ -40,10 +41,6 @@ export interface LlamaListEntry {
   enabled: string;
   /** On-demand services: the socket's ActiveState (or 'not-installed'); null otherwise. */
   socket: string | null;
-}
-
-export function ondemandSocketUnit(name: string): string {
-  return `zoopa-ondemand@${name}.socket`;
 }
 
 function fileSize(p: string): number | null {

@@ -9,8 +9,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { NAME_HINT, NAME_RE } from '../config/types.js';
 import { ConfigError } from '../errors.js';
+import { isName, llamaUnitName, NAME_HINT, ondemandSocketUnit, stackOfUnitName, stackUnitName } from '../names.js';
 import { homeDir } from '../paths.js';
 import type { Project } from '../stacks/discover.js';
 import {
@@ -149,10 +149,6 @@ export function llamaServiceNames(config: LlamaConfig | undefined): string[] {
   return Object.keys(config?.services ?? {});
 }
 
-export function llamaUnitName(name: string): string {
-  return `${name}.service`;
-}
-
 /**
  * The on-demand side of every llama service that has `ondemand:`, for the
  * on-demand renderer (socket zoopa-ondemand@<name>.socket and env file
@@ -238,15 +234,15 @@ function resolveOne(project: Project, name: string, s: LlamaServiceConfig, defau
   };
 
   // The name becomes a unit name and an on-demand instance name.
-  if (!NAME_RE.test(name)) fail(base, `${JSON.stringify(name)} cannot be a service name`, name, `${NAME_HINT}; the name becomes the unit ${name}.service`);
-  if (name.endsWith('-stack')) {
-    const stack = name.slice(0, -'-stack'.length);
+  if (!isName(name)) fail(base, `${JSON.stringify(name)} cannot be a service name`, name, `${NAME_HINT}; the name becomes the unit ${name}.service`);
+  const stack = stackOfUnitName(llamaUnitName(name));
+  if (stack !== undefined) {
     const taken = project.stacks.some((x) => x.name === stack);
-    fail(base, `the unit ${name}.service would ${taken ? `collide with stack ${stack}'s unit` : 'look like the unit of a stack called ' + stack}`, name, 'rename the service: names ending in -stack are kept for stack units (<stack>-stack.service)');
+    fail(base, `the unit ${name}.service would ${taken ? `collide with stack ${stack}'s unit` : 'look like the unit of a stack called ' + stack}`, name, `rename the service: names ending in -stack are kept for stack units (${stackUnitName('<stack>')})`);
   }
   if (name.startsWith('zoopa-') || name === 'zoopa') fail(base, `names starting with "zoopa" are kept for zoopa's own units`, name, 'rename the service');
   if (project.stacks.some((x) => x.name === name)) {
-    fail(base, `a stack is also called ${name}`, name, `rename the service: stacks and llama services share on-demand socket names (zoopa-ondemand@${name}.socket)`);
+    fail(base, `a stack is also called ${name}`, name, `rename the service: stacks and llama services share on-demand socket names (${ondemandSocketUnit(name)})`);
   }
 
   // Model or router.

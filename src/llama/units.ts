@@ -6,8 +6,8 @@
  * starts them on the first request (the on-demand renderer writes the socket
  * and the env file from llamaOndemandTargets()).
  */
-import { absPath, exec, generatedHeader, UnitFile } from '../units/model.js';
-import type { RenderContext, RenderedUnit } from '../units/render.js';
+import { absPath, exec, generatedHeader, UnitFile } from '../unitfile/model.js';
+import type { RenderContext, RenderedUnit } from '../unitfile/types.js';
 import { formatCpus } from './cpus.js';
 import { resolveLlama, type LlamaService } from './resolve.js';
 

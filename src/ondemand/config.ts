@@ -23,6 +23,7 @@
 import { z } from 'zod';
 import { argvCommand, duration } from '../config/types.js';
 import { InputError } from '../errors.js';
+import { listenerEnvName, NAME_HINT, NAME_RE } from '../names.js';
 import { parseUpstream, UPSTREAM_HINT } from '../proxy/upstream.js';
 
 /** `tcp` or `http:/path`. */
@@ -52,19 +53,12 @@ export const upstreamText = z.preprocess((v) => (typeof v === 'number' && Number
 
 const positiveDuration = duration.refine((s) => s > 0, 'must be more than 0 seconds');
 
-/** Listener names: a socket file name part and, upper-cased with - → _, an env var suffix. */
-export const LISTENER_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
-
-/** ZOOPA_UPSTREAM_<NAME> for an extra listener (the proxy's contract). */
-export function listenerEnvName(name: string): string {
-  return `ZOOPA_UPSTREAM_${name.toUpperCase().replace(/-/g, '_')}`;
-}
 
 export const extraListener = z.strictObject({
-  /** Socket name: listens on %t/ondemand/<stack>.<name>.sock, fd name <name>. */
+  /** Socket name (the name rule of src/names.ts; upper-cased, - → _, also an env var suffix): listens on %t/ondemand/<stack>.<name>.sock, fd name <name>. */
   name: z
     .string()
-    .regex(LISTENER_NAME_RE, 'use lowercase letters, digits, "-" and "_", starting with a letter or digit')
+    .regex(NAME_RE, NAME_HINT)
     .max(64, 'at most 64 characters'),
   upstream: upstreamText,
 });
@@ -125,5 +119,3 @@ export type GlobalOndemandConfig = z.output<typeof globalOndemandSchema>;
 
 export const DEFAULT_SOCKET_MODE = '0666';
 export const DEFAULT_DIRECTORY_MODE = '0711';
-/** Seconds; the original's default, also in the service unit's Environment=. */
-export const DEFAULT_IDLE_TIMEOUT = 600;

@@ -24,6 +24,17 @@ import { defaultStackConfig } from '../config/schema.js';
 import type { UnitManager } from '../core/ports.js';
 import { EnvFileError, InputError, StateError, UsageError } from '../errors.js';
 import { run } from '../exec.js';
+import {
+  DEFAULT_IDLE_TIMEOUT_S,
+  ENV_IDLE_TIMEOUT,
+  ENV_STACK_UNIT,
+  ENV_UPSTREAM,
+  ONDEMAND_DIR_UNIT,
+  ondemandListenerSocketUnit,
+  ondemandServiceUnit,
+  ondemandSocketUnit,
+  stackUnitName,
+} from '../names.js';
 import { ondemandEnvFile } from '../paths.js';
 import { resolveProxySettings } from '../proxy/config.js';
 import { parseEnvText } from '../stacks/envfile.js';
@@ -31,7 +42,7 @@ import { loadProject, resolveStack, type Project } from '../stacks/discover.js';
 import { applyInstall, checkConflicts, isGenerated, planInstall, type InstallPlan } from '../units/install.js';
 import { normalizeUpstream } from './config.js';
 import { dropFreeze, isFrozen } from './freeze.js';
-import { DIR_UNIT, listenerSocketUnitName, ondemandEnvVars, serviceUnitName, socketPath, socketUnitName } from './units.js';
+import { ondemandEnvVars, socketPath } from './units.js';
 import { writeFileAtomic } from '../fsutil.js';
 
 export interface EnableOptions {
@@ -113,7 +124,7 @@ export function editEnvText(text: string, set: ReadonlyArray<[string, string]>):
 
 /** Check what the proxy will read, with the proxy's own parser; errors name `file`. */
 function checkProxyEnv(stack: string, vars: ReadonlyArray<[string, string]>, file: string): { upstream: string; idleSeconds: number | null } {
-  const env: NodeJS.ProcessEnv = { ZOOPA_STACK_UNIT: `${stack}-stack.service`, ZOOPA_IDLE_TIMEOUT: '600' };
+  const env: NodeJS.ProcessEnv = { [ENV_STACK_UNIT]: stackUnitName(stack), [ENV_IDLE_TIMEOUT]: String(DEFAULT_IDLE_TIMEOUT_S) };
   for (const [k, v] of vars) env[k] = v;
   try {
     const s = resolveProxySettings(stack, env);
@@ -152,12 +163,12 @@ export function planEnable(project: Project, stackArg: string, opts: EnableOptio
   if (!inYaml && handWritten) {
     // The user's own env file: edit it in place.
     const set: Array<[string, string]> = [];
-    if (upstream !== undefined) set.push(['ZOOPA_UPSTREAM', upstream]);
-    if (opts.idle !== undefined) set.push(['ZOOPA_IDLE_TIMEOUT', String(parseIdleOption(opts.idle))]);
+    if (upstream !== undefined) set.push([ENV_UPSTREAM, upstream]);
+    if (opts.idle !== undefined) set.push([ENV_IDLE_TIMEOUT, String(parseIdleOption(opts.idle))]);
     const after = set.length ? editEnvText(envText, set) : envText;
     vars = parseEnvText(after, envFile).map((e) => [e.key, e.value]);
     varsFile = envFile;
-    if (!vars.some(([k]) => k === 'ZOOPA_UPSTREAM')) {
+    if (!vars.some(([k]) => k === ENV_UPSTREAM)) {
       throw new UsageError(`${envFile} has no ZOOPA_UPSTREAM`, { key: '--upstream', hint: `pass --upstream HOST:PORT (the stack's published port), e.g. zoopa ondemand enable ${stack.name} --upstream 127.0.0.1:8080` });
     }
     const mode = fs.statSync(envFile).mode & 0o777;
@@ -202,7 +213,7 @@ export function planEnable(project: Project, stackArg: string, opts: EnableOptio
     upstream: checked.upstream,
     idleSeconds: checked.idleSeconds,
     install,
-    enable: [DIR_UNIT, socketUnitName(stack.name)],
+    enable: [ONDEMAND_DIR_UNIT, ondemandSocketUnit(stack.name)],
     socketPath: socketPath(stack.name, env),
   };
 }
@@ -236,7 +247,7 @@ export async function applyEnable(plan: EnablePlan, units: UnitManager, opts: { 
   const install = planInstall(loadProject({ root: plan.project.root, env }), { env });
   checkConflicts(install, opts.adopt ?? false);
   if (install.changes) await applyInstall(install, units, { adopt: opts.adopt ?? false, env });
-  const service = serviceUnitName(plan.stack);
+  const service = ondemandServiceUnit(plan.stack);
   await resetFailed([plan.enable[1]!, service], env);
   await units.enable(plan.enable, { now: true });
   const info = await units.show([service]);
@@ -254,14 +265,14 @@ export interface DisablePlan {
 
 export async function planDisable(project: Project, stackArg: string, units: UnitManager, env: NodeJS.ProcessEnv = process.env): Promise<DisablePlan> {
   const stack = resolveStack(project, stackArg);
-  const extra = (stack.config.ondemand?.listeners ?? []).map((l) => listenerSocketUnitName(stack.name, l.name));
-  const socket = socketUnitName(stack.name);
+  const extra = (stack.config.ondemand?.listeners ?? []).map((l) => ondemandListenerSocketUnit(stack.name, l.name));
+  const socket = ondemandSocketUnit(stack.name);
   const info = await units.show([socket]);
   return {
     stack: stack.name,
     socket,
     extraSockets: extra,
-    service: serviceUnitName(stack.name),
+    service: ondemandServiceUnit(stack.name),
     installed: (info.get(socket)?.loadState ?? 'not-found') !== 'not-found',
     frozen: isFrozen(stack.name, env),
   };

@@ -24,13 +24,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { UnitInfo, UnitManager } from '../core/ports.js';
-import { NAME_HINT, NAME_RE } from '../config/types.js';
-import { StateError, UsageError } from '../errors.js';
+import { StateError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { checkStackArgument, ondemandListenerPrefix, ondemandListenerSocketUnit, ondemandServiceUnit, ondemandSocketUnit } from '../names.js';
 import { ondemandRuntimeDir, userUnitDir } from '../paths.js';
 import { DEFAULT_DIRECTORY_MODE } from './config.js';
 import { freezeRecordPath } from './freeze-record.js';
-import { listenerSocketUnitName, serviceUnitName, socketUnitName } from './units.js';
 
 export interface FreezeDeps {
   units: UnitManager;
@@ -79,10 +78,6 @@ export interface ThawResult {
 
 export { freezeRecordPath };
 
-function checkName(stack: string): void {
-  if (!NAME_RE.test(stack)) throw new UsageError(`${JSON.stringify(stack)} is not a stack name`, { key: 'stack', value: stack, hint: NAME_HINT });
-}
-
 /** The freeze record, or undefined when the stack is not frozen. Never throws on a bad file. */
 export function readFreezeRecord(stack: string, env: NodeJS.ProcessEnv = process.env): FreezeRecord | undefined {
   let text: string;
@@ -97,7 +92,7 @@ export function readFreezeRecord(stack: string, env: NodeJS.ProcessEnv = process
   } catch {
     /* a torn or foreign file: treated as frozen with nothing to restore below */
   }
-  return { version: 1, stack, frozenAt: '', pid: 0, sockets: [], service: { name: serviceUnitName(stack), activeState: 'inactive', unitFileState: '', loadState: '' } };
+  return { version: 1, stack, frozenAt: '', pid: 0, sockets: [], service: { name: ondemandServiceUnit(stack), activeState: 'inactive', unitFileState: '', loadState: '' } };
 }
 
 export function isFrozen(stack: string, env: NodeJS.ProcessEnv = process.env): boolean {
@@ -111,15 +106,15 @@ export function isFrozen(stack: string, env: NodeJS.ProcessEnv = process.env): b
 
 /** Extra listener sockets of a stack: from config, plus installed `zoopa-ondemand@<stack>.<name>.socket` files. */
 export function listenerSockets(stack: string, env: NodeJS.ProcessEnv, listeners: readonly string[] = []): string[] {
-  const names = new Set(listeners.map((l) => listenerSocketUnitName(stack, l)));
-  const prefix = `zoopa-ondemand@${stack}.`;
+  const names = new Set(listeners.map((l) => ondemandListenerSocketUnit(stack, l)));
+  const prefix = ondemandListenerPrefix(stack);
   let files: string[] = [];
   try {
     files = fs.readdirSync(userUnitDir(env));
   } catch {
     /* no unit folder: none installed */
   }
-  for (const f of files) if (f.startsWith(prefix) && f.endsWith('.socket') && f !== socketUnitName(stack)) names.add(f);
+  for (const f of files) if (f.startsWith(prefix) && f.endsWith('.socket') && f !== ondemandSocketUnit(stack)) names.add(f);
   return [...names].sort();
 }
 
@@ -169,15 +164,15 @@ async function stopIfRunning(units: UnitManager, names: readonly string[], stopp
 
 /** Stop a stack's on-demand activation, recording what to restore. Idempotent. */
 export async function freeze(stack: string, deps: FreezeDeps): Promise<FreezeResult> {
-  checkName(stack);
+  checkStackArgument(stack);
   const env = deps.env ?? process.env;
   const file = freezeRecordPath(stack, env);
   const existing = fs.existsSync(file) ? readFreezeRecord(stack, env) : undefined;
   if (existing) return { stack, already: true, record: existing, stopped: [] };
 
-  const main = socketUnitName(stack);
+  const main = ondemandSocketUnit(stack);
   const sockets = [main, ...listenerSockets(stack, env, deps.listeners)];
-  const service = serviceUnitName(stack);
+  const service = ondemandServiceUnit(stack);
   const info = await deps.units.show([...sockets, service]);
   const record: FreezeRecord = {
     version: 1,
@@ -225,7 +220,7 @@ async function restore(record: FreezeRecord, units: UnitManager, started: string
 
 /** Restore what freeze() recorded and remove the record. Idempotent: a stack that is not frozen is left alone. */
 export async function thaw(stack: string, deps: FreezeDeps): Promise<ThawResult> {
-  checkName(stack);
+  checkStackArgument(stack);
   const env = deps.env ?? process.env;
   const record = readFreezeRecord(stack, env);
   if (!record) return { stack, wasFrozen: false, started: [], record: null };
@@ -245,7 +240,7 @@ export async function thaw(stack: string, deps: FreezeDeps): Promise<ThawResult>
 
 /** Forget a freeze without restoring anything (zoopa ondemand disable). */
 export function dropFreeze(stack: string, env: NodeJS.ProcessEnv = process.env): boolean {
-  checkName(stack);
+  checkStackArgument(stack);
   const file = freezeRecordPath(stack, env);
   const had = fs.existsSync(file);
   fs.rmSync(file, { force: true });

@@ -39,28 +39,32 @@
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { llamaOndemandTargets, type LlamaOndemandTarget } from '../llama/resolve.js';
+import {
+  DEFAULT_IDLE_TIMEOUT_S,
+  ENV_IDLE_MODE,
+  ENV_IDLE_TIMEOUT,
+  ENV_READY,
+  ENV_STACK_UNIT,
+  ENV_START_TIMEOUT,
+  ENV_STOP_CHECK,
+  ENV_UPSTREAM,
+  listenerEnvName,
+  ONDEMAND_DIR_UNIT,
+  ONDEMAND_SERVICE_TEMPLATE,
+  ONDEMAND_SOCKET_TEMPLATE,
+  ondemandListenerSocketUnit,
+  ondemandServiceUnit,
+  ondemandSocketUnit,
+  stackUnitName,
+} from '../names.js';
 import { ondemandEnvFile, ondemandRuntimeDir } from '../paths.js';
 import type { Stack } from '../stacks/discover.js';
-import { stackUnitName } from '../stacks/discover.js';
-import { envAssignment, execWith, GENERATED_MARKER, generatedHeader, raw, UnitFile } from '../units/model.js';
-import type { ManagedFile, RenderContext, RenderedUnit } from '../units/render.js';
-import { which } from '../units/tools.js';
+import { envAssignment, execWith, GENERATED_MARKER, generatedHeader, raw, UnitFile } from '../unitfile/model.js';
+import type { ManagedFile, RenderContext, RenderedUnit } from '../unitfile/types.js';
+import { which } from '../unitfile/tools.js';
 import { PROXY_NODE_FLAGS } from '../proxy/node-flags.js';
-import { DEFAULT_DIRECTORY_MODE, DEFAULT_IDLE_TIMEOUT, DEFAULT_SOCKET_MODE, listenerEnvName, type StackOndemandConfig } from './config.js';
+import { DEFAULT_DIRECTORY_MODE, DEFAULT_SOCKET_MODE, type StackOndemandConfig } from './config.js';
 
-export const DIR_UNIT = 'zoopa-ondemand-dir.service';
-export const SOCKET_TEMPLATE = 'zoopa-ondemand@.socket';
-export const SERVICE_TEMPLATE = 'zoopa-ondemand@.service';
-
-export function socketUnitName(stack: string): string {
-  return `zoopa-ondemand@${stack}.socket`;
-}
-export function serviceUnitName(stack: string): string {
-  return `zoopa-ondemand@${stack}.service`;
-}
-export function listenerSocketUnitName(stack: string, listener: string): string {
-  return `zoopa-ondemand@${stack}.${listener}.socket`;
-}
 /** $XDG_RUNTIME_DIR/ondemand/<stack>.sock: what nginx connects to. */
 export function socketPath(stack: string, env: NodeJS.ProcessEnv = process.env): string {
   return path.join(ondemandRuntimeDir(env), `${stack}.sock`);
@@ -98,7 +102,7 @@ export function renderDirUnit(ctx: RenderContext): RenderedUnit {
     // install -d sets the mode on an existing directory too.
     .add('ExecStart', execWith([install, '-d', '-m', modes(ctx).directory, raw('%t/ondemand')]));
   u.section('Install').add('WantedBy', 'sockets.target');
-  return { name: DIR_UNIT, content: u.toString(), kind: 'ondemand' };
+  return { name: ONDEMAND_DIR_UNIT, content: u.toString(), kind: 'ondemand' };
 }
 
 interface SocketOptions {
@@ -112,8 +116,8 @@ function socketFile(ctx: RenderContext, source: string, opts: SocketOptions = {}
   const unit = u
     .section('Unit')
     .add('Description', raw('Zoopa on-demand socket for %i'))
-    .add('Requires', DIR_UNIT)
-    .add('After', DIR_UNIT);
+    .add('Requires', ONDEMAND_DIR_UNIT)
+    .add('After', ONDEMAND_DIR_UNIT);
   for (const w of opts.wants ?? []) unit.add('Wants', w);
   u.section('Socket')
     .add('ListenStream', raw('%t/ondemand/%i.sock'))
@@ -129,18 +133,18 @@ function socketFile(ctx: RenderContext, source: string, opts: SocketOptions = {}
 }
 
 export function renderSocketTemplate(ctx: RenderContext): RenderedUnit {
-  return { name: SOCKET_TEMPLATE, content: socketFile(ctx, TEMPLATE_SOURCE).toString(), kind: 'ondemand' };
+  return { name: ONDEMAND_SOCKET_TEMPLATE, content: socketFile(ctx, TEMPLATE_SOURCE).toString(), kind: 'ondemand' };
 }
 
 export function renderServiceTemplate(ctx: RenderContext): RenderedUnit {
   const u = new UnitFile(generatedHeader(TEMPLATE_SOURCE));
   u.section('Unit')
     .add('Description', raw('Zoopa on-demand proxy for %i'))
-    .add('After', DIR_UNIT);
+    .add('After', ONDEMAND_DIR_UNIT);
   u.section('Service')
     // Defaults first: settings from EnvironmentFile= override Environment= (systemd.exec(5)).
-    .add('Environment', raw('ZOOPA_STACK_UNIT=%i-stack.service'))
-    .add('Environment', envAssignment('ZOOPA_IDLE_TIMEOUT', String(DEFAULT_IDLE_TIMEOUT)))
+    .add('Environment', raw(`${ENV_STACK_UNIT}=${stackUnitName('%i')}`))
+    .add('Environment', envAssignment(ENV_IDLE_TIMEOUT, String(DEFAULT_IDLE_TIMEOUT_S)))
     // The original's path, read as it always was...
     .add('EnvironmentFile', raw('-%h/.config/zoopa-ondemand/%i.env'))
     // ...and $XDG_CONFIG_HOME's (where zoopa install writes), the same file unless
@@ -148,15 +152,15 @@ export function renderServiceTemplate(ctx: RenderContext): RenderedUnit {
     .add('EnvironmentFile', raw('-%E/zoopa-ondemand/%i.env'))
     .add('ExecStart', execWith([ctx.tools.node, ...PROXY_NODE_FLAGS, ctx.tools.zoopa, 'proxy', raw('%i')]))
     .add('LimitNOFILE', 16384); // the proxy's descriptor budget (src/proxy/fd-budget.ts); under a user manager's usual hard limit
-  return { name: SERVICE_TEMPLATE, content: u.toString(), kind: 'ondemand' };
+  return { name: ONDEMAND_SERVICE_TEMPLATE, content: u.toString(), kind: 'ondemand' };
 }
 
 /** The concrete main socket and the extra listener sockets of one stack with on-demand settings in zoopa.yaml. */
 export function renderStackSocketUnits(stack: Stack & { config: { ondemand: StackOndemandConfig } }, ctx: RenderContext): RenderedUnit[] {
   const listeners = stack.config.ondemand.listeners ?? [];
   const source = `zoopa.yaml stacks.${stack.name}.ondemand`;
-  const main = socketUnitName(stack.name);
-  const extras = listeners.map((l) => listenerSocketUnitName(stack.name, l.name));
+  const main = ondemandSocketUnit(stack.name);
+  const extras = listeners.map((l) => ondemandListenerSocketUnit(stack.name, l.name));
   const out: RenderedUnit[] = [
     { name: main, content: socketFile(ctx, source, { wants: extras }).toString(), kind: 'ondemand', stack: stack.name },
   ];
@@ -165,8 +169,8 @@ export function renderStackSocketUnits(stack: Stack & { config: { ondemand: Stac
     const u = new UnitFile(generatedHeader(source));
     u.section('Unit')
       .add('Description', `Zoopa on-demand socket for ${stack.name}, listener ${l.name}`)
-      .add('Requires', DIR_UNIT)
-      .add('After', DIR_UNIT)
+      .add('Requires', ONDEMAND_DIR_UNIT)
+      .add('After', ONDEMAND_DIR_UNIT)
       .add('PartOf', main);
     u.section('Socket')
       .add('ListenStream', raw(`%t/ondemand/${stack.name}.${l.name}.sock`))
@@ -175,8 +179,8 @@ export function renderStackSocketUnits(stack: Stack & { config: { ondemand: Stac
       .add('DirectoryMode', m.directory)
       .add('RemoveOnStop', true)
       .add('FileDescriptorName', l.name)
-      .add('Service', serviceUnitName(stack.name));
-    out.push({ name: listenerSocketUnitName(stack.name, l.name), content: u.toString(), kind: 'ondemand', stack: stack.name });
+      .add('Service', ondemandServiceUnit(stack.name));
+    out.push({ name: ondemandListenerSocketUnit(stack.name, l.name), content: u.toString(), kind: 'ondemand', stack: stack.name });
   }
   return out;
 }
@@ -205,12 +209,12 @@ function seconds(s: number): string {
 
 /** The env file's variables for one stack's zoopa.yaml settings, in a fixed order. */
 export function ondemandEnvVars(c: StackOndemandConfig): Array<[string, string]> {
-  const vars: Array<[string, string]> = [['ZOOPA_UPSTREAM', c.upstream]];
-  if (c.idle !== undefined) vars.push(['ZOOPA_IDLE_TIMEOUT', seconds(c.idle)]);
-  if (c.idle_mode !== undefined) vars.push(['ZOOPA_IDLE_MODE', c.idle_mode]);
-  if (c.ready !== undefined) vars.push(['ZOOPA_READY', c.ready]);
-  if (c.start_timeout !== undefined) vars.push(['ZOOPA_START_TIMEOUT', seconds(c.start_timeout)]);
-  if (c.stop_check !== undefined) vars.push(['ZOOPA_STOP_CHECK', c.stop_check.join(' ')]);
+  const vars: Array<[string, string]> = [[ENV_UPSTREAM, c.upstream]];
+  if (c.idle !== undefined) vars.push([ENV_IDLE_TIMEOUT, seconds(c.idle)]);
+  if (c.idle_mode !== undefined) vars.push([ENV_IDLE_MODE, c.idle_mode]);
+  if (c.ready !== undefined) vars.push([ENV_READY, c.ready]);
+  if (c.start_timeout !== undefined) vars.push([ENV_START_TIMEOUT, seconds(c.start_timeout)]);
+  if (c.stop_check !== undefined) vars.push([ENV_STOP_CHECK, c.stop_check.join(' ')]);
   for (const l of c.listeners ?? []) vars.push([listenerEnvName(l.name), l.upstream]);
   return vars;
 }
@@ -231,7 +235,7 @@ function envFile(file: string, source: string, service: string, vars: Array<[str
 }
 
 export function renderOndemandEnvFile(stack: Stack & { config: { ondemand: StackOndemandConfig } }, ctx: RenderContext): ManagedFile {
-  return envFile(ondemandEnvFile(stack.name, ctx.env), `stacks.${stack.name}.ondemand`, serviceUnitName(stack.name), ondemandEnvVars(stack.config.ondemand), ctx);
+  return envFile(ondemandEnvFile(stack.name, ctx.env), `stacks.${stack.name}.ondemand`, ondemandServiceUnit(stack.name), ondemandEnvVars(stack.config.ondemand), ctx);
 }
 
 /**
@@ -241,12 +245,12 @@ export function renderOndemandEnvFile(stack: Stack & { config: { ondemand: Stack
  */
 export function llamaOndemandEnvVars(t: LlamaOndemandTarget): Array<[string, string]> {
   const vars: Array<[string, string]> = [
-    ['ZOOPA_UPSTREAM', t.upstream],
-    ['ZOOPA_STACK_UNIT', t.unit],
-    ['ZOOPA_READY', t.ready],
-    ['ZOOPA_START_TIMEOUT', seconds(t.startTimeout)],
+    [ENV_UPSTREAM, t.upstream],
+    [ENV_STACK_UNIT, t.unit],
+    [ENV_READY, t.ready],
+    [ENV_START_TIMEOUT, seconds(t.startTimeout)],
   ];
-  if (t.idle !== undefined) vars.push(['ZOOPA_IDLE_TIMEOUT', seconds(t.idle)]);
+  if (t.idle !== undefined) vars.push([ENV_IDLE_TIMEOUT, seconds(t.idle)]);
   return vars;
 }
 
@@ -256,19 +260,14 @@ export function renderOndemandEnvFiles(ctx: RenderContext): ManagedFile[] {
   for (const t of llamaOndemandTargets(ctx.project.config.llama)) {
     const file = ondemandEnvFile(t.name, ctx.env);
     if (files.some((f) => f.path === file)) {
-      throw new ConfigError(`llama.services.${t.name}: a stack is also called ${t.name}; both would use ${file} and zoopa-ondemand@${t.name}.socket`, {
+      throw new ConfigError(`llama.services.${t.name}: a stack is also called ${t.name}; both would use ${file} and ${ondemandSocketUnit(t.name)}`, {
         file: ctx.project.configFile,
         key: `llama.services.${t.name}`,
         value: t.name,
         hint: 'rename the llama service',
       });
     }
-    files.push(envFile(file, `llama.services.${t.name}.ondemand`, serviceUnitName(t.name), llamaOndemandEnvVars(t), ctx));
+    files.push(envFile(file, `llama.services.${t.name}.ondemand`, ondemandServiceUnit(t.name), llamaOndemandEnvVars(t), ctx));
   }
   return files;
-}
-
-/** The stack unit the proxy starts by default (ZOOPA_STACK_UNIT). */
-export function defaultStackUnit(stack: string): string {
-  return stackUnitName(stack);
 }

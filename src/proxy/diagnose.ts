@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
+import { stackUnitName } from '../names.js';
 import type { ProxyUnits } from './units.js';
 
 export interface Diagnosis {
@@ -63,7 +64,7 @@ export function podmanDiagnose(units: ProxyUnits, env: NodeJS.ProcessEnv): Diagn
   const imageExists = async (image: string, o: { timeoutMs: number }) => (await podman(['image', 'exists', image], o)).status === 0;
 
   return async (stack, opts) => {
-    if (opts.unit !== `${stack}-stack.service`) return null;
+    if (opts.unit !== stackUnitName(stack)) return null;
     // One deadline for every call this makes.
     const end = Date.now() + opts.timeoutMs;
     const o = { get timeoutMs() { return Math.max(1000, end - Date.now()); }, signal: opts.signal };

@@ -7,7 +7,8 @@
 import net from 'node:net';
 import { InputError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { envKey, type ProxySettings } from './config.js';
+import { listenerEnvKey } from '../names.js';
+import type { ProxySettings } from './config.js';
 import { listenOnFd, listenOnSpec, type ListenFd } from './listen-fds.js';
 import type { Upstream } from './upstream.js';
 
@@ -29,7 +30,7 @@ export function requireSockets(settings: ProxySettings, fds: readonly ListenFd[]
 
 /** Which upstream a listening fd named `name` forwards to. */
 export function upstreamForFd(settings: ProxySettings, name: string): Upstream {
-  return settings.namedUpstreams.get(envKey(name)) ?? settings.upstream;
+  return settings.namedUpstreams.get(listenerEnvKey(name)) ?? settings.upstream;
 }
 
 /** Every upstream the proxy may forward to, the main one first (the readiness targets). */

@@ -13,7 +13,6 @@
  */
 import { TimeoutError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Connection } from './connection.js';
 import { pollDelayMs, probe } from './readiness.js';
 import type { Upstream } from './upstream.js';
 
@@ -27,17 +26,25 @@ export const SCOUT_RETRY_MS = 5;
 /** A scout keeps at most this much of the client's data for sending again; beyond it, no retry. */
 export const SCOUT_MAX_BYTES = 256 * 1024;
 
+/** What the scout needs of a connection (connection.ts's Connection; not imported: connection.ts imports the limits above). */
+export interface ScoutConnection {
+  readonly target: Upstream | null;
+  readonly scoutAttempts: number;
+  attach(up: Upstream, opts: { scoutUntil: number }): void;
+  endScout(): void;
+}
+
 export interface ScoutOptions {
   upstream: Upstream;
   startTimeoutMs: number;
   logger: Logger;
   /** The first held connection, if any (it stops being held when chosen). */
-  takeHeld: () => Connection | null;
+  takeHeld: () => ScoutConnection | null;
 }
 
 export class Scout {
   /** The connection scouting now. */
-  private conn: Connection | null = null;
+  private conn: ScoutConnection | null = null;
   /** Ends the confirm() in progress: resolve (no error) or reject. */
   private finish: ((err?: Error) => void) | null = null;
   /** Connections that scouted successfully since the last take (for the "serving N" line). */
@@ -101,12 +108,12 @@ export class Scout {
   }
 
   /** A connection's scout attempt got an answer. */
-  confirmed(c: Connection): void {
+  confirmed(c: ScoutConnection): void {
     if (this.conn === c) this.finish?.();
   }
 
   /** A connection closed: when it was the scout, another held one takes over. */
-  closed(c: Connection): void {
+  closed(c: ScoutConnection): void {
     if (this.conn === c) this.lost();
   }
 

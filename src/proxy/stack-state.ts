@@ -22,6 +22,7 @@
  */
 import { CommandError, InputError, TimeoutError, ZoopaError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { ENV_STACK_UNIT } from '../names.js';
 import type { ReadyCheck } from './config.js';
 import type { Diagnose } from './diagnose.js';
 import { Failures, WakeFailedError } from './failures.js';
@@ -146,7 +147,7 @@ export class StackState {
     const { activeState, loadState, invocationId } = await this.show(unit);
     if (loadState === 'not-found') {
       throw new InputError('ZOOPA_UNKNOWN_UNIT', `${unit} is not a unit systemd knows, so stack ${this.o.stack} cannot be started on demand`, {
-        key: 'ZOOPA_STACK_UNIT',
+        key: ENV_STACK_UNIT,
         value: unit,
         hint: `install the stack's units ("zoopa install"), or set ZOOPA_STACK_UNIT in the stack's env file ("none" to proxy without a unit)`,
       });

@@ -9,8 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CONFIG_FILE, loadConfig } from '../config/load.js';
 import { defaultStackConfig, type StackConfig, type ZoopaConfig } from '../config/schema.js';
-import { NAME_HINT, NAME_RE } from '../config/types.js';
 import { ConfigError, StackError, UsageError } from '../errors.js';
+import { ENV_ROOT, isName, NAME_HINT, stackOfUnitName } from '../names.js';
 import { homeDir } from '../paths.js';
 
 export const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'] as const;
@@ -50,9 +50,9 @@ export function findRoot(opts: RootOptions = {}): { root: string; from: string }
   if (opts.root) {
     root = path.resolve(cwd, opts.root);
     from = '--root';
-  } else if (env.ZOOPA_ROOT) {
-    root = path.resolve(cwd, env.ZOOPA_ROOT);
-    from = 'ZOOPA_ROOT';
+  } else if (env[ENV_ROOT]) {
+    root = path.resolve(cwd, env[ENV_ROOT]);
+    from = ENV_ROOT;
   } else {
     const up = findUpward(cwd, CONFIG_FILE);
     if (up) {
@@ -68,7 +68,7 @@ export function findRoot(opts: RootOptions = {}): { root: string; from: string }
     st = fs.statSync(root);
   } catch {
     throw new UsageError(`stacks root ${root} does not exist (from ${from})`, {
-      key: from === '--root' ? '--root' : from === 'ZOOPA_ROOT' ? 'ZOOPA_ROOT' : undefined,
+      key: from === '--root' ? '--root' : from === ENV_ROOT ? ENV_ROOT : undefined,
       value: root,
       hint: 'pass --root DIR, set ZOOPA_ROOT, or run zoopa inside a folder holding zoopa.yaml',
     });
@@ -99,7 +99,7 @@ export function composeFileIn(dir: string): string | undefined {
 
 /** Check a stack name; throws a StackError naming the folder. */
 export function checkStackName(name: string, dir: string): void {
-  if (!NAME_RE.test(name)) {
+  if (!isName(name)) {
     throw new StackError(`stack folder name ${JSON.stringify(name)} cannot be a stack name`, {
       file: dir,
       value: name,
@@ -163,7 +163,7 @@ export function loadProject(opts: RootOptions = {}): Project {
  */
 export function resolveStack(project: Project, arg: string, what = 'stack'): Stack {
   const base = path.basename(arg.replace(/\/+$/, ''));
-  const name = base.endsWith('-stack.service') ? base.slice(0, -'-stack.service'.length) : base;
+  const name = stackOfUnitName(base) ?? base;
   const stack = project.stacks.find((s) => s.name === name);
   if (!stack) {
     const known = project.stacks.map((s) => s.name);
@@ -174,8 +174,4 @@ export function resolveStack(project: Project, arg: string, what = 'stack'): Sta
     });
   }
   return stack;
-}
-
-export function stackUnitName(stack: string): string {
-  return `${stack}-stack.service`;
 }

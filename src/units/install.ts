@@ -15,10 +15,11 @@ import type { UnitManager } from '../core/ports.js';
 import { StateError, UsageError } from '../errors.js';
 import { userUnitDir, zoopaStateDir } from '../paths.js';
 import type { Project } from '../stacks/discover.js';
-import { lineDiff } from './diff.js';
-import { GENERATED_MARKER } from './model.js';
-import { renderAll, renderManagedFiles, type ManagedFile, type RenderedUnit } from './render.js';
-import { resolveTools } from './tools.js';
+import { lineDiff } from '../unitfile/diff.js';
+import { GENERATED_MARKER } from '../unitfile/model.js';
+import type { ManagedFile, RenderedUnit } from '../unitfile/types.js';
+import { renderAll, renderManagedFiles } from './render.js';
+import { resolveTools } from '../unitfile/tools.js';
 import { writeFileAtomic } from '../fsutil.js';
 
 export type Action = 'add' | 'change' | 'unchanged' | 'remove';

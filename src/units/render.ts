@@ -7,36 +7,8 @@ import { renderBackupUnits } from '../backup/units.js';
 import { ConfigError } from '../errors.js';
 import { renderLlamaUnits } from '../llama/units.js';
 import { renderOndemandEnvFiles, renderOndemandUnits } from '../ondemand/units.js';
-import type { Project } from '../stacks/discover.js';
-import { renderStackUnits } from './stack.js';
-import type { Tools } from './tools.js';
-
-export interface RenderContext {
-  project: Project;
-  tools: Tools;
-  env: NodeJS.ProcessEnv;
-}
-
-export interface RenderedUnit {
-  /** Unit file name, e.g. web-stack.service */
-  name: string;
-  content: string;
-  /** Which feature rendered it. */
-  kind: 'stack' | 'ondemand' | 'backup' | 'llama';
-  /** The stack or service it belongs to, if any. */
-  stack?: string;
-}
-
-/**
- * A config file install writes besides units (e.g. ~/.config/zoopa-ondemand/<stack>.env
- * from zoopa.yaml). Its content starts with a comment holding GENERATED_MARKER
- * (src/units/model.ts); install never overwrites or removes a file without it.
- */
-export interface ManagedFile {
-  path: string;
-  content: string;
-  mode: number;
-}
+import { renderStackUnits } from '../stacks/units.js';
+import type { ManagedFile, RenderContext, RenderedUnit } from '../unitfile/types.js';
 
 export function renderAll(ctx: RenderContext): RenderedUnit[] {
   const units = [...renderStackUnits(ctx), ...renderOndemandUnits(ctx), ...renderBackupUnits(ctx), ...renderLlamaUnits(ctx)];

@@ -25,7 +25,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseCpus } from '../../src/llama/cpus.js';
 import type { LlamaListEntry } from '../../src/llama/list.js';
-import { parseUnitText } from '../../src/units/model.js';
+import { parseUnitText } from '../../src/unitfile/model.js';
 import { freePort, sleep, useTestbed, type Testbed } from '../testbed/index.js';
 
 const STANDIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'llama-server');

@@ -13,8 +13,8 @@ import { renderBackupUnits } from '../../src/backup/units.js';
 import { ConfigError, InputError, UsageError } from '../../src/errors.js';
 import { run } from '../../src/exec.js';
 import { loadProject, type Project } from '../../src/stacks/discover.js';
-import { parseUnitText } from '../../src/units/model.js';
-import { resolveTools } from '../../src/units/tools.js';
+import { parseUnitText } from '../../src/unitfile/model.js';
+import { resolveTools } from '../../src/unitfile/tools.js';
 import { isolatedEnv, snapshot, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';
 
 const COMPOSE = 'services:\n  app:\n    image: localhost/zoopa-busybox:latest\n    volumes:\n      - ./data:/data\n';

@@ -11,7 +11,7 @@ import { before, describe, test } from 'node:test';
 import { BackupJobError, type JobContext } from '../../src/backup/engine.js';
 import { forgetArgs, parseResticSummary, ResticEngine } from '../../src/backup/engines/restic.js';
 import { run } from '../../src/exec.js';
-import { which } from '../../src/units/tools.js';
+import { which } from '../../src/unitfile/tools.js';
 import { tmpDir } from '../helpers/cli.js';
 import { tree } from '../helpers/tree.js';
 

@@ -21,9 +21,9 @@ import { formatLlamaList, type LlamaListEntry } from '../../src/llama/list.js';
 import { llamaOndemandTargets, resolveLlama } from '../../src/llama/resolve.js';
 import { renderLlamaUnits } from '../../src/llama/units.js';
 import { loadProject } from '../../src/stacks/discover.js';
-import { parseUnitText } from '../../src/units/model.js';
+import { parseUnitText } from '../../src/unitfile/model.js';
 import { renderAll } from '../../src/units/render.js';
-import { resolveTools } from '../../src/units/tools.js';
+import { resolveTools } from '../../src/unitfile/tools.js';
 import { isolatedEnv, snapshot, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';
 
 /** test/standins/llama-server in the source tree (dist/test/unit → ../../../test/standins). */

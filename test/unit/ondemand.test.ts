@@ -17,12 +17,13 @@ import { run } from '../../src/exec.js';
 import { editEnvText, planEnable } from '../../src/ondemand/enable.js';
 import { freezeRecordPath, isFrozen, readFreezeRecord } from '../../src/ondemand/freeze.js';
 import { envLine, renderOndemandEnvFiles, renderOndemandUnits } from '../../src/ondemand/units.js';
-import { listenerEnvName, normalizeUpstream } from '../../src/ondemand/config.js';
+import { normalizeUpstream } from '../../src/ondemand/config.js';
+import { listenerEnvName } from '../../src/names.js';
 import { loadProject } from '../../src/stacks/discover.js';
-import { parseUnitText } from '../../src/units/model.js';
-import type { RenderContext } from '../../src/units/render.js';
-import { renderStackUnits } from '../../src/units/stack.js';
-import { resolveTools, which } from '../../src/units/tools.js';
+import { parseUnitText } from '../../src/unitfile/model.js';
+import type { RenderContext } from '../../src/unitfile/types.js';
+import { renderStackUnits } from '../../src/stacks/units.js';
+import { resolveTools, which } from '../../src/unitfile/tools.js';
 import { isolatedEnv, snapshot, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';
 
 const CASES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'unit', 'ondemand-cases');

@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { InputError } from '../../src/errors.js';
-import { envKey, resolveProxySettings } from '../../src/proxy/config.js';
+import { listenerEnvKey } from '../../src/names.js';
+import { resolveProxySettings } from '../../src/proxy/config.js';
 import { takeListenFds } from '../../src/proxy/listen-fds.js';
 import { replaceRuntimeFile } from '../../src/proxy/runtime-file.js';
 import { readProxyState, writeProxyState } from '../../src/proxy/state-file.js';
@@ -90,7 +91,7 @@ describe('proxy settings from env and flags', () => {
     });
     assert.equal(s.upstream.text, '/run/app.sock');
     assert.equal(s.namedUpstreams.get('SANDBOX')?.text, '127.0.0.1:3003');
-    assert.equal(s.namedUpstreams.get(envKey('web-ui'))?.text, '[::1]:3001');
+    assert.equal(s.namedUpstreams.get(listenerEnvKey('web-ui'))?.text, '[::1]:3001');
     assert.equal(s.idleTimeoutMs, 5_400_000);
     assert.equal(s.idleMode, 'connections');
     assert.equal(s.stackUnit, 'other.service');

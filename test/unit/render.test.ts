@@ -10,8 +10,8 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/exec.js';
-import { escapeSpecifiers, parseUnitText } from '../../src/units/model.js';
-import { which } from '../../src/units/tools.js';
+import { escapeSpecifiers, parseUnitText } from '../../src/unitfile/model.js';
+import { which } from '../../src/unitfile/tools.js';
 import { isolatedEnv, snapshot, tmpDir, zoopa } from '../helpers/cli.js';
 
 const CASES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'unit', 'render-cases');

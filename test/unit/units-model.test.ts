@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { absPath, envAssignment, exec, execWord, literal, parseUnitText, raw, UnitFile } from '../../src/units/model.js';
+import { absPath, envAssignment, exec, execWord, literal, parseUnitText, raw, UnitFile } from '../../src/unitfile/model.js';
 
 test('exec words: safe words stay bare, others are double-quoted with C escapes', () => {
   assert.equal(execWord('up'), 'up');

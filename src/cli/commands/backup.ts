@@ -22,7 +22,7 @@ import { readStatus } from '../../backup/status.js';
 import { createLogger } from '../../log.js';
 import { PodmanEngine } from '../../podman/podman.js';
 import type { Project } from '../../stacks/discover.js';
-import { which } from '../../units/tools.js';
+import { which } from '../../unitfile/tools.js';
 import { containerEngine, output, projectFor, unitManager } from '../context.js';
 
 interface BackupOptions {

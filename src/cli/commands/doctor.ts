@@ -1,6 +1,7 @@
 /** zoopa doctor [--json]: checks and explains, each with its fix. Exit 1 when a check fails. */
 import type { Command } from 'commander';
-import { runChecks, type CheckResult } from '../../doctor/checks.js';
+import { runChecks } from '../../doctor/checks.js';
+import type { CheckResult } from '../../doctor/types.js';
 import { describeError } from '../report.js';
 import { output, projectFor } from '../context.js';
 import type { Project } from '../../stacks/discover.js';

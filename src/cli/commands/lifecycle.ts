@@ -1,7 +1,8 @@
 /** zoopa up | down | restart | enable | disable | logs <stack>: thin over systemd. */
 import type { Command } from 'commander';
 import { StateError, UsageError } from '../../errors.js';
-import { resolveStack, stackUnitName } from '../../stacks/discover.js';
+import { stackUnitName } from '../../names.js';
+import { resolveStack } from '../../stacks/discover.js';
 import { projectFor, unitManager } from '../context.js';
 import { withProgress } from '../progress.js';
 

@@ -9,7 +9,8 @@
  */
 import type { Command } from 'commander';
 import { planDisable, applyDisable, applyEnable, describeIdle, planEnable, type EnablePlan } from '../../ondemand/enable.js';
-import { lineDiff } from '../../units/diff.js';
+import { ondemandServiceUnit } from '../../names.js';
+import { lineDiff } from '../../unitfile/diff.js';
 import { conflicts } from '../../units/install.js';
 import { formatPlan, planJson } from '../plan-output.js';
 import { output, projectFor, unitManager } from '../context.js';
@@ -74,7 +75,7 @@ export function register(program: Command): void {
           `enabled and started ${plan.enable.join(', ')}`,
           `${plan.stack} is on demand: connect to ${plan.socketPath} (nginx: proxy_pass http://unix:${plan.socketPath}:/;)`,
           ...(result.proxyRunning && result.wroteSettings
-            ? [`note: the proxy for ${plan.stack} is running with its old settings; they apply from its next start (after the next idle stop, or: systemctl --user restart zoopa-ondemand@${plan.stack}.service)`]
+            ? [`note: the proxy for ${plan.stack} is running with its old settings; they apply from its next start (after the next idle stop, or: systemctl --user restart ${ondemandServiceUnit(plan.stack)})`]
             : []),
         ].join('\n') + '\n',
       );

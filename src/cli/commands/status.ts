@@ -8,8 +8,9 @@
 import type { Command } from 'commander';
 import type { ContainerInfo } from '../../core/ports.js';
 import { PodmanEngine } from '../../podman/podman.js';
-import { resolveStack, stackUnitName, type Stack } from '../../stacks/discover.js';
-import { which } from '../../units/tools.js';
+import { ONDEMAND_SOCKET_PATTERN, ondemandSocketUnit, STACK_UNIT_PATTERN, stackUnitName } from '../../names.js';
+import { resolveStack, type Stack } from '../../stacks/discover.js';
+import { which } from '../../unitfile/tools.js';
 import { ondemandStatus, type OndemandStatus } from '../../ondemand/status.js';
 import { containerEngine, output, projectFor, unitManager } from '../context.js';
 
@@ -27,15 +28,11 @@ export interface StackStatus {
   ondemand: (OndemandStatus & { socket: string }) | null;
 }
 
-export function socketUnitName(stack: string): string {
-  return `zoopa-ondemand@${stack}.socket`;
-}
-
 export async function collectStatus(stacks: Stack[], env: NodeJS.ProcessEnv = process.env): Promise<StackStatus[]> {
   const rootful = stacks.some((s) => s.config.rootful);
   const [info, rootless, rootfulContainers] = await Promise.all([
     // Two systemctl calls whatever the number of stacks (show would ask unit by unit).
-    unitManager(env).list(['*-stack.service', 'zoopa-ondemand@*.socket']),
+    unitManager(env).list([STACK_UNIT_PATTERN, ONDEMAND_SOCKET_PATTERN]),
     containerEngine(env).runningByProject().catch(() => undefined),
     rootful ? new PodmanEngine(env, which('podman', env) ?? 'podman', [which('sudo', env) ?? 'sudo', '-n']).runningByProject().catch(() => undefined) : undefined,
   ]);
@@ -43,7 +40,7 @@ export async function collectStatus(stacks: Stack[], env: NodeJS.ProcessEnv = pr
   return stacks.map((s) => {
     const unit = stackUnitName(s.name);
     const u = info.get(unit);
-    const sock = info.get(socketUnitName(s.name));
+    const sock = info.get(ondemandSocketUnit(s.name));
     const source = s.config.rootful ? rootfulContainers : rootless;
     const list: ContainerInfo[] | undefined = source?.get(s.name);
     const installed = !!u && u.loadState !== 'not-found';

@@ -1,10 +1,10 @@
 /** `<stack>-stack.service`: podman-compose up -d / down for one stack folder. */
 import path from 'node:path';
-import { readCompose } from '../stacks/compose.js';
-import type { Stack } from '../stacks/discover.js';
-import { stackUnitName } from '../stacks/discover.js';
-import { absPath, exec, generatedHeader, UnitFile } from './model.js';
-import type { RenderContext, RenderedUnit } from './render.js';
+import { readCompose } from './compose.js';
+import type { Stack } from './discover.js';
+import { stackUnitName } from '../names.js';
+import { absPath, exec, generatedHeader, UnitFile } from '../unitfile/model.js';
+import type { RenderContext, RenderedUnit } from '../unitfile/types.js';
 
 /** The podman-compose argv for a stack (without the up/down verb). */
 export function composeArgv(stack: Stack, ctx: Pick<RenderContext, 'tools'>): string[] {

@@ -30,7 +30,7 @@ export function which(name: string, env: NodeJS.ProcessEnv = process.env): strin
   return undefined;
 }
 
-/** bin/zoopa.js of this installation (dist/src/units/tools.js → ../../../bin/zoopa.js). */
+/** bin/zoopa.js of this installation (dist/src/unitfile/tools.js → ../../../bin/zoopa.js). */
 export function zoopaEntry(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'zoopa.js');
 }
