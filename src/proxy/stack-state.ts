@@ -86,6 +86,7 @@ export class StackState {
   /** The start job of the last wake, until an idle stop has waited for it. */
   private pendingStart: Promise<void> | null = null;
   readonly failures: Failures;
+  private closing = false;
 
   constructor(private readonly o: StackStateOptions) {
     this.failures = new Failures();
@@ -241,11 +242,12 @@ export class StackState {
       if (abort.signal.aborted) throw abort.signal.reason;
       const readyMs = Date.now() - t0;
       this.set('awake');
+      startJob?.catch((e: unknown) => this.failedLate(e));
       return { readyMs, started: startJob !== null };
     } catch (e) {
       if (!abort.signal.aborted) abort.abort(new Error('wake abandoned'));
       const err = e instanceof WakeFailedError ? e : new WakeFailedError((e as Error)?.message ?? String(e), { cause: e });
-      this.lastFailure = { at: new Date().toISOString(), cause: err.message };
+      if (!this.closing) this.lastFailure = { at: new Date().toISOString(), cause: err.message };
       if (err.known) this.failures.failed(err);
       if (unit !== null && err.known && this.isOwned) await this.stopAfterFailure(unit);
       else if (unit !== null) await this.forgetIfDown(unit);
@@ -318,7 +320,21 @@ export class StackState {
 
   /** Give up a wake in progress (the proxy is closing); the start job, if any, is left to systemd. */
   cancelWake(): void {
+    this.closing = true;
     this.wakeAbort?.abort(new Error('the proxy is closing'));
+  }
+
+  /**
+   * The app answered, but the start job failed after all (a check after
+   * `podman-compose up`, ExecStartPost, found a container not running): one
+   * line, the backoff, and the next connection looks at the stack again.
+   */
+  private failedLate(e: unknown): void {
+    if (this.closing || !(e instanceof WakeFailedError)) return;
+    this.lastFailure = { at: new Date().toISOString(), cause: e.message };
+    this.failures.failed(e);
+    this.o.logger.error(`${e.message} (after the app answered); the next connection looks at the stack again`);
+    this.markGone();
   }
 
   /** After a failed wake: a unit that did not come up is not ours to stop later. */
