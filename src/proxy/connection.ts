@@ -26,7 +26,7 @@
  */
 import net from 'node:net';
 import { bigPool, giveBuffer, smallPool } from './buffers.js';
-import { SCOUT_CONFIRM_MS, SCOUT_MAX_BYTES, SCOUT_RETRY_MS } from './scout.js';
+import { SCOUT_CONFIRM_MS, SCOUT_MAX_BYTES, SCOUT_RETRY_MS, type ScoutState } from './scout.js';
 import type { Traffic } from './traffic.js';
 import { connectOptions, type Upstream } from './upstream.js';
 
@@ -39,32 +39,10 @@ const REFUSED = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EHOSTUNREACH',
 export interface ConnectionEvents {
   /** Released (both sockets closed); called exactly once. */
   onClose(c: Connection): void;
-  /**
-   * The upstream refused the connection before any byte moved. When given,
-   * the client is left untouched (still paused) for another attach(); when
-   * absent, the connection closes.
-   */
+  /** The upstream refused before any byte moved: the client is left paused for another attach() (absent: it closes). */
   onRefused?(c: Connection, err: NodeJS.ErrnoException): void;
   /** A scout's upstream answered (or stayed open for SCOUT_CONFIRM_MS). */
   onConfirmed?(c: Connection): void;
-}
-
-export interface AttachOptions {
-  /** Scout mode until this Date.now() deadline. */
-  scoutUntil?: number;
-}
-
-interface Scout {
-  until: number;
-  /** Everything the client sent so far, for sending again. */
-  chunks: Buffer[];
-  bytes: number;
-  /** The client's data outgrew SCOUT_MAX_BYTES: no more retries. */
-  overflow: boolean;
-  clientEnded: boolean;
-  timer: NodeJS.Timeout | null;
-  /** The next attempt is the last: after sending the kept bytes, a normal connection. */
-  final: boolean;
 }
 
 export class Connection {
@@ -94,7 +72,7 @@ export class Connection {
   private clientClosed = false;
   private upstreamClosed = false;
   private gotByte = false;
-  private scout: Scout | null = null;
+  private scout: ScoutState | null = null;
   private attempts = 0;
 
   constructor(
@@ -126,7 +104,8 @@ export class Connection {
   }
 
   /** Connect to the upstream and start moving bytes both ways. */
-  attach(up: Upstream, opts: AttachOptions = {}): void {
+  /** `scoutUntil`: scout mode until this Date.now() deadline. */
+  attach(up: Upstream, opts: { scoutUntil?: number } = {}): void {
     this.held = false;
     if (this.released) return;
     if (this.client.destroyed) {
@@ -324,20 +303,7 @@ export class Connection {
   /** A scout's upstream closed or failed before answering: connect again (or give up). */
   private scoutRetry(): void {
     const scout = this.scout!;
-    if (scout.timer) clearTimeout(scout.timer);
-    scout.timer = null;
-    const old = this.upstream;
-    if (old) {
-      old.off('error', this.onUpstreamError);
-      old.off('connect', this.onConnect);
-      old.off('close', this.onUpstreamClose);
-      old.off('end', this.onUpstreamEnd);
-      old.off('drain', this.onUpstreamDrain);
-      old.on('error', () => undefined);
-      old.destroy();
-    }
-    this.upstream = null;
-    this.connected = false;
+    this.dropUpstream();
     const nothingToSend = scout.clientEnded && scout.bytes === 0; // the client left without a word
     if (scout.overflow || nothingToSend || Date.now() >= scout.until || this.client.destroyed) {
       this.release();
@@ -345,8 +311,36 @@ export class Connection {
     }
     this.client.pause();
     setTimeout(() => {
-      if (!this.released) this.connectUpstream();
+      if (!this.released && this.scout) this.connectUpstream();
     }, SCOUT_RETRY_MS);
+  }
+
+  /** Detach and destroy the upstream attempt of a scout (no event of it reaches this connection any more). */
+  private dropUpstream(): void {
+    if (this.scout?.timer) clearTimeout(this.scout.timer);
+    if (this.scout) this.scout.timer = null;
+    const old = this.upstream;
+    if (old) {
+      for (const [ev, fn] of [['error', this.onUpstreamError], ['connect', this.onConnect], ['close', this.onUpstreamClose], ['end', this.onUpstreamEnd], ['drain', this.onUpstreamDrain]] as const) old.off(ev, fn);
+      old.on('error', () => undefined);
+      old.destroy();
+    }
+    this.upstream = null;
+    this.connected = false;
+  }
+
+  /**
+   * The wake failed while this connection scouted and nothing came back: stop,
+   * and return what the client sent (for refuse.ts's answer). null when it is
+   * not scouting or the upstream already answered.
+   */
+  dropScout(): Buffer | null {
+    const scout = this.scout;
+    if (!scout || this.gotByte || this.released) return null;
+    this.dropUpstream();
+    this.scout = null;
+    this.client.pause();
+    return Buffer.concat(scout.chunks);
   }
 
   private readonly onUpstreamEnd = (): void => {

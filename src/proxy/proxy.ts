@@ -83,7 +83,7 @@ export class Proxy {
     this.done = new Promise((r) => (this.resolveDone = r));
     this.admission = new Admission(settings, deps.env, this.log, deps.fdBudget ?? new FdBudget());
     this.state = new StateWriter(() => this.snapshot(), deps.env, deps.stateFile !== false);
-    this.scout = new Scout({ upstream: settings.upstream, startTimeoutMs: settings.startTimeoutMs, logger: this.log, takeHeld: () => this.takeHeld() });
+    this.scout = new Scout({ upstream: settings.upstream, startTimeoutMs: settings.startTimeoutMs, logger: this.log, takeHeld: () => this.takeHeld(), abandon: (c) => this.abandonScout(c as Connection) });
     const diagnose = deps.diagnose === undefined && deps.units ? podmanDiagnose(deps.units, deps.env) : (deps.diagnose ?? null);
     this.stack = new StackState({
       stack: settings.stack,
@@ -163,6 +163,13 @@ export class Proxy {
     return null;
   }
 
+  private abandonScout(c: Connection): void {
+    if (this.closing) return c.release();
+    const first = c.dropScout();
+    if (first) refuse(c, refusalText(this.settings.stack), first);
+    else c.release();
+  }
+
   private onAwake(info: WakeInfo): void {
     const waiting = [...this.conns].filter((c) => c.held);
     if (info.started || info.readyMs > 0) {
@@ -175,6 +182,7 @@ export class Proxy {
 
   private onWakeFailed(err: WakeFailedError): void {
     if (this.closing) return; // closed while waking: close() released everything
+    this.scout.cancel('the wake failed');
     this.scout.takeServed();
     const waiting = [...this.conns].filter((c) => c.held);
     for (const c of waiting) refuse(c, refusalText(this.settings.stack));

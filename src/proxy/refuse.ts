@@ -11,11 +11,12 @@ const HTTP_REQUEST = /^[A-Z]{3,10} \S+ HTTP\/1\.[01]\r?\n/;
 /** How long to wait for a held client's first bytes (nginx sends them at once). */
 const PEEK_MS = 500;
 
-export function refuse(c: Connection, text: string): void {
+/** `first`: the client's first bytes when they were read already (a scout's, Connection.dropScout()). */
+export function refuse(c: Connection, text: string, first?: Buffer | null): void {
   c.held = false;
   const client = c.client;
   if (c.closed) return;
-  if (c.reading || client.destroyed) return c.release();
+  if (client.destroyed || (c.reading && !first)) return c.release();
   let timer: NodeJS.Timeout | undefined;
   const answer = (chunk?: Buffer): void => {
     clearTimeout(timer);
@@ -29,6 +30,7 @@ export function refuse(c: Connection, text: string): void {
       `HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
     );
   };
+  if (first) return answer(first);
   timer = setTimeout(answer, PEEK_MS);
   client.on('data', answer);
   client.resume();

@@ -26,6 +26,20 @@ export const SCOUT_RETRY_MS = 5;
 /** A scout keeps at most this much of the client's data for sending again; beyond it, no retry. */
 export const SCOUT_MAX_BYTES = 256 * 1024;
 
+/** A scouting connection's own state (kept by connection.ts's Connection). */
+export interface ScoutState {
+  until: number;
+  /** Everything the client sent so far, for sending again. */
+  chunks: Buffer[];
+  bytes: number;
+  /** The client's data outgrew SCOUT_MAX_BYTES: no more retries. */
+  overflow: boolean;
+  clientEnded: boolean;
+  timer: NodeJS.Timeout | null;
+  /** The next attempt is the last: after sending the kept bytes, a normal connection. */
+  final: boolean;
+}
+
 /** What the scout needs of a connection (connection.ts's Connection; not imported: connection.ts imports the limits above). */
 export interface ScoutConnection {
   readonly target: Upstream | null;
@@ -40,6 +54,8 @@ export interface ScoutOptions {
   logger: Logger;
   /** The first held connection, if any (it stops being held when chosen). */
   takeHeld: () => ScoutConnection | null;
+  /** The scout of a failed wake: answer (or close) it. */
+  abandon: (c: ScoutConnection) => void;
 }
 
 export class Scout {
@@ -64,7 +80,10 @@ export class Scout {
         stopProbes.abort();
         const c = this.conn;
         this.conn = null;
-        if (err) return reject(err);
+        if (err) {
+          if (c) this.o.abandon(c); // the wake failed: no answer is coming through it
+          return reject(err);
+        }
         if (c) {
           c.endScout();
           if (c.scoutAttempts > 1) this.o.logger.info(`${c.target?.text} answered attempt ${c.scoutAttempts} (a port forwarder accepted connections before the app listened)`);
@@ -117,7 +136,8 @@ export class Scout {
     if (this.conn === c) this.lost();
   }
 
-  cancel(): void {
-    this.finish?.(new Error('the proxy is closing'));
+  /** End a confirm() in progress (the wake failed some other way, or the proxy closes). */
+  cancel(why = 'the proxy is closing'): void {
+    this.finish?.(new Error(why));
   }
 }

@@ -20,7 +20,7 @@
  * Without a unit (`--stack-unit none`, a plain proxy) waking is only the
  * readiness wait.
  */
-import { CommandError, InputError, TimeoutError, ZoopaError } from '../errors.js';
+import { InputError, TimeoutError, ZoopaError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ENV_STACK_UNIT } from '../names.js';
 import type { ReadyCheck } from './config.js';
@@ -28,6 +28,7 @@ import type { Diagnose } from './diagnose.js';
 import { Failures, WakeFailedError } from './failures.js';
 import { ownsRun, readOwnedMarker, removeOwnedMarker, writeOwnedMarker } from './owned-marker.js';
 import { waitReady } from './readiness.js';
+import { startJob, watchContainers, type StartJobContext } from './start-job.js';
 import type { ProxyStateName } from './state-file.js';
 import { isCanceledJob, SHOW_TIMEOUT_MS, type ProxyUnits, type StackUnitInfo } from './units.js';
 import type { Upstream } from './upstream.js';
@@ -62,7 +63,7 @@ const UP_STATES = new Set(['active', 'activating', 'reloading']);
 const STOP_POLL_MS = 100;
 /** An idle stop (podman-compose down) gets this long at most. */
 export const IDLE_STOP_TIMEOUT_MS = 300_000;
-/** Asking why a start failed, and stopping what it left, get this long at most. */
+/** Stopping what a failed start left gets this long at most. */
 const AFTERMATH_TIMEOUT_MS = 60_000;
 
 export interface WakeInfo {
@@ -237,8 +238,11 @@ export class StackState {
       }
       const ready = waitReady(this.o.upstreams, this.o.ready, { deadline, timeoutMs: this.o.startTimeoutMs, signal: abort.signal, since: t0 });
       ready.catch(() => undefined);
-      await (startJob ? Promise.race([ready, startJob.then(() => ready)]) : ready);
-      if (this.o.ready.kind === 'tcp' && this.o.confirm) await this.o.confirm(deadline, t0);
+      // The start job failing, or a container not running after it (watched until the wake ends), fails the wake at once.
+      const failed = startJob ? startJob.then(() => watchContainers(this.jobContext(), unit!, deadline, abort.signal, () => this.current === 'waking')) : null;
+      failed?.catch(() => undefined);
+      await (failed ? Promise.race([ready, failed]) : ready);
+      if (this.o.ready.kind === 'tcp' && this.o.confirm) await (failed ? Promise.race([this.o.confirm(deadline, t0), failed]) : this.o.confirm(deadline, t0));
       if (abort.signal.aborted) throw abort.signal.reason;
       const readyMs = Date.now() - t0;
       this.set('awake');
@@ -258,52 +262,16 @@ export class StackState {
     }
   }
 
-  /**
-   * `systemctl start` bounded by the wake's deadline. Rejects with a known
-   * failure when the job fails, or when it ends with a container not running;
-   * records the run's InvocationID with the owned marker once it ran.
-   */
+  /** The start job (start-job.ts), kept until an idle stop or the failure handling has waited for it. */
   private startJob(unit: string, deadline: number, signal: AbortSignal): Promise<void> {
-    const job = this.unitManager()
-      .start(unit, { timeoutMs: Math.max(1000, deadline - Date.now()) })
-      .then(
-        async () => {
-          await this.recordInvocation(unit);
-          const d = await this.diagnose(unit, deadline, signal);
-          if (d) throw new WakeFailedError(`${unit} started, but ${d.cause}`, { known: true, diagnosis: d });
-        },
-        async (e: unknown) => {
-          if (e instanceof TimeoutError) throw e;
-          const d = await this.diagnose(unit, deadline, signal);
-          // systemctl's first line says what happened ("Job for X failed because ..."); its last only where to look.
-          const why = e instanceof CommandError && e.stderr ? e.stderr.split('\n')[0]! : ((e as Error)?.message ?? String(e));
-          throw new WakeFailedError(d ? `${unit} failed to start: ${d.cause}` : why, { known: true, diagnosis: d, cause: e });
-        },
-      );
+    const job = startJob(this.jobContext(), unit, deadline, signal);
     job.catch(() => undefined);
     this.pendingStart = job.catch(() => undefined);
     return job;
   }
 
-  /** Why the unit is not running, asked within the wake's deadline. */
-  private async diagnose(unit: string, deadline: number, signal: AbortSignal) {
-    if (!this.o.diagnose) return null;
-    try {
-      return await this.o.diagnose(this.o.stack, { unit, timeoutMs: Math.max(5000, Math.min(AFTERMATH_TIMEOUT_MS, deadline - Date.now())), signal });
-    } catch (e) {
-      this.o.logger.warn(`could not tell why ${unit} is not running: ${(e as Error).message}`);
-      return null;
-    }
-  }
-
-  private async recordInvocation(unit: string): Promise<void> {
-    try {
-      const { invocationId } = await this.show(unit);
-      const marker = readOwnedMarker(this.o.stack, this.o.env);
-      if (marker && invocationId && marker.invocation === '') writeOwnedMarker(this.o.stack, unit, this.o.env, invocationId);
-    } catch {
-      /* the marker without an invocation still says "owned" */
-    }
+  private jobContext(): StartJobContext {
+    return { stack: this.o.stack, units: this.unitManager(), env: this.o.env, logger: this.o.logger, diagnose: this.o.diagnose ?? null };
   }
 
   /** A start zoopa made failed: stop what it left, so the next wake runs a fresh start. */

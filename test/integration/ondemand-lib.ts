@@ -133,3 +133,12 @@ export function proxyLines(tb: Testbed, stack: string): string[] {
     .map((l) => l.replace(/^(<\d>|error: |warning: )/, ''))
     .filter((l) => l.startsWith(`${stack}: `));
 }
+
+/** One busybox service that runs `afterSec` seconds, then exits with `code` (an app that crashes just after its start). */
+export function crashingStack(tb: Testbed, name: string, port: number, afterSec: number, code: number): StackFixture {
+  const dir = path.join(tb.root, name);
+  const compose = { services: { web: { image: IMAGE, command: ['sh', '-c', `sleep ${afterSec}; exit ${code}`], ports: [`127.0.0.1:${port}:8080`], stop_signal: 'SIGKILL' } } };
+  const composeFile = tb.writeFile(path.join(dir, 'compose.yaml'), YAML.stringify(compose));
+  tb.chown(dir);
+  return { name, dir, composeFile, port, url: `http://127.0.0.1:${port}/`, expectBody: '', services: ['web'] };
+}

@@ -11,7 +11,8 @@
  *    stopped, a veto (stop_check) postpones the stop;
  *  - a stack whose image is missing: through nginx a 502 within seconds (not the start
  *    timeout), one log line naming the image; once the image exists the next request
- *    wakes the stack (podman-compose 1.0.3 exits 0 here: the proxy asks podman why).
+ *    wakes the stack (podman-compose 1.0.3 exits 0 here: the proxy asks podman why);
+ *  - a container that exits a moment after `up`: 502 within seconds, the log names it and its exit code.
  *
  * The proxy's data path (integrity, half-close, never-ready upstream, continuous
  * requests across an idle stop) is tested with the proxy (test/integration/proxy*).
@@ -24,7 +25,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { httpStack, type StackFixture } from '../fixtures/stacks.js';
 import { freePort, httpGet, IMAGE, useTestbed, type Nginx } from '../testbed/index.js';
-import { activeState, composeUps, containerStarts, imageStack, proxyLines, runningContainers, socketOf, status, tally, unitStates } from './ondemand-lib.js';
+import { activeState, composeUps, containerStarts, crashingStack, imageStack, proxyLines, runningContainers, socketOf, status, tally, unitStates } from './ondemand-lib.js';
 
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 200 };
 
@@ -223,5 +224,21 @@ describe('on demand: a stack that cannot start fails fast, and wakes once the ca
     await tb.waitFor(async () => (await activeState(tb, 'noimg-stack.service')) === 'active', { ...DEADLINE, what: 'the start job to end' });
     const down = await tb.zoopa(['--root', tb.root, 'down', 'noimg'], { timeoutMs: 120_000 });
     assert.equal(down.status, 0, down.stderr);
+  });
+
+  it('a container that exits a moment after up: nginx answers 502 within 20 s, the log names the container and its exit code', async () => {
+    const tb = bed();
+    const crashy = crashingStack(tb, 'crashy', await freePort(), 2, 3);
+    const en = await tb.zoopa(['--root', tb.root, 'ondemand', 'enable', 'crashy', '--upstream', `127.0.0.1:${crashy.port}`, '--idle', '10m']);
+    assert.equal(en.status, 0, en.stderr);
+    const nginx = await tb.startNginx([{ path: '/', upstream: `unix:${socketOf(tb, 'crashy')}` }]);
+    const r = await httpGet(`${nginx.url}/`, { timeoutMs: 20_000 });
+    assert.equal(r.status, 502, r.body);
+    assert.match(r.body, /crashy could not be started/);
+    const failed = () => proxyLines(tb, 'crashy').filter((l) => l.includes('wake failed'));
+    await tb.waitFor(() => failed().length === 1, { ...DEADLINE, what: 'the failure line' });
+    assert.match(failed()[0]!, /crashy-stack\.service started, but container crashy_web_1 \(image localhost\/zoopa-busybox:latest\) is exited \(exit code 3\).*stopped it again/, proxyLines(tb, 'crashy').join('\n'));
+    await tb.waitFor(async () => (await activeState(tb, 'crashy-stack.service')) !== 'active', { ...DEADLINE, what: 'the failed start to be stopped again' });
+    await nginx.stop();
   });
 });
