@@ -6,8 +6,9 @@
  * cannot tell: a unit that is not a rootless podman-compose stack).
  *
  * `fixed`, when given, tells cheaply whether the cause is gone (a missing image
- * now exists), so the next connection after the fix wakes the stack at once
- * instead of waiting out the failure backoff.
+ * now exists, or the stack's compose file or .env was edited since), so the
+ * next connection after the fix wakes the stack at once instead of waiting out
+ * the failure backoff.
  *
  * Minimal on purpose, behind the `Diagnose` type: the platform's shared
  * verifier can replace it (ProxyDeps.diagnose).
@@ -58,6 +59,19 @@ async function composeServices(dir: string): Promise<Map<string, string | undefi
   }
 }
 
+/** The compose files' and .env's modification times, as one string (changes when the user edits the stack). */
+function stackFiles(dir: string): string {
+  return [...COMPOSE_FILES, '.env']
+    .map((f) => {
+      try {
+        return `${f}:${fs.statSync(path.join(dir, f)).mtimeMs}`;
+      } catch {
+        return '';
+      }
+    })
+    .join(',');
+}
+
 export function podmanDiagnose(units: ProxyUnits, env: NodeJS.ProcessEnv): Diagnose {
   const podman = (args: string[], o: { timeoutMs: number; signal?: AbortSignal | undefined }) =>
     run(['podman', ...args], { env, timeoutMs: o.timeoutMs, signal: o.signal, reject: false });
@@ -102,13 +116,14 @@ export function podmanDiagnose(units: ProxyUnits, env: NodeJS.ProcessEnv): Diagn
     }
     if (services.size === 0 && containers.length === 0) causes.push(`no container of project ${stack} exists`);
     if (causes.length === 0) return null;
-    const d: Diagnosis = { cause: causes.join('; ') };
-    if (missing.length > 0 && missing.length === causes.length) {
-      d.fixed = async (f) => {
-        for (const image of missing) if (!(await imageExists(image, f))) return false;
-        return true;
-      };
-    }
-    return d;
+    // Fixed: the missing images exist now (when they were the only cause), or the stack's files changed since.
+    const files = stackFiles(dir);
+    const fixed = async (f: { timeoutMs: number }): Promise<boolean> => {
+      if (stackFiles(dir) !== files) return true;
+      if (missing.length === 0 || missing.length !== causes.length) return false;
+      for (const image of missing) if (!(await imageExists(image, f))) return false;
+      return true;
+    };
+    return { cause: causes.join('; '), fixed };
   };
 }

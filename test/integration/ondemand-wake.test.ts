@@ -12,7 +12,8 @@
  *  - a stack whose image is missing: through nginx a 502 within seconds (not the start
  *    timeout), one log line naming the image; once the image exists the next request
  *    wakes the stack (podman-compose 1.0.3 exits 0 here: the proxy asks podman why);
- *  - a container that exits a moment after `up`: 502 within seconds, the log names it and its exit code.
+ *  - a container that exits a moment after `up`: 502 within seconds, the log names it and its exit
+ *    code; once its compose file is fixed the next request wakes it.
  *
  * The proxy's data path (integrity, half-close, never-ready upstream, continuous
  * requests across an idle stop) is tested with the proxy (test/integration/proxy*).
@@ -239,6 +240,14 @@ describe('on demand: a stack that cannot start fails fast, and wakes once the ca
     await tb.waitFor(() => failed().length === 1, { ...DEADLINE, what: 'the failure line' });
     assert.match(failed()[0]!, /crashy-stack\.service started, but container crashy_web_1 \(image localhost\/zoopa-busybox:latest\) is exited \(exit code 3\).*stopped it again/, proxyLines(tb, 'crashy').join('\n'));
     await tb.waitFor(async () => (await activeState(tb, 'crashy-stack.service')) !== 'active', { ...DEADLINE, what: 'the failed start to be stopped again' });
+    // The user fixes the compose file: the next request wakes the stack, without waiting for the backoff.
+    const fixed = imageStack(tb, 'crashy', crashy.port, IMAGE);
+    const ok = await httpGet(`${nginx.url}/`, { timeoutMs: 110_000 });
+    assert.equal(ok.status, 200, `${ok.body}\n${proxyLines(tb, 'crashy').join('\n')}`);
+    assert.equal(ok.body, fixed.expectBody);
     await nginx.stop();
+    await tb.waitFor(async () => (await activeState(tb, 'crashy-stack.service')) === 'active', { ...DEADLINE, what: 'the start job to end' });
+    const down = await tb.zoopa(['--root', tb.root, 'down', 'crashy'], { timeoutMs: 120_000 });
+    assert.equal(down.status, 0, down.stderr);
   });
 });
