@@ -7,7 +7,7 @@
 import { formatDuration } from '../config/duration.js';
 import type { Logger } from '../log.js';
 import type { ProxySettings } from './config.js';
-import type { Connection } from './connection.js';
+import type { Connections } from './connections.js';
 import { runStopCheck, type IdleTimer } from './idle.js';
 import type { StackState } from './stack-state.js';
 import type { Traffic } from './traffic.js';
@@ -22,7 +22,7 @@ export interface IdleStopContext {
   stack: StackState;
   idle: IdleTimer;
   traffic: Traffic;
-  conns: ReadonlySet<Connection>;
+  conns: Connections;
   closing: () => boolean;
   onChange: () => void;
 }
@@ -46,7 +46,7 @@ export async function idleStop(x: IdleStopContext): Promise<boolean> {
     if (!x.idle.isDue() || stack.busy || x.closing()) return false; // traffic moved while the check ran
   }
   const silent = x.conns.size;
-  for (const c of [...x.conns]) if (!c.held) c.release();
+  for (const c of x.conns.attached()) c.release();
   const closed = silent > 0 ? `; closed ${silent} silent connection(s)` : '';
   if (unit === null) log.notice(`idle for ${idleFor}${closed}; exiting`);
   else if (!owned && stack.state === 'sleeping') log.notice(`idle for ${idleFor}${closed}; ${unit} is not running; exiting`);
@@ -59,5 +59,5 @@ export async function idleStop(x: IdleStopContext): Promise<boolean> {
     log.error(`idle stop of ${unit} failed: ${e instanceof Error ? e.message : String(e)}`);
   }
   // A client came during the stop: keep serving.
-  return ![...x.conns].some((c) => c.held) && !stack.busy;
+  return x.conns.heldCount() === 0 && !stack.busy;
 }

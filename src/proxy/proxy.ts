@@ -17,6 +17,7 @@ import { createLogger, type Logger } from '../log.js';
 import type { ProxySettings } from './config.js';
 import { Admission } from './admission.js';
 import { Connection } from './connection.js';
+import { Connections } from './connections.js';
 import { podmanDiagnose, type Diagnose } from './diagnose.js';
 import { failureLine, refusalText, type WakeFailedError } from './failures.js';
 import { FdBudget } from './fd-budget.js';
@@ -25,11 +26,11 @@ import { idleStop } from './idle-stop.js';
 import type { ListenFd } from './listen-fds.js';
 import { allUpstreams, describeListener, openListeners, requireSockets, type Listener } from './listeners.js';
 import { ensureOndemandDir } from './owned-marker.js';
-import { refuse } from './refuse.js';
+import { refuse, refuseScout } from './refuse.js';
 import { Scout } from './scout.js';
 import { StackState, type WakeInfo } from './stack-state.js';
 import type { ProxyState } from './state-file.js';
-import { StateWriter } from './state-writer.js';
+import { snapshotOf, StateWriter } from './state-writer.js';
 import { Traffic } from './traffic.js';
 import type { ProxyUnits } from './units.js';
 import type { Upstream } from './upstream.js';
@@ -65,7 +66,7 @@ export class Proxy {
   private resolveDone!: (r: ExitReason) => void;
   private readonly log: Logger;
   private listeners: Listener[] = [];
-  private readonly conns = new Set<Connection>();
+  private readonly conns = new Connections();
   private readonly scout: Scout;
   private readonly idle: IdleTimer;
   private readonly state: StateWriter;
@@ -83,7 +84,7 @@ export class Proxy {
     this.done = new Promise((r) => (this.resolveDone = r));
     this.admission = new Admission(settings, deps.env, this.log, deps.fdBudget ?? new FdBudget());
     this.state = new StateWriter(() => this.snapshot(), deps.env, deps.stateFile !== false);
-    this.scout = new Scout({ upstream: settings.upstream, startTimeoutMs: settings.startTimeoutMs, logger: this.log, takeHeld: () => this.takeHeld(), abandon: (c) => this.abandonScout(c as Connection) });
+    this.scout = new Scout({ upstream: settings.upstream, startTimeoutMs: settings.startTimeoutMs, logger: this.log, takeHeld: () => this.conns.firstHeld(), abandon: (c) => (this.closing ? (c as Connection).release() : refuseScout(c as Connection, refusalText(settings.stack))) });
     const diagnose = deps.diagnose === undefined && deps.units ? podmanDiagnose(deps.units, deps.env) : (deps.diagnose ?? null);
     this.stack = new StackState({
       stack: settings.stack,
@@ -147,31 +148,13 @@ export class Proxy {
   }
 
   private hold(c: Connection, upstream: Upstream): void {
-    if (!this.admission.hold(this.conns.size, () => this.heldCount(), this.stack.isWaking)) return c.release();
+    if (!this.admission.hold(this.conns.size, () => this.conns.heldCount(), this.stack.isWaking)) return c.release();
     c.hold(upstream);
     this.stack.wake(c.peer);
   }
 
-  private heldCount(): number {
-    let n = 0;
-    for (const c of this.conns) if (c.held) n++;
-    return n;
-  }
-
-  private takeHeld(): Connection | null {
-    for (const c of this.conns) if (c.held) return c;
-    return null;
-  }
-
-  private abandonScout(c: Connection): void {
-    if (this.closing) return c.release();
-    const first = c.dropScout();
-    if (first) refuse(c, refusalText(this.settings.stack), first);
-    else c.release();
-  }
-
   private onAwake(info: WakeInfo): void {
-    const waiting = [...this.conns].filter((c) => c.held);
+    const waiting = this.conns.held();
     if (info.started || info.readyMs > 0) {
       this.log.notice(`ready: ${this.settings.upstream.text} answered ${info.readyMs} ms after the wake; serving ${waiting.length + this.scout.takeServed()} waiting connection(s)`);
     }
@@ -184,7 +167,7 @@ export class Proxy {
     if (this.closing) return; // closed while waking: close() released everything
     this.scout.cancel('the wake failed');
     this.scout.takeServed();
-    const waiting = [...this.conns].filter((c) => c.held);
+    const waiting = this.conns.held();
     for (const c of waiting) refuse(c, refusalText(this.settings.stack));
     const line = () => failureLine(err, this.settings.stackUnit ?? this.settings.upstream.text, waiting.length, this.stack.failures.nextBackoff);
     if (err.backoff) this.admission.limits.line('backoff', (n) => this.log.warn(line() + (n ? ` (${n} more times since the last line)` : '')));
@@ -222,26 +205,13 @@ export class Proxy {
     this.stack.cancelWake();
     this.idle.stop();
     for (const l of this.listeners) l.server.close();
-    for (const c of [...this.conns]) c.release();
+    this.conns.releaseAll();
     if (reason === 'idle') this.stack.markAsleep();
     this.state.finish();
     this.resolveDone(reason);
   }
 
   snapshot(): ProxyState {
-    return {
-      stack: this.settings.stack,
-      pid: process.pid,
-      state: this.stack.state,
-      owned: this.stack.owned,
-      connections: this.conns.size,
-      bytesIn: this.traffic.bytesIn,
-      bytesOut: this.traffic.bytesOut,
-      idleDeadline: this.stack.state === 'awake' ? this.idle.deadline() : null,
-      lastWake: this.stack.lastWake,
-      backoffUntil: this.stack.failures.backoffUntil,
-      lastFailure: this.stack.lastFailure,
-      updatedAt: Date.now(),
-    };
+    return snapshotOf(this.settings.stack, this.stack, this.conns.size, this.traffic, this.idle);
   }
 }

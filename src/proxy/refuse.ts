@@ -35,3 +35,10 @@ export function refuse(c: Connection, text: string, first?: Buffer | null): void
   client.on('data', answer);
   client.resume();
 }
+
+/** The scout of a failed wake: answered like a held connection when nothing came back to it yet, else closed. */
+export function refuseScout(c: Connection, text: string): void {
+  const first = c.dropScout();
+  if (first) refuse(c, text, first);
+  else c.release();
+}

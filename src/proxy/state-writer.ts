@@ -3,7 +3,10 @@
  * while traffic moves (the tick compares counters: nothing is done per chunk),
  * and a last time at exit, after which nothing more is written.
  */
+import type { IdleTimer } from './idle.js';
+import type { StackState } from './stack-state.js';
 import { writeProxyState, type ProxyState } from './state-file.js';
+import type { Traffic } from './traffic.js';
 
 const STATE_INTERVAL_MS = 1000;
 
@@ -42,5 +45,23 @@ export class StateWriter {
     const s = this.snapshot();
     const w = this.written;
     if (w.bytesIn !== s.bytesIn || w.bytesOut !== s.bytesOut || w.connections !== s.connections) this.write();
+  };
+}
+
+/** What the state file says about a proxy now. */
+export function snapshotOf(stack: string, s: StackState, connections: number, traffic: Traffic, idle: IdleTimer): ProxyState {
+  return {
+    stack,
+    pid: process.pid,
+    state: s.state,
+    owned: s.owned,
+    connections,
+    bytesIn: traffic.bytesIn,
+    bytesOut: traffic.bytesOut,
+    idleDeadline: s.state === 'awake' ? idle.deadline() : null,
+    lastWake: s.lastWake,
+    backoffUntil: s.failures.backoffUntil,
+    lastFailure: s.lastFailure,
+    updatedAt: Date.now(),
   };
 }
