@@ -13,12 +13,18 @@
  *  5. removes everything (the test bed also cleans up on Ctrl-C or a crash).
  *
  * `npm run demo` builds and checks the prerequisites (scripts/prereqs.mjs) first.
+ *
+ * When the stack cannot start (its unit fails: the unit's check names each container
+ * that does not run), the demo stops waiting at once and prints the cause instead of
+ * waiting for nginx's 504. `node dist/scripts/demo.js --image localhost/nope:1` runs the
+ * demo with an image that does not exist, to see that path.
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { describeProblem, lastCheck } from '../src/stacks/verify.js';
 import { freePort, Testbed, type Nginx } from '../test/testbed/index.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -26,6 +32,7 @@ const DEMO = path.join(REPO, 'assets', 'demo');
 const STACK = 'web';
 
 const t0 = Date.now();
+const never = new Promise<never>(() => undefined);
 function say(msg: string): void {
   const s = ((Date.now() - t0) / 1000).toFixed(1).padStart(5);
   process.stdout.write(`[${s}s] ${msg}\n`);
@@ -63,8 +70,41 @@ function timedGet(url: string): Promise<{ status: number; body: string; ttfbMs: 
   });
 }
 
+/** --image NAME: run the demo's app from another image (e.g. one that does not exist). */
+function imageOverride(): string | undefined {
+  const i = process.argv.indexOf('--image');
+  if (i < 0) return undefined;
+  const v = process.argv[i + 1];
+  if (!v || !/^[a-z0-9][a-z0-9._/:-]*$/.test(v)) throw new Error(`--image takes an image name, got ${JSON.stringify(v ?? '')}`);
+  return v;
+}
+
+/**
+ * Resolves when the stack unit has failed, with the cause: what the unit's check found
+ * (each container that does not run), else the unit's last lines in the manager log.
+ */
+async function stackFailure(tb: Testbed, stop: AbortSignal): Promise<string> {
+  const unit = `${STACK}-stack.service`;
+  while (!stop.aborted) {
+    if ((await unitActive(tb, unit)) === 'failed') {
+      const check = lastCheck(STACK, tb.env);
+      if (check) return check.problems.map((p) => `- ${describeProblem(p)}`).join('\n');
+      return tb.managerLog().split('\n').slice(-15).join('\n');
+    }
+    await new Promise((res) => setTimeout(res, 250));
+  }
+  return '';
+}
+
 function copyDemo(tb: Testbed, port: number): void {
   fs.cpSync(DEMO, tb.root, { recursive: true });
+  const image = imageOverride();
+  if (image) {
+    const compose = path.join(tb.root, STACK, 'compose.yaml');
+    const doc = YAML.parseDocument(fs.readFileSync(compose, 'utf8'));
+    doc.setIn(['services', 'app', 'image'], image);
+    fs.writeFileSync(compose, doc.toString());
+  }
   // The published port and the upstream: a free port instead of the example's 18080.
   fs.writeFileSync(path.join(tb.root, STACK, '.env'), `WEB_PORT=${port}\n`);
   const file = path.join(tb.root, 'zoopa.yaml');
@@ -99,12 +139,22 @@ async function main(): Promise<void> {
     show(await zoopa(tb, ['status']));
 
     say(`GET ${nginx.url}/ : the first request wakes the stack`);
-    const r = await timedGet(`${nginx.url}/`);
+    const stop = new AbortController();
+    const failed = stackFailure(tb, stop.signal).then((cause) => {
+      if (cause) throw new Error(`${STACK}-stack.service failed to start ${((Date.now() - t0) / 1000).toFixed(1)} s into the demo; its containers do not run:\n${cause}`);
+    });
+    const r = await Promise.race([timedGet(`${nginx.url}/`), failed.then(() => never)]).finally(() => stop.abort());
     say(`HTTP ${r.status}, time to first byte ${(r.ttfbMs / 1000).toFixed(2)} s (podman-compose up, container start and the app's own start)`);
     show(r.body);
     const m = /started at uptime ([\d.]+) s, listening at ([\d.]+) s/.exec(r.body);
     if (m) say(`the app's own start time: ${(Number(m[2]) - Number(m[1])).toFixed(2)} s from its first line to listening`);
-    if (r.status !== 200) throw new Error(`the request failed: HTTP ${r.status}; nginx error log:\n${nginx.errorLog().slice(-1500)}`);
+    if (r.status !== 200) {
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), 5000);
+      const cause = await stackFailure(tb, ac.signal).finally(() => clearTimeout(timer));
+      if (cause) throw new Error(`the request failed (HTTP ${r.status}): ${STACK}-stack.service failed to start; its containers do not run:\n${cause}`);
+      throw new Error(`the request failed: HTTP ${r.status}; nginx error log:\n${nginx.errorLog().slice(-1500)}`);
+    }
     const again = await timedGet(`${nginx.url}/`);
     say(`a second request, stack awake: HTTP ${again.status}, time to first byte ${again.ttfbMs.toFixed(1)} ms`);
 

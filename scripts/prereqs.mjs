@@ -2,9 +2,21 @@
 /**
  * Checks (and, as root, installs) the system packages Zoopa's tests, demo and
  * benches drive for real: podman + podman-compose (rootless), systemd's user
- * manager and socket proxy, nginx, restic, sudo, wrk, hyperfine, ...
+ * manager and socket proxy, nginx, restic, sudo, wrk, hyperfine, iptables, ...
+ * and then PROVES the capabilities they rely on (package names prove nothing:
+ * netavark installs without iptables and then cannot publish a port).
  *
  *   node scripts/prereqs.mjs
+ *
+ * The work is an ordered list of steps (STEPS in main()); each returns true, or prints
+ * what is missing with the exact fix and returns false, which ends the run (exit 1).
+ *
+ *  1. packages: every requirement below present, else installed (root) or named;
+ *  2. /run/systemd/system exists (see below);
+ *  3. capabilities: dist/scripts/capabilities.js (scripts/capabilities.ts; built first
+ *     when missing) starts a test bed and proves a rootless container with a published
+ *     port answering HTTP as the test user, the rootful one (as root), and nginx in front
+ *     of a unix socket; each with a deadline of seconds and the missing piece named.
  *
  * - Everything present: prints one line, exits 0.
  * - Something missing and we are root: `apt-get update` once, then
@@ -21,6 +33,10 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { llamaPrereq } from './llama-fetch.mjs';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
  * One requirement: `cmd` is looked up on PATH (plus the sbin folders), `file` is an
@@ -37,8 +53,11 @@ const REQUIREMENTS = [
   { pkg: 'fuse-overlayfs', cmd: 'fuse-overlayfs' },
   { pkg: 'catatonit', cmd: 'catatonit' },
   { pkg: 'netavark', file: '/usr/lib/podman/netavark' },
+  // netavark runs iptables to publish a port; nothing pulls it in, and without it a
+  // container with `ports:` fails while podman-compose 1.0.3 still exits 0.
+  { pkg: 'iptables', cmd: 'iptables' },
   // The test image is a folder with /bin/busybox in it: it must be statically linked.
-  { pkg: 'busybox-static', file: '/bin/busybox', check: isStaticElf, why: 'a statically linked busybox' },
+  { pkg: 'busybox-static', file: '/bin/busybox', check: () => dpkgInstalled('busybox-static'), why: 'a statically linked busybox (busybox-static)' },
   { pkg: 'nginx', cmd: 'nginx' },
   { pkg: 'restic', cmd: 'restic' },
   { pkg: 'sudo', cmd: 'sudo' },
@@ -81,32 +100,10 @@ function findCommand(cmd) {
   return undefined;
 }
 
-/** True when an ELF executable has no PT_INTERP program header (no dynamic loader). */
-function isStaticElf(file) {
-  let fd;
-  try {
-    fd = fs.openSync(file, 'r');
-    const head = Buffer.alloc(64);
-    fs.readSync(fd, head, 0, 64, 0);
-    if (head.readUInt32BE(0) !== 0x7f454c46) return false; // "\x7fELF"
-    const is64 = head[4] === 2;
-    const le = head[5] === 1;
-    const u16 = (b, o) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
-    const u32 = (b, o) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-    const phoff = is64 ? Number(le ? head.readBigUInt64LE(32) : head.readBigUInt64BE(32)) : u32(head, 28);
-    const phentsize = u16(head, is64 ? 54 : 42);
-    const phnum = u16(head, is64 ? 56 : 44);
-    const ph = Buffer.alloc(phentsize);
-    for (let i = 0; i < phnum; i++) {
-      fs.readSync(fd, ph, 0, phentsize, phoff + i * phentsize);
-      if (u32(ph, 0) === 3) return false; // PT_INTERP
-    }
-    return true;
-  } catch {
-    return false;
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
+/** True when dpkg has the package installed (busybox-static: /bin/busybox must be static; the image is a folder with it in it). */
+function dpkgInstalled(pkg) {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' });
+  return r.status === 0 && /install ok installed/.test(r.stdout);
 }
 
 function describe(req) {
@@ -146,29 +143,69 @@ function ensureSystemdRunDir(isRoot) {
   return true;
 }
 
-function main() {
+/** Step: every requirement present; as root, apt-get installs what is missing. */
+function packagesStep() {
   const isRoot = process.getuid?.() === 0;
   let missing = missingRequirements();
+  if (missing.length === 0) {
+    console.log(`prereqs: all ${REQUIREMENTS.length} system prerequisites present`);
+    return true;
+  }
+  const pkgs = [...new Set(missing.map((r) => r.pkg))];
+  const what = missing.map(describe).join(', ');
+  if (!isRoot) {
+    console.error(`prereqs: missing ${what}. Install them with:`);
+    console.error(`  sudo apt-get update && sudo apt-get install -y ${pkgs.join(' ')}`);
+    return false;
+  }
+  console.error(`prereqs: missing ${what}; installing ${pkgs.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  runOrDie(['apt-get', 'update'], env);
+  runOrDie(['apt-get', 'install', '-y', ...pkgs], env);
+  missing = missingRequirements();
   if (missing.length > 0) {
-    const pkgs = [...new Set(missing.map((r) => r.pkg))];
-    const what = missing.map(describe).join(', ');
-    if (!isRoot) {
-      console.error(`prereqs: missing ${what}. Install them with:`);
-      console.error(`  sudo apt-get update && sudo apt-get install -y ${pkgs.join(' ')}`);
-      process.exit(1);
+    console.error(`prereqs: still missing after apt-get install: ${missing.map(describe).join(', ')}`);
+    return false;
+  }
+  console.log(`prereqs: installed ${pkgs.join(' ')}; all ${REQUIREMENTS.length} system prerequisites present`);
+  return true;
+}
+
+/** Step: the capabilities, proved for real (scripts/capabilities.ts, built when missing). */
+function capabilitiesStep() {
+  const script = path.join(REPO, 'dist', 'scripts', 'capabilities.js');
+  if (!fs.existsSync(script)) {
+    const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
+    if (!fs.existsSync(tsc)) {
+      console.error(`prereqs: ${script} is not built and TypeScript is not installed: run "npm ci && npm run build" first`);
+      return false;
     }
-    console.error(`prereqs: missing ${what}; installing ${pkgs.join(' ')}`);
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    runOrDie(['apt-get', 'update'], env);
-    runOrDie(['apt-get', 'install', '-y', ...pkgs], env);
-    missing = missingRequirements();
-    if (missing.length > 0) {
-      console.error(`prereqs: still missing after apt-get install: ${missing.map(describe).join(', ')}`);
+    runOrDie([process.execPath, tsc, '-p', REPO]);
+  }
+  const r = spawnSync(process.execPath, [script], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.error) {
+    console.error(`prereqs: could not run ${script}: ${r.error.message}`);
+    return false;
+  }
+  return r.status === 0;
+}
+
+/** The steps, in order. Add a step here (a function returning true, or false after saying why). */
+const STEPS = [
+  ['system packages', packagesStep],
+  ['/run/systemd/system', () => ensureSystemdRunDir(process.getuid?.() === 0)],
+  ['capabilities', capabilitiesStep],
+  // A real llama-server for the tests (scripts/llama-fetch.mjs: Debian unstable's packages, cached, offline when warm).
+  ['llama.cpp', () => (llamaPrereq(), true)],
+];
+
+function main() {
+  for (const [name, step] of STEPS) {
+    if (!step()) {
+      console.error(`prereqs: step "${name}" failed (see above)`);
       process.exit(1);
     }
   }
-  if (!ensureSystemdRunDir(isRoot)) process.exit(1);
-  console.log(`prereqs: all ${REQUIREMENTS.length} system prerequisites present`);
 }
 
 main();

@@ -11,18 +11,64 @@
  *  - StateError: the system is not in a state that allows the operation.
  */
 
+/**
+ * Every error code Zoopa throws, in one place: a script or test may match on them, so
+ * they are stable. Add a new one here (the compiler refuses a code not listed).
+ */
+export type ErrorCode =
+  // bad input (InputError, exit 2)
+  | 'ZOOPA_CONFIG'
+  | 'ZOOPA_USAGE'
+  | 'ZOOPA_ENV_FILE'
+  | 'ZOOPA_STACK'
+  | 'ZOOPA_READ'
+  | 'ZOOPA_BAD_DURATION'
+  | 'ZOOPA_BAD_READY'
+  | 'ZOOPA_BAD_UNIT'
+  | 'ZOOPA_NO_UPSTREAM'
+  | 'ZOOPA_BAD_IDLE_MODE'
+  | 'ZOOPA_BAD_UPSTREAM'
+  | 'ZOOPA_BAD_LISTEN_FDS'
+  | 'ZOOPA_BAD_NUMBER'
+  | 'ZOOPA_UNIT_VALUE'
+  // external commands and time
+  | 'ZOOPA_COMMAND_FAILED'
+  | 'ZOOPA_COMMAND_NOT_FOUND'
+  | 'ZOOPA_TIMEOUT'
+  | 'ZOOPA_ABORTED'
+  // state
+  | 'ZOOPA_NOT_INSTALLED'
+  | 'ZOOPA_STACK_NOT_RUNNING'
+  | 'ZOOPA_UNINSTALL'
+  | 'ZOOPA_FROZEN'
+  | 'ZOOPA_FREEZE_FAILED'
+  | 'ZOOPA_THAW_FAILED'
+  // the proxy
+  | 'ZOOPA_LISTEN_FD'
+  | 'ZOOPA_LISTEN'
+  | 'ZOOPA_NO_SOCKET'
+  | 'ZOOPA_UNKNOWN_UNIT'
+  | 'ZOOPA_WAKE_FAILED'
+  | 'ZOOPA_WAKE_BACKOFF'
+  // backups
+  | 'ZOOPA_BACKUP_JOB_FAILED'
+  | 'ZOOPA_BACKUP_INTERRUPTED'
+  | 'ZOOPA_BACKUP_HOOK_FAILED'
+  | 'ZOOPA_BACKUP_LOCK'
+  | 'ZOOPA_BACKUP_LOCKED';
+
 export interface ZoopaErrorOptions {
   hint?: string | undefined;
   cause?: unknown;
 }
 
 export class ZoopaError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly hint: string | undefined;
   /** Exit status the CLI uses for this error. */
   readonly exitStatus: number;
 
-  constructor(code: string, message: string, opts: ZoopaErrorOptions & { exitStatus?: number } = {}) {
+  constructor(code: ErrorCode, message: string, opts: ZoopaErrorOptions & { exitStatus?: number } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
@@ -46,7 +92,7 @@ export class InputError extends ZoopaError {
   readonly key: string | undefined;
   readonly value: unknown;
 
-  constructor(code: string, message: string, loc: InputLocation & ZoopaErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, loc: InputLocation & ZoopaErrorOptions = {}) {
     super(code, message, { hint: loc.hint, cause: loc.cause, exitStatus: 2 });
     this.file = loc.file;
     this.key = loc.key;
@@ -102,7 +148,7 @@ export class CommandError extends ZoopaError {
   constructor(
     argv: readonly string[],
     result: { status: number | null; signal: NodeJS.Signals | null; stdout?: string; stderr?: string },
-    opts: ZoopaErrorOptions & { code?: string; message?: string } = {},
+    opts: ZoopaErrorOptions & { code?: ErrorCode; message?: string } = {},
   ) {
     const stderr = trimOutput(result.stderr ?? '');
     const how =
@@ -124,14 +170,26 @@ export class CommandError extends ZoopaError {
 
 export class TimeoutError extends ZoopaError {
   readonly timeoutMs: number;
-  constructor(message: string, timeoutMs: number, opts: ZoopaErrorOptions = {}) {
+  /** The command that did not finish in time, when it was one. */
+  readonly argv: readonly string[] | undefined;
+  constructor(message: string, timeoutMs: number, opts: ZoopaErrorOptions & { argv?: readonly string[] } = {}) {
     super('ZOOPA_TIMEOUT', message, opts);
     this.timeoutMs = timeoutMs;
+    this.argv = opts.argv;
+  }
+}
+
+/** A command was stopped because its caller aborted (AbortSignal); `cause` is the signal's reason. */
+export class AbortError extends ZoopaError {
+  readonly argv: readonly string[];
+  constructor(argv: readonly string[], opts: ZoopaErrorOptions = {}) {
+    super('ZOOPA_ABORTED', `${formatArgv(argv)} was aborted`, opts);
+    this.argv = argv;
   }
 }
 
 export class StateError extends ZoopaError {
-  constructor(code: string, message: string, opts: ZoopaErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, opts: ZoopaErrorOptions = {}) {
     super(code, message, opts);
   }
 }

@@ -1,12 +1,14 @@
 /**
  * zoopa's command line. Each command lives in src/cli/commands/<name>.ts and
- * exports register(program). Commands throw; the edge (report.ts) prints and
- * chooses the exit status.
+ * exports register(program). Commands throw, or return their exit status
+ * (context.ts returnsStatus); the edge (src/report.ts) prints errors and chooses
+ * the exit status.
  */
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../errors.js';
-import { reportError } from './report.js';
+import { reportError } from '../report.js';
 import { registerCommands } from './commands/index.js';
+import { takeExitStatus } from './context.js';
 
 /** The command word in argv (skipping global options and --root's value). */
 export function commandWord(args: readonly string[]): string | undefined {
@@ -36,6 +38,9 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   const program = await buildProgram(commandWord(argv.slice(2)));
   try {
     await program.parseAsync(argv);
+    const returned = takeExitStatus();
+    if (returned !== undefined) return returned;
+    // Commands not yet returning their status (backup) still set process.exitCode.
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -8,12 +8,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { backupJournalCheck } from '../backup/doctor.js';
+import { podmanNetworkChecks } from './capabilities.js';
 import { repairFromJournal } from '../backup/journal.js';
 import { run } from '../exec.js';
 import { llamaChecks } from '../llama/doctor.js';
 import { InputError } from '../errors.js';
 import { ondemandEnvDir, ondemandRuntimeDir, runtimeDir } from '../paths.js';
 import { resolveProxySettings } from '../proxy/config.js';
+import { rootfulFilesCheck } from './rootful.js';
+import { sudoRuleChecks } from './sudo.js';
 import { readEnvFile } from '../stacks/envfile.js';
 import type { Project } from '../stacks/discover.js';
 import { planInstall } from '../units/install.js';
@@ -121,39 +124,11 @@ const ondemandEnvFiles: Check = async ({ env }) => {
   return { check: 'on-demand env files', verdict: 'fail', detail: bad.join('; '), fix: fix ?? 'fix the named setting' };
 };
 
-const sudoRule: Check = async ({ env, project }) => {
-  const rootful = project?.stacks.find((s) => s.config.rootful && s.config.enabled);
-  if (!rootful) return [];
-  const compose = project?.config.podman_compose ?? which('podman-compose', env) ?? '/usr/bin/podman-compose';
-  const sudo = which('sudo', env);
-  if (!sudo) return { check: `sudo rule (${rootful.name})`, verdict: 'fail', detail: 'sudo is not installed', fix: 'sudo is needed for the rootful stack: apt-get install sudo' };
-  const r = await run([sudo, '-n', '-l', compose, '-p', rootful.name, 'up', '-d'], { env, reject: false, timeoutMs: 15_000 });
-  if (r.status === 0) return { check: `sudo rule (${rootful.name})`, verdict: 'ok', detail: `sudo -n may run ${compose}` };
-  const user = userName(env);
-  return {
-    check: `sudo rule (${rootful.name})`,
-    verdict: 'fail',
-    detail: `sudo -n may not run ${compose} for the rootful stack ${rootful.name}`,
-    fix: `add with "sudo visudo -f /etc/sudoers.d/zoopa": ${user} ALL=(root) NOPASSWD: ${compose}`,
-  };
-};
+/** The sudo rule: every exact argv zoopa runs as root, probed with sudo -n -l (src/doctor/sudo.ts). */
+const sudoRule: Check = async ({ env, project }) => sudoRuleChecks(project, env);
 
-/** Duplicati jobs reach duplicati-server-util through `sudo -n ...` by default: is that allowed? */
-const duplicatiSudo: Check = async ({ env, project }) => {
-  if (!project?.stacks.some((s) => s.config.backup?.jobs.some((j) => j.engine === 'duplicati'))) return [];
-  const argv = project.config.backup?.duplicati?.command ?? ['sudo', '-n', 'podman', 'exec', 'duplicati', 'duplicati-server-util'];
-  if (!/(^|\/)sudo$/.test(argv[0] ?? '')) return { check: 'sudo rule (Duplicati)', verdict: 'ok', detail: `Duplicati is reached without sudo: ${argv.join(' ')}` };
-  const rest = argv.slice(1).filter((a) => a !== '-n');
-  const r = await run([argv[0]!, '-n', '-l', ...rest], { env, reject: false, timeoutMs: 15_000 });
-  if (r.status === 0) return { check: 'sudo rule (Duplicati)', verdict: 'ok', detail: `sudo -n may run ${rest.join(' ')}` };
-  const bin = which(rest[0] ?? '', env) ?? rest[0];
-  return {
-    check: 'sudo rule (Duplicati)',
-    verdict: 'fail',
-    detail: `backups reach Duplicati with "${argv.join(' ')}", which sudo -n refuses`,
-    fix: `add with "sudo visudo -f /etc/sudoers.d/zoopa": ${userName(env)} ALL=(root) NOPASSWD: ${[bin, ...rest.slice(1)].join(' ')}`,
-  };
-};
+/** The rootful stack's compose file, .env and folders are root's alone (src/doctor/rootful.ts). */
+const rootfulFiles: Check = async ({ project }) => rootfulFilesCheck(project);
 
 const unitsStale: Check = async ({ env, project }) => {
   if (!project) return [];
@@ -193,8 +168,11 @@ const backupJournal: Check = async ({ env }) => {
 
 const llama: Check = async ({ project, env }) => llamaChecks(project, env);
 
+/** The network backend and a container with a published port answering (capabilities.ts). */
+const podmanNetwork: Check = async ({ env }) => podmanNetworkChecks(env);
+
 export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
-  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanCompose, ondemandDir, ondemandEnvFiles, sudoRule, duplicatiSudo, unitsStale, backupJournal, llama];
+  const checks: Check[] = [projectCheck, manager, lingering, podman, podmanNetwork, podmanCompose, ondemandDir, ondemandEnvFiles, sudoRule, rootfulFiles, unitsStale, backupJournal, llama];
   const results = await Promise.all(
     checks.map((c) =>
       c(ctx).catch((e: unknown): CheckResult => ({ check: c.name, verdict: 'fail', detail: `check failed: ${e instanceof Error ? e.message : String(e)}` })),

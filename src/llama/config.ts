@@ -26,7 +26,7 @@ import { duration, port } from '../config/types.js';
 /** KV cache types llama-server accepts for --cache-type-k / --cache-type-v. */
 export const CACHE_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'iq4_nl', 'q5_0', 'q5_1'] as const;
 
-/** Values of --load-mode (llama.cpp builds that replaced --mmap/--mlock with it). */
+/** Values of --load-mode (llama.cpp replaced --mmap/--no-mmap/--mlock with it). */
 export const LOAD_MODES = ['auto', 'none', 'mmap', 'mlock', 'mmap+mlock', 'dio'] as const;
 
 /** `cpus:` as written: "0 1 6-11", "0,1,6-11", 3, or a list of numbers and ranges. Parsed by cpus.ts. */
@@ -55,11 +55,11 @@ const tuningShape = {
   /** --cache-type-k / --cache-type-v */
   cache_type_k: z.enum(CACHE_TYPES).optional(),
   cache_type_v: z.enum(CACHE_TYPES).optional(),
-  /** true: --mmap, false: --no-mmap, unset: llama-server's default. */
+  /** true: --load-mode mmap, false: --load-mode none, unset: llama-server's default (resolve.ts loadModeOf). */
   mmap: z.boolean().optional(),
-  /** true: --mlock. false: nothing (llama-server has no --no-mlock; not locking is its default). */
+  /** true: --load-mode mmap+mlock (mlock with mmap: false). false: nothing (not locking is the default). */
   mlock: z.boolean().optional(),
-  /** --load-mode, for llama.cpp builds that replaced --mmap/--mlock with it. */
+  /** --load-mode as it is (auto, none, mmap, mlock, mmap+mlock, dio); not combined with mmap/mlock. */
   load_mode: z.enum(LOAD_MODES).optional(),
   /** --sleep-idle-seconds: the server unloads the model after this much idleness. */
   sleep_idle: duration.optional(),

@@ -3,7 +3,12 @@
  * src/doctor/checks.ts: `...llamaChecks(project, env)`.
  *
  *  - llama.binary exists and is executable (render does not require it: units
- *    may be rendered before llama.cpp is built; systemd would fail the start);
+ *    may be rendered before llama.cpp is built; systemd would fail the start), and
+ *    answers `--version` (a binary whose libraries are missing does not);
+ *  - every flag of every rendered command line is listed by that binary's `--help`
+ *    (llama.cpp renames flags: --mmap/--no-mmap/--mlock became --load-mode); a flag it
+ *    does not list is named with the service, since that service would crash-loop
+ *    with "error: invalid argument";
  *  - the working directory exists (systemd fails the start with status 200/CHDIR);
  *  - every model / mmproj file and the router's models folder exist;
  *  - cpus name CPUs this machine has (CPUAffinity= with none of them online fails
@@ -15,9 +20,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { CheckResult } from '../doctor/types.js';
 import type { Project } from '../stacks/discover.js';
+import { run } from '../exec.js';
 import { formatCpus } from './cpus.js';
+import { parseHelpFlags, unknownFlags } from './help.js';
 import { resolveLlama, type LlamaService } from './resolve.js';
 import { isExecutableFile } from '../fsutil.js';
+
+/** How long `llama-server --version` / `--help` may take (they print and exit). */
+const BINARY_QUERY_TIMEOUT_MS = 30_000;
 
 function isDir(p: string): boolean {
   try {
@@ -56,7 +66,7 @@ export function lowestAllowedNice(limitsText?: string): number | undefined {
   return Math.min(0, 20 - soft);
 }
 
-export function llamaChecks(project: Project | undefined, env: NodeJS.ProcessEnv = process.env, opts: { cpuCount?: number; isRoot?: boolean } = {}): CheckResult[] {
+export async function llamaChecks(project: Project | undefined, env: NodeJS.ProcessEnv = process.env, opts: { cpuCount?: number; isRoot?: boolean } = {}): Promise<CheckResult[]> {
   if (!project?.config.llama || Object.keys(project.config.llama.services).length === 0) return [];
   let services: LlamaService[];
   try {
@@ -66,16 +76,15 @@ export function llamaChecks(project: Project | undefined, env: NodeJS.ProcessEnv
   }
   const out: CheckResult[] = [];
   const binary = services[0]!.binary;
-  out.push(
-    isExecutableFile(binary)
-      ? { check: 'llama binary', verdict: 'ok', detail: `${binary} is executable` }
-      : {
-          check: 'llama binary',
-          verdict: 'fail',
-          detail: `${binary} ${fs.existsSync(binary) ? 'is not executable' : 'does not exist'}: every llama service would fail to start`,
-          fix: 'build llama.cpp (in ~/llama.cpp: cmake -B build && cmake --build build --config Release -t llama-server), or set llama.binary in zoopa.yaml',
-        },
-  );
+  if (isExecutableFile(binary)) out.push(...(await binaryChecks(binary, services, env)));
+  else {
+    out.push({
+      check: 'llama binary',
+      verdict: 'fail',
+      detail: `${binary} ${fs.existsSync(binary) ? 'is not executable' : 'does not exist'}: every llama service would fail to start`,
+      fix: 'build llama.cpp (in ~/llama.cpp: cmake -B build && cmake --build build --config Release -t llama-server), or set llama.binary in zoopa.yaml',
+    });
+  }
   const wd = services[0]!.workingDirectory;
   if (!isDir(wd)) {
     out.push({ check: 'llama working directory', verdict: 'fail', detail: `${wd} does not exist: systemd fails the start (status 200/CHDIR)`, fix: `mkdir -p ${wd}, or set llama.working_directory` });
@@ -115,6 +124,54 @@ export function llamaChecks(project: Project | undefined, env: NodeJS.ProcessEnv
         fix: 'allow it in /etc/security/limits.conf ("youruser - nice -5"; log in again and restart the user manager), or set nice: 0',
       });
     }
+  }
+  return out;
+}
+
+/** The first line of a command's output, for messages. */
+function firstLine(text: string): string {
+  return text.trim().split('\n')[0]?.trim() ?? '';
+}
+
+/**
+ * `binary --version` answers, and `binary --help` lists every flag of every service's
+ * command line. Run with the services' working directory's environment (env), never
+ * through a shell.
+ */
+export async function binaryChecks(binary: string, services: readonly LlamaService[], env: NodeJS.ProcessEnv = process.env): Promise<CheckResult[]> {
+  const query = (flag: string) => run([binary, flag], { env, reject: false, timeoutMs: BINARY_QUERY_TIMEOUT_MS }).catch((e: Error) => ({ status: null, stdout: '', stderr: e.message }));
+  const version = await query('--version');
+  // llama-server prints its version on stderr (older builds) or stdout.
+  const versionText = firstLine(`${version.stdout}\n${version.stderr}`.split('\n').find((l) => /^version: /.test(l)) ?? '');
+  if (version.status !== 0 || !versionText) {
+    return [
+      {
+        check: 'llama binary',
+        verdict: 'fail',
+        detail: `${binary} --version failed (exit ${version.status ?? 'none'}): ${firstLine(version.stderr || version.stdout) || 'no output'}`,
+        fix: 'run it by hand to see why (missing shared libraries?); rebuild llama.cpp, or set llama.binary in zoopa.yaml',
+      },
+    ];
+  }
+  const out: CheckResult[] = [{ check: 'llama binary', verdict: 'ok', detail: `${binary}: ${versionText}` }];
+  const help = await query('--help');
+  const flags = parseHelpFlags(`${help.stdout}\n${help.stderr}`);
+  if (help.status !== 0 || flags.size === 0) {
+    out.push({ check: 'llama flags', verdict: 'warn', detail: `${binary} --help listed no flags (exit ${help.status ?? 'none'}): the rendered flags cannot be checked`, fix: 'run it by hand: llama-server --help' });
+    return out;
+  }
+  const unknown = services.map((s) => ({ s, flags: unknownFlags(s.argv, flags) })).filter((x) => x.flags.length > 0);
+  if (unknown.length === 0) {
+    out.push({ check: 'llama flags', verdict: 'ok', detail: `every flag of ${services.length} service${services.length === 1 ? '' : 's'} is in ${binary} --help (${versionText})` });
+    return out;
+  }
+  for (const { s, flags: bad } of unknown) {
+    out.push({
+      check: `llama flags (${s.name})`,
+      verdict: 'warn',
+      detail: `service ${s.name}: ${bad.join(', ')} ${bad.length === 1 ? 'is' : 'are'} not listed by ${binary} --help (${versionText}); llama-server refuses an unknown flag ("error: invalid argument"), so ${s.unit} would fail to start`,
+      fix: `check the spelling in llama-server --help; remove or rename ${bad.join(', ')} in llama.services.${s.name}.extra_args (or llama.defaults.extra_args), or update llama.cpp`,
+    });
   }
   return out;
 }

@@ -95,11 +95,13 @@ const MANAGED_FLAGS: Record<string, string> = {
   '--host': 'host', '--port': 'port',
   '-ctk': 'cache_type_k', '--cache-type-k': 'cache_type_k',
   '-ctv': 'cache_type_v', '--cache-type-v': 'cache_type_v',
-  '--mmap': 'mmap', '--no-mmap': 'mmap', '--mlock': 'mlock',
   '-lm': 'load_mode', '--load-mode': 'load_mode',
   '--sleep-idle-seconds': 'sleep_idle',
   '--models-dir': 'router', '--models-max': 'models_max',
 };
+
+/** Loading flags of llama.cpp builds before --load-mode: allowed in extra_args for them. */
+const OLD_LOAD_FLAGS = ['--mmap', '--no-mmap', '--mlock'];
 
 /** `~` and `~/x` → home; relative → against the stacks root. */
 export function expandPath(p: string, root: string, env: NodeJS.ProcessEnv): string {
@@ -303,7 +305,7 @@ function resolveOne(project: Project, name: string, s: LlamaServiceConfig, defau
     }
   }
 
-  // mmap/mlock vs load_mode: two generations of llama-server flags.
+  // mmap/mlock vs load_mode: the same choice written two ways (mmap/mlock render --load-mode).
   const loadMode = get('load_mode');
   const mmap = get('mmap');
   const mlock = get('mlock');
@@ -312,10 +314,15 @@ function resolveOne(project: Project, name: string, s: LlamaServiceConfig, defau
   }
 
   const extra = get('extra_args');
+  // Older llama.cpp builds (before --load-mode) take --mmap/--no-mmap/--mlock; zoopa no longer writes them.
+  const chosen = loadMode.value !== undefined ? 'load_mode' : mmap.value !== undefined ? 'mmap' : mlock.value !== undefined ? 'mlock' : undefined;
   for (const a of extra.value ?? []) {
     const flag = (a.startsWith('--') ? a.replace(/_/g, '-') : a).split('=')[0]!;
     const owner = MANAGED_FLAGS[flag];
     if (owner) fail(extra.key, `${a} is set by zoopa from the ${owner} key`, a, `use ${owner}: instead of passing ${flag} in extra_args`);
+    if (OLD_LOAD_FLAGS.includes(flag) && chosen) {
+      fail(extra.key, `${a} and the ${chosen} key both choose how the model is loaded`, a, `remove one: ${chosen} renders --load-mode (llama.cpp with --load-mode); ${flag} in extra_args is for older builds`);
+    }
   }
 
   const host = get('host').value ?? DEFAULT_HOST;
@@ -343,9 +350,8 @@ function resolveOne(project: Project, name: string, s: LlamaServiceConfig, defau
   const ctv = get('cache_type_v').value;
   if (ctk) argv.push('--cache-type-k', ctk);
   if (ctv) argv.push('--cache-type-v', ctv);
-  if (mmap.value !== undefined) argv.push(mmap.value ? '--mmap' : '--no-mmap');
-  if (mlock.value === true) argv.push('--mlock');
-  if (loadMode.value !== undefined) argv.push('--load-mode', loadMode.value);
+  const mode = loadMode.value ?? loadModeOf(mmap.value, mlock.value);
+  if (mode !== undefined) argv.push('--load-mode', mode);
   if (sleepIdle !== undefined) argv.push('--sleep-idle-seconds', String(Math.ceil(sleepIdle)));
   argv.push('--host', host, '--port', String(s.port));
   argv.push(...(extra.value ?? []));
@@ -372,6 +378,20 @@ function resolveOne(project: Project, name: string, s: LlamaServiceConfig, defau
     argv,
     ondemand: ondemandOf(s, defaults.host),
   };
+}
+
+/**
+ * mmap/mlock as llama-server takes them today. Its --mmap, --no-mmap and --mlock were
+ * replaced by --load-mode (llama.cpp 0.7.0, build 11669, refuses them: "error: invalid
+ * argument: --mmap"), so the keys render --load-mode: mmap → mmap, no mmap → none (read
+ * into memory), mlock → mmap+mlock (mmap is the default) or mlock (with mmap: false).
+ * mlock: false alone is llama-server's default: nothing is written.
+ */
+export function loadModeOf(mmap: boolean | undefined, mlock: boolean | undefined): string | undefined {
+  if (mlock === true) return mmap === false ? 'mlock' : 'mmap+mlock';
+  if (mmap === true) return 'mmap';
+  if (mmap === false) return 'none';
+  return undefined;
 }
 
 function checkFile(p: string, key: string, value: string, sh: Shared, what: string): void {

@@ -63,10 +63,18 @@ export const extraListener = z.strictObject({
   upstream: upstreamText,
 });
 
-/** ZOOPA_STOP_CHECK is split on white space by the proxy: no word may contain any. */
-const stopCheck = argvCommand.refine((argv) => argv.every((w) => w !== '' && !/[\s"'\\]/.test(w)), {
-  message: 'a word of the command contains white space, a quote or a backslash (ZOOPA_STOP_CHECK is split on white space); put the command in a script and name the script',
-});
+/**
+ * ZOOPA_STOP_CHECK is split on white space by the proxy: no word may contain any.
+ * The proxy's env reader also drops ` #...` as a comment, so a word starting with
+ * `#` would be lost silently with everything after it: refused too.
+ */
+const stopCheck = argvCommand
+  .refine((argv) => argv.every((w) => w !== '' && !/[\s"'\\]/.test(w)), {
+    message: 'a word of the command contains white space, a quote or a backslash (ZOOPA_STOP_CHECK is split on white space); put the command in a script and name the script',
+  })
+  .refine((argv) => argv.every((w) => !w.startsWith('#')), {
+    message: 'a word of the command starts with "#", which the env file reader takes for a comment (that word and the rest would be dropped); put the command in a script and name the script',
+  });
 
 export const stackOndemandSchema = z
   .strictObject({
@@ -112,8 +120,15 @@ export const octalMode = z
 export const globalOndemandSchema = z.strictObject({
   /** SocketMode= of every on-demand socket (default 0666, as the original: nginx runs as another user). */
   socket_mode: octalMode.optional(),
-  /** Mode of %t/ondemand, set by zoopa-ondemand-dir.service and DirectoryMode= (default 0711). */
-  directory_mode: octalMode.optional(),
+  /**
+   * Mode of %t/ondemand, set by zoopa-ondemand-dir.service and DirectoryMode= (default 0711).
+   * Never group or other writable: others could plant sockets, freeze records or links there.
+   */
+  directory_mode: octalMode
+    .refine((m) => (parseInt(m, 8) & 0o022) === 0, {
+      message: 'must not let group or others write (e.g. 0711, or 0755); others could plant files or links in the folder zoopa writes its runtime files to',
+    })
+    .optional(),
 });
 export type GlobalOndemandConfig = z.output<typeof globalOndemandSchema>;
 

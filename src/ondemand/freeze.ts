@@ -21,11 +21,12 @@
  * here: a proxy that is stopped keeps its "zoopa started the stack" marker, so after a
  * thaw the next proxy still stops the stack at idle.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { UnitInfo, UnitManager } from '../core/ports.js';
 import { StateError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 import { checkStackArgument, ondemandListenerPrefix, ondemandListenerSocketUnit, ondemandServiceUnit, ondemandSocketUnit } from '../names.js';
 import { ondemandRuntimeDir, userUnitDir } from '../paths.js';
 import { DEFAULT_DIRECTORY_MODE } from './config.js';
@@ -56,6 +57,12 @@ export interface FreezeRecord {
   pid: number;
   sockets: FrozenUnit[];
   service: FrozenUnit;
+  /**
+   * Set (never written) when the record on disk cannot be read or parsed: the
+   * stack counts as frozen, and thaw falls back to the safe state, its sockets
+   * started (the next connection wakes the stack as usual).
+   */
+  unreadable?: string;
 }
 
 export interface FreezeResult {
@@ -74,25 +81,43 @@ export interface ThawResult {
   /** Units this call started, in order. */
   started: string[];
   record: FreezeRecord | null;
+  /** Why the record could not be read, when it could not (the sockets were started instead). */
+  recordError?: string;
 }
 
 export { freezeRecordPath };
 
-/** The freeze record, or undefined when the stack is not frozen. Never throws on a bad file. */
+/**
+ * The freeze record, or undefined when the stack is not frozen. Never throws on a
+ * bad file: an unreadable, torn or foreign record comes back with `unreadable`
+ * set and nothing recorded (thaw then restarts the sockets).
+ */
 export function readFreezeRecord(stack: string, env: NodeJS.ProcessEnv = process.env): FreezeRecord | undefined {
+  const file = freezeRecordPath(stack, env);
+  const unreadable = (why: string): FreezeRecord => ({
+    version: 1,
+    stack,
+    frozenAt: '',
+    pid: 0,
+    sockets: [],
+    service: { name: ondemandServiceUnit(stack), activeState: 'inactive', unitFileState: '', loadState: '' },
+    unreadable: why,
+  });
   let text: string;
   try {
-    text = fs.readFileSync(freezeRecordPath(stack, env), 'utf8');
-  } catch {
-    return undefined;
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    return unreadable(`cannot be read: ${code ?? (e as Error).message}`);
   }
   try {
     const r = JSON.parse(text) as FreezeRecord;
     if (r && r.version === 1 && r.stack === stack && Array.isArray(r.sockets) && r.service) return r;
-  } catch {
-    /* a torn or foreign file: treated as frozen with nothing to restore below */
+    return unreadable('is not a freeze record of this stack');
+  } catch (e) {
+    return unreadable(`is not valid JSON (${(e as Error).message})`);
   }
-  return { version: 1, stack, frozenAt: '', pid: 0, sockets: [], service: { name: ondemandServiceUnit(stack), activeState: 'inactive', unitFileState: '', loadState: '' } };
 }
 
 export function isFrozen(stack: string, env: NodeJS.ProcessEnv = process.env): boolean {
@@ -134,16 +159,22 @@ function ensureRuntimeDir(env: NodeJS.ProcessEnv): void {
   if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: parseInt(DEFAULT_DIRECTORY_MODE, 8) });
 }
 
-/** Write the record only if none exists (atomic: a complete file appears, or nothing). */
+/**
+ * Write the record only if none exists (atomic: a complete file appears, or
+ * nothing). The temp file has an unpredictable name and is created exclusively
+ * (`wx`): nothing planted in the folder is followed. Mode 0600.
+ */
 function createRecord(file: string, record: FreezeRecord): boolean {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  fs.writeFileSync(tmp, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(8).toString('hex')}`);
   try {
-    fs.linkSync(tmp, file);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+    fs.writeFileSync(tmp, JSON.stringify(record, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    try {
+      fs.linkSync(tmp, file);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
   } finally {
     fs.rmSync(tmp, { force: true });
   }
@@ -222,8 +253,19 @@ async function restore(record: FreezeRecord, units: UnitManager, started: string
 export async function thaw(stack: string, deps: FreezeDeps): Promise<ThawResult> {
   checkStackArgument(stack);
   const env = deps.env ?? process.env;
-  const record = readFreezeRecord(stack, env);
+  let record = readFreezeRecord(stack, env);
   if (!record) return { stack, wasFrozen: false, started: [], record: null };
+  if (record.unreadable) {
+    // Nothing says what ran before the freeze: restart the sockets (installed
+    // ones), the state in which nothing is lost (a connection wakes the stack).
+    (deps.log ?? createLogger()).error(
+      `${stack}: the freeze record ${freezeRecordPath(stack, env)} ${record.unreadable}; restarting its sockets instead of restoring the recorded state`,
+    );
+    const names = [ondemandSocketUnit(stack), ...listenerSockets(stack, env, deps.listeners)];
+    const info = await deps.units.show(names);
+    const sockets = names.map((n) => frozenUnit(info.get(n), n)).filter((u) => u.loadState !== 'not-found').map((u) => ({ ...u, activeState: 'active' }));
+    record = { ...record, sockets };
+  }
   const started: string[] = [];
   try {
     await restore(record, deps.units, started);
@@ -235,7 +277,7 @@ export async function thaw(stack: string, deps: FreezeDeps): Promise<ThawResult>
   }
   fs.rmSync(freezeRecordPath(stack, env), { force: true });
   deps.log?.info(`${stack}: thawed (${started.length ? `started ${started.join(', ')}` : 'nothing was running before the freeze'})`);
-  return { stack, wasFrozen: true, started, record };
+  return { stack, wasFrozen: true, started, record, ...(record.unreadable ? { recordError: record.unreadable } : {}) };
 }
 
 /** Forget a freeze without restoring anything (zoopa ondemand disable). */

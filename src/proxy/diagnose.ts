@@ -10,8 +10,10 @@
  * next connection after the fix wakes the stack at once instead of waiting out
  * the failure backoff.
  *
- * Minimal on purpose, behind the `Diagnose` type: the platform's shared
- * verifier can replace it (ProxyDeps.diagnose).
+ * When the stack unit's own check (src/stacks/verify.ts through `zoopa
+ * check-stack`, its ExecStartPost=) failed since the start job began, its
+ * record is the cause (it saw the containers before removing them); otherwise
+ * `podman ps --all` of the project. Behind the `Diagnose` type (ProxyDeps.diagnose).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,6 +32,8 @@ export interface DiagnoseOptions {
   unit: string;
   timeoutMs: number;
   signal?: AbortSignal | undefined;
+  /** Date.now() of the start job: a record of the unit's own check (ExecStartPost) since then is used first. */
+  since?: number | undefined;
 }
 
 export type Diagnose = (stack: string, o: DiagnoseOptions) => Promise<Diagnosis | null>;
@@ -72,6 +76,16 @@ function stackFiles(dir: string): string {
     .join(',');
 }
 
+/** Fixed: the stack's files changed since, or the missing images exist now (when they were the only cause). */
+function fixedCheck(dir: string, files: string, missing: string[], causes: number, imageExists: (image: string, o: { timeoutMs: number }) => Promise<boolean>): Diagnosis['fixed'] {
+  return async (f) => {
+    if (stackFiles(dir) !== files) return true;
+    if (missing.length === 0 || missing.length !== causes) return false;
+    for (const image of missing) if (!(await imageExists(image, f))) return false;
+    return true;
+  };
+}
+
 export function podmanDiagnose(units: ProxyUnits, env: NodeJS.ProcessEnv): Diagnose {
   const podman = (args: string[], o: { timeoutMs: number; signal?: AbortSignal | undefined }) =>
     run(['podman', ...args], { env, timeoutMs: o.timeoutMs, signal: o.signal, reject: false });
@@ -86,6 +100,21 @@ export function podmanDiagnose(units: ProxyUnits, env: NodeJS.ProcessEnv): Diagn
     const dir = info.props.WorkingDirectory ?? '';
     // Not a rootless podman-compose stack: nothing this can look at.
     if (!dir.startsWith('/') || !/podman-compose/.test(info.props.ExecStart ?? '') || /\bsudo\b/.test(info.props.ExecStart ?? '')) return null;
+    const files = stackFiles(dir);
+    // The unit's own check (zoopa check-stack, ExecStartPost=) saw the containers before it removed them.
+    const checked = opts.since === undefined ? undefined : (await import('../stacks/verify.js').catch(() => null))?.lastCheck(stack, env);
+    if (checked && opts.since !== undefined && checked.at >= opts.since && checked.problems.length > 0) {
+      const { describeProblem } = await import('../stacks/verify.js');
+      const missing: string[] = [];
+      const causes: string[] = [];
+      for (const p of checked.problems) {
+        if (p.state === 'missing' && p.image && !(await imageExists(p.image, o))) {
+          missing.push(p.image);
+          causes.push(`service ${p.service}: image ${p.image} does not exist`);
+        } else causes.push(describeProblem({ ...p, logTail: undefined }));
+      }
+      return { cause: causes.join('; '), fixed: fixedCheck(dir, files, missing, causes.length, imageExists) };
+    }
     const ps = await podman(['ps', '--all', '--filter', `label=io.podman.compose.project=${stack}`, '--format', 'json'], o);
     if (ps.status !== 0) return { cause: `podman ps failed: ${ps.stderr.trim().split('\n').pop() ?? ''}` };
     let containers: PsEntry[];
@@ -116,14 +145,6 @@ export function podmanDiagnose(units: ProxyUnits, env: NodeJS.ProcessEnv): Diagn
     }
     if (services.size === 0 && containers.length === 0) causes.push(`no container of project ${stack} exists`);
     if (causes.length === 0) return null;
-    // Fixed: the missing images exist now (when they were the only cause), or the stack's files changed since.
-    const files = stackFiles(dir);
-    const fixed = async (f: { timeoutMs: number }): Promise<boolean> => {
-      if (stackFiles(dir) !== files) return true;
-      if (missing.length === 0 || missing.length !== causes.length) return false;
-      for (const image of missing) if (!(await imageExists(image, f))) return false;
-      return true;
-    };
-    return { cause: causes.join('; '), fixed };
+    return { cause: causes.join('; '), fixed: fixedCheck(dir, files, missing, causes.length, imageExists) };
   };
 }

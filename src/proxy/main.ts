@@ -3,10 +3,10 @@
  * bin/zoopa.js hands `zoopa proxy ...` (what the units' ExecStart runs) straight
  * here, so the long-running proxy does not load commander and the rest of the
  * CLI; `zoopa --root X proxy ...` reaches it through src/cli/commands/proxy.ts.
- * Errors go through src/cli/report.ts like every command's.
+ * Errors go through src/report.ts like every command's.
  */
 import { parseArgs } from 'node:util';
-import { reportError } from '../cli/report.js';
+import { reportError } from '../report.js';
 import { UsageError } from '../errors.js';
 import { runProxyCommand } from './run.js';
 

@@ -20,7 +20,7 @@
  * Without a unit (`--stack-unit none`, a plain proxy) waking is only the
  * readiness wait.
  */
-import { InputError, TimeoutError, ZoopaError } from '../errors.js';
+import { InputError, TimeoutError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ENV_STACK_UNIT } from '../names.js';
 import type { ReadyCheck } from './config.js';
@@ -349,7 +349,7 @@ export class StackState {
       return r;
     } catch (e) {
       this.set('sleeping');
-      throw e instanceof ZoopaError ? e : new ZoopaError('ZOOPA_IDLE_STOP_FAILED', (e as Error).message, { cause: e });
+      throw e;
     } finally {
       this.stopping = null;
     }

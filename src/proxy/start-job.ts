@@ -26,6 +26,7 @@ export interface StartJobContext {
 
 /** Rejects with a known WakeFailedError when the job fails or leaves a container not running. */
 export function startJob(x: StartJobContext, unit: string, deadline: number, signal: AbortSignal): Promise<void> {
+  const since = Date.now();
   return x.units.start(unit, { timeoutMs: Math.max(1000, deadline - Date.now()) }).then(
     async () => {
       await recordInvocation(x, unit);
@@ -34,7 +35,7 @@ export function startJob(x: StartJobContext, unit: string, deadline: number, sig
     },
     async (e: unknown) => {
       if (e instanceof TimeoutError) throw e;
-      const d = await diagnoseWithin(x, unit, deadline, signal);
+      const d = await diagnoseWithin(x, unit, deadline, signal, since);
       // systemctl's first line says what happened ("Job for X failed because ..."); its last only where to look.
       const why = e instanceof CommandError && e.stderr ? e.stderr.split('\n')[0]! : ((e as Error)?.message ?? String(e));
       throw new WakeFailedError(d ? `${unit} failed to start: ${d.cause}` : why, { known: true, diagnosis: d, cause: e });
@@ -59,10 +60,10 @@ export async function watchContainers(x: StartJobContext, unit: string, deadline
 }
 
 /** Why the unit is not running, asked within the wake's deadline; null when all runs or nobody can tell. */
-async function diagnoseWithin(x: StartJobContext, unit: string, deadline: number, signal: AbortSignal): Promise<Diagnosis | null> {
+async function diagnoseWithin(x: StartJobContext, unit: string, deadline: number, signal: AbortSignal, since?: number): Promise<Diagnosis | null> {
   if (!x.diagnose) return null;
   try {
-    return await x.diagnose(x.stack, { unit, timeoutMs: Math.max(5000, Math.min(DIAGNOSE_TIMEOUT_MS, deadline - Date.now())), signal });
+    return await x.diagnose(x.stack, { unit, timeoutMs: Math.max(5000, Math.min(DIAGNOSE_TIMEOUT_MS, deadline - Date.now())), signal, since });
   } catch (e) {
     x.logger.warn(`could not tell why ${unit} is not running: ${(e as Error).message}`);
     return null;

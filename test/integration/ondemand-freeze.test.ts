@@ -21,6 +21,18 @@ import { freePort, httpGet, useTestbed, type Nginx } from '../testbed/index.js';
 import { activeState, containerStarts, runningContainers, socketOf, status, tryConnect, twoPortStack, unitStates } from './ondemand-lib.js';
 
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 200 };
+
+/** Files (not sockets: nginx must reach those) under `dir` that users other than the owner may read or write. */
+function exposedFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    const st = fs.lstatSync(p);
+    if (st.isDirectory()) out.push(...exposedFiles(p));
+    else if (!st.isSocket() && (st.mode & 0o077) !== 0) out.push(`${p} (mode ${(st.mode & 0o777).toString(8)})`);
+  }
+  return out;
+}
 const UNITS = ['zoopa-ondemand@duo.socket', 'zoopa-ondemand@duo.second.socket', 'zoopa-ondemand@duo.service', 'zoopa-ondemand-dir.service'];
 
 describe('on demand: two listeners, freeze and thaw', () => {
@@ -101,9 +113,33 @@ describe('on demand: two listeners, freeze and thaw', () => {
     assert.equal(frozen['zoopa-ondemand@duo.second.socket']!.split('/')[0], 'inactive');
     assert.equal(frozen['zoopa-ondemand@duo.service']!.split('/')[0], 'inactive');
     assert.equal((await status(tb)).get('duo')!.ondemand?.state, 'frozen');
+    // After a wake and a freeze: nothing zoopa wrote under the runtime folder is open to other users.
+    const runtime = path.join(tb.runtimeDir, 'ondemand');
+    assert.ok(fs.readdirSync(runtime).includes('duo.frozen.json'), 'the freeze record is there');
+    // PROXY_STATE_0644: the proxy's <stack>.state.json is the proxy helper's (src/proxy/state-file.ts,
+    // issue 9 finding 6); drop this exception once it writes 0600.
+    assert.deepEqual(exposedFiles(runtime).filter((f) => !/\/duo\.state\.json \(mode 644\)$/.test(f)), [], 'runtime files are 0600');
+    assert.equal(fs.statSync(path.join(runtime, 'duo.frozen.json')).mode & 0o777, 0o600);
     const t = await tb.zoopa(['--root', tb.root, 'thaw', 'duo']);
     assert.equal(t.status, 0, t.stderr);
     assert.deepEqual(await snapshotUnits(), before, 'thaw restores every unit as it was');
+  });
+
+  it('a torn freeze record: thaw logs the error and falls back to the safe state, its sockets started', async () => {
+    const tb = bed();
+    const before = await snapshotUnits();
+    assert.equal(before['zoopa-ondemand@duo.socket'], 'active/enabled');
+    const f = await tb.zoopa(['--root', tb.root, 'freeze', 'duo']);
+    assert.equal(f.status, 0, f.stderr);
+    const record = path.join(tb.runtimeDir, 'ondemand', 'duo.frozen.json');
+    fs.writeFileSync(record, '{"version": 1, "sta');
+    const t = await tb.zoopa(['--root', tb.root, 'thaw', 'duo', '--json']);
+    assert.equal(t.status, 0, t.stderr);
+    assert.match(t.stderr, /duo: the freeze record .*duo\.frozen\.json is not valid JSON .*restarting its sockets/);
+    const started = (JSON.parse(t.stdout) as { started: string[] }).started;
+    assert.deepEqual(started, ['zoopa-ondemand@duo.socket', 'zoopa-ondemand@duo.second.socket']);
+    assert.equal(fs.existsSync(record), false, 'the record is gone');
+    for (const sock of [socketOf(tb, 'duo'), socketOf(tb, 'duo', 'second')]) assert.ok(fs.statSync(sock).isSocket(), `${sock} listens again`);
   });
 
   it('freeze while asleep: a connection wakes nothing (nginx 502 at once), thaw restores, the next request wakes it', async () => {

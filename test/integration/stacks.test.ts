@@ -9,7 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { httpStack, twoServiceStack, writeZoopaYaml, type StackFixture } from '../fixtures/stacks.js';
-import { freePort, httpGet, useTestbed, type Testbed } from '../testbed/index.js';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { run } from '../../src/exec.js';
+import { freePort, httpGet, IMAGE, useTestbed, type Testbed } from '../testbed/index.js';
 
 interface StatusJson {
   stacks: Array<{ name: string; state: string; installed: boolean; rootful: boolean; containers: { running: number } | null }>;
@@ -140,17 +143,20 @@ describe('stacks as systemd user units', () => {
 describe('a rootful stack', () => {
   const bed = useTestbed({ name: 'rootful' });
 
-  it('renders the sudo form and runs through a scoped sudo rule', async () => {
+  it('renders the sudo form and runs under exactly the rule zoopa sudoers prints', async () => {
     const tb = bed();
     const dup = httpStack(tb.root, 'duplicati', { port: await freePort() });
     writeZoopaYaml(tb.root, { stacks: { duplicati: { rootful: true } } });
     await tb.importImageRootful();
-    await tb.allowSudo(['/usr/bin/podman-compose', '/usr/bin/podman']);
+    const rule = await tb.zoopa(['--root', tb.root, 'sudoers', '--user', tb.user]);
+    assert.equal(rule.status, 0, rule.stderr);
+    await tb.installSudoers(rule.stdout);
     const r = await tb.zoopa(['--root', tb.root, 'install']);
     assert.equal(r.status, 0, r.stderr);
     const unit = fs.readFileSync(path.join(tb.root, 'systemd', 'duplicati-stack.service'), 'utf8');
-    assert.match(unit, /^ExecStart=\/usr\/bin\/sudo -n \/usr\/bin\/podman-compose -p duplicati up -d$/m);
-    assert.match(unit, /^ExecStop=\/usr\/bin\/sudo -n \/usr\/bin\/podman-compose -p duplicati down$/m);
+    const file = dup.composeFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    assert.match(unit, new RegExp(`^ExecStart=/usr/bin/sudo -n /usr/bin/podman-compose -p duplicati -f ${file} up -d$`, 'm'));
+    assert.match(unit, new RegExp(`^ExecStop=/usr/bin/sudo -n /usr/bin/podman-compose -p duplicati -f ${file} down$`, 'm'));
     const up = await tb.zoopa(['--root', tb.root, 'up', 'duplicati']);
     assert.equal(up.status, 0, `${up.stderr}\n${tb.managerLog().slice(-2000)}`);
     assert.equal((await projectContainers(tb, 'duplicati', true)).length, 1, 'runs in root podman');
@@ -162,9 +168,90 @@ describe('a rootful stack', () => {
     assert.equal(s.get('duplicati')?.containers?.running, 1);
     const doctor = await tb.zoopa(['--root', tb.root, 'doctor', '--json']);
     const sudoCheck = (JSON.parse(doctor.stdout) as Array<{ check: string; verdict: string }>).find((c) => c.check.startsWith('sudo rule'));
-    assert.equal(sudoCheck?.verdict, 'ok');
+    assert.equal(sudoCheck?.verdict, 'ok', doctor.stdout);
     assert.equal((await tb.zoopa(['--root', tb.root, 'down', 'duplicati'])).status, 0);
     assert.deepEqual(await projectContainers(tb, 'duplicati', true), []);
+  });
+});
+
+/**
+ * podman-compose 1.0.3 exits 0 when a container cannot be created (a missing image: it
+ * tries to pull, `podman run` exits 125, no container exists for that service) or exits
+ * at once: the unit's ExecStartPost= check (zoopa check-stack) fails the start instead.
+ */
+describe('a stack whose containers do not run', () => {
+  const bed = useTestbed({ name: 'notrunning' });
+  const MISSING = 'localhost/zoopa-missing:1';
+
+  function writeCompose(tb: Testbed, name: string, services: Record<string, unknown>): void {
+    tb.writeFile(path.join(tb.root, name, 'compose.yaml'), YAML.stringify({ services }));
+  }
+
+  it('zoopa up and systemctl start fail, naming the missing image and the exited container with its exit code and last log lines', async () => {
+    const tb = bed();
+    writeCompose(tb, 'noimage', {
+      app: { image: MISSING, command: ['sleep', '1000'], stop_signal: 'SIGKILL' },
+      ok: { image: IMAGE, command: ['sleep', '1000'], stop_signal: 'SIGKILL', healthcheck: { test: ['CMD', 'true'], interval: '2s' } },
+    });
+    writeCompose(tb, 'crash', {
+      crash: { image: IMAGE, command: ['sh', '-c', 'echo boom-before-exit; exit 3'], stop_signal: 'SIGKILL' },
+    });
+    writeZoopaYaml(tb.root, { stacks: { noimage: { start_timeout: 60 }, crash: { start_timeout: 60 } } });
+    const inst = await tb.zoopa(['--root', tb.root, 'install']);
+    assert.equal(inst.status, 0, inst.stderr);
+    const unit = fs.readFileSync(path.join(tb.root, 'systemd', 'noimage-stack.service'), 'utf8');
+    assert.match(unit, /^ExecStartPost=\S+ \S+zoopa\.js check-stack noimage --file compose\.yaml --timeout 60 --compose \S+podman-compose$/m);
+
+    const up = await tb.zoopa(['--root', tb.root, 'up', 'noimage'], { timeoutMs: 150_000 });
+    assert.notEqual(up.status, 0, 'zoopa up fails');
+    assert.match(up.stderr, /noimage-stack\.service failed: 1 container\(s\) of noimage do not run/);
+    assert.match(up.stderr, /service app \(image localhost\/zoopa-missing:1, state missing\): no container/);
+    assert.doesNotMatch(up.stderr, /noimage_ok_1/, 'the healthy service is not named');
+    assert.equal((await tb.systemctl(['is-failed', 'noimage-stack.service'])).stdout.trim(), 'failed');
+    // The failed start removed what it had started: nothing keeps running, the next start is a fresh up.
+    assert.equal((await tb.podman(['ps', '-a', '-q', '--filter', 'label=io.podman.compose.project=noimage'])).stdout.trim(), '');
+    assert.match(tb.managerLog(), /check-stack noimage: 1 of 2 service\(s\) not running:\n.*service app \(image localhost\/zoopa-missing:1, state missing\)/);
+
+    const start = await tb.systemctl(['start', 'crash-stack.service'], { timeoutMs: 150_000 });
+    assert.notEqual(start.status, 0, 'systemctl --user start fails');
+    const log = tb.managerLog();
+    assert.match(log, /crash_crash_1 \(service crash, image localhost\/zoopa-busybox:latest, state exited\): exited with code 3/);
+    assert.match(log, /last log lines:\n\s+boom-before-exit/);
+    const up2 = await tb.zoopa(['--root', tb.root, 'up', 'crash'], { timeoutMs: 150_000 });
+    assert.match(up2.stderr, /crash_crash_1 .*exited with code 3\n\s+last log lines:\n\s+boom-before-exit/);
+  });
+
+  it('once the image exists, zoopa up starts the stack, waiting for the health check', async () => {
+    const tb = bed();
+    // UnitManager.resetFailed: the failed state goes (and an unknown unit is no error).
+    const systemctlJs = path.join(tb.appDir, 'dist', 'src', 'systemd', 'systemctl.js');
+    const reset = await tb.run([
+      process.execPath,
+      '--input-type=module',
+      '-e',
+      `const { SystemctlUserManager } = await import(${JSON.stringify(systemctlJs)}); const u = new SystemctlUserManager(); await u.resetFailed('noimage-stack.service'); await u.resetFailed('no-such-unit.service');`,
+    ]);
+    assert.equal(reset.status, 0, reset.stderr);
+    assert.equal((await tb.systemctl(['is-failed', 'noimage-stack.service'])).stdout.trim(), 'inactive');
+    const tag = await tb.podman(['tag', IMAGE, MISSING]);
+    assert.equal(tag.status, 0, tag.stderr);
+    const up = await tb.zoopa(['--root', tb.root, 'up', 'noimage'], { timeoutMs: 150_000 });
+    assert.equal(up.status, 0, `${up.stderr}\n${tb.managerLog().slice(-2000)}`);
+    assert.equal((await tb.systemctl(['is-active', 'noimage-stack.service'])).stdout.trim(), 'active');
+    const ps = await tb.podman(['ps', '--format', '{{.Names}} {{.Status}}', '--filter', 'label=io.podman.compose.project=noimage']);
+    assert.match(ps.stdout, /noimage_ok_1 .*\(healthy\)/);
+    assert.match(ps.stdout, /noimage_app_1 Up/);
+    assert.equal((await tb.zoopa(['--root', tb.root, 'down', 'noimage'])).status, 0);
+  });
+});
+
+describe('the demo', () => {
+  it('npm run demo with an image that does not exist fails with the named cause, not a gateway error', async () => {
+    const demo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'demo.js');
+    const r = await run([process.execPath, demo, '--image', 'localhost/zoopa-demo-missing:1'], { reject: false, timeoutMs: 180_000 });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    // Whether the proxy answers first (502) or the demo sees the failed unit first, the cause is named.
+    assert.match(r.stderr, /demo failed: .*web-stack\.service failed to start.*its containers do not run:\n- service app \(image localhost\/zoopa-demo-missing:1, state missing\)/);
   });
 });
 
@@ -195,13 +282,14 @@ describe('env files', () => {
     assert.deepEqual(c2.undefinedVars, ['NOT_DEFINED']);
   });
 
-  it('doctor names the sudo rule Duplicati backups need when sudo refuses it, with the line to add', async () => {
+  it('doctor names the sudo commands Duplicati backups need when sudo refuses them, with the command that writes the rule', async () => {
     const tb = bed();
     httpStack(tb.root, 'cloud', { port: 18998 });
     writeZoopaYaml(tb.root, { stacks: { cloud: { backup: { jobs: ['cloud'] } } } });
     const r = await tb.zoopa(['--root', tb.root, 'doctor', '--json']);
-    const check = (JSON.parse(r.stdout) as Array<{ check: string; verdict: string; fix?: string }>).find((c) => c.check === 'sudo rule (Duplicati)');
+    const check = (JSON.parse(r.stdout) as Array<{ check: string; verdict: string; fix?: string }>).find((c) => c.check === 'sudo rule (Duplicati)') as { check: string; verdict: string; detail: string; fix?: string } | undefined;
     assert.equal(check?.verdict, 'fail', r.stdout);
-    assert.match(check?.fix ?? '', new RegExp(`^add with .*: ${tb.user} ALL=\\(root\\) NOPASSWD: /usr/bin/podman exec duplicati duplicati-server-util$`));
+    assert.match(check?.detail ?? '', /\/usr\/bin\/podman exec duplicati duplicati-server-util list-backups --detailed/);
+    assert.match(check?.fix ?? '', new RegExp(`\\(${tb.user}\\): zoopa sudoers > zoopa\\.sudoers && sudo visudo -c -f zoopa\\.sudoers && sudo install -m 0440 -o root -g root zoopa\\.sudoers /etc/sudoers\\.d/zoopa$`));
   });
 });

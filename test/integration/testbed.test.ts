@@ -17,6 +17,7 @@ import { run } from '../../src/exec.js';
 import { freePort, httpGet, IMAGE, Testbed, useTestbed } from '../testbed/index.js';
 import { subtreePids } from '../testbed/cgroup.js';
 import { CONTAINERS_CONF } from '../testbed/podman.js';
+import { missingNetworkHelpers, probePublishedPort } from '../../src/podman/probe.js';
 
 const isRoot = process.getuid?.() === 0;
 const inCI = !!process.env.CI;
@@ -148,6 +149,20 @@ describe('testbed', () => {
     assert.equal(ps.stdout.trim(), '');
   });
 
+  it('podman-compose 1.0.3 exits 0 for an image that does not exist, and creates no container for that service', async () => {
+    // What src/stacks/verify.ts relies on: podman-compose's exit status says nothing, the
+    // containers do. (It tries to pull; no registry answers; `podman run` exits 125.)
+    const tb = bed();
+    const dir = path.join(tb.root, 'missing');
+    tb.writeFile(path.join(dir, 'compose.yaml'), 'services:\n  app:\n    image: localhost/zoopa-no-such-image:1\n    stop_signal: SIGKILL\n  ok:\n    image: ' + IMAGE + '\n    command: ["sleep", "1000"]\n    stop_signal: SIGKILL\n');
+    const up = await tb.compose(dir, ['-p', 'missing', 'up', '-d'], { timeoutMs: 180_000 });
+    assert.equal(up.status, 0, 'podman-compose still exits 0');
+    assert.match(up.stdout + up.stderr, /exit code: 125/);
+    const ps = await tb.podman(['ps', '-a', '--format', '{{.Names}}', '--filter', 'label=io.podman.compose.project=missing']);
+    assert.deepEqual(ps.stdout.trim().split('\n'), ['missing_ok_1'], 'no container for the service whose image is missing');
+    assert.equal((await tb.compose(dir, ['-p', 'missing', 'down'], { timeoutMs: 120_000 })).status, 0);
+  });
+
   it('brings up a two-service stack', async () => {
     const tb = bed();
     const s = twoServiceStack(tb.root, 'pair', { port: await freePort() });
@@ -178,6 +193,72 @@ describe('testbed', () => {
     assert.match(web.accessLog(), /GET \/hello/);
     await web.stop();
     await server.stop();
+  });
+
+  /**
+   * A containers.conf whose netavark cannot run iptables: the real netavark, started by
+   * a wrapper with an empty PATH (what a machine without the iptables package does:
+   * "netavark: No such file or directory"). Other helpers are the real ones.
+   */
+  function brokenNetavarkConf(tb: Testbed): string {
+    const dir = path.join(tb.dir, 'helpers');
+    if (fs.existsSync(dir)) return path.join(tb.dir, 'containers-no-iptables.conf');
+    fs.mkdirSync(dir, { recursive: true });
+    for (const f of fs.readdirSync('/usr/lib/podman')) if (f !== 'netavark') fs.symlinkSync(path.join('/usr/lib/podman', f), path.join(dir, f));
+    tb.writeFile(path.join(dir, 'netavark'), '#!/bin/sh\nPATH=/nonexistent exec /usr/lib/podman/netavark "$@"\n', 0o755);
+    return tb.writeFile(
+      path.join(tb.dir, 'containers-no-iptables.conf'),
+      CONTAINERS_CONF.replace('[engine]', `[engine]\nhelper_binaries_dir = ["${dir}"]`) + '\n[network]\nnetwork_backend = "netavark"\n',
+    );
+  }
+
+  it('proves a published port (the capability prereqs and doctor check) and names iptables when netavark cannot run it', async () => {
+    const tb = bed();
+    const run = (env: Record<string, string>) => (argv: readonly string[], o: { timeoutMs?: number }) =>
+      tb.run(argv, { timeoutMs: o.timeoutMs ?? 30_000, reject: false, env });
+    const ok = await probePublishedPort({ podman: ['podman'], env: tb.env, image: IMAGE, run: run({}) });
+    assert.ok(ok.ok, `${ok.detail} / ${ok.fix}`);
+    const env = { ...tb.env, CONTAINERS_CONF: brokenNetavarkConf(tb) };
+    const bad = await probePublishedPort({ podman: ['podman'], env, image: IMAGE, run: run(env) });
+    assert.equal(bad.ok, false);
+    assert.match(bad.detail, /netavark: No such file or directory.*missing: iptables/);
+    assert.match(bad.fix ?? '', /iptables/);
+    // Nothing of the probe is left behind.
+    const nets = await tb.run(['podman', 'network', 'ls', '--format', '{{.Name}}'], { env });
+    assert.doesNotMatch(nets.stdout, /zoopa-probe/);
+    assert.deepEqual(missingNetworkHelpers('netavark', { PATH: '/nonexistent' }), []); // found in /usr/sbin
+  });
+
+  it('zoopa doctor proves a published port with a throwaway image, and names the cause with the fix when it fails', async () => {
+    const tb = bed();
+    const check = async (env: Record<string, string>) => {
+      const r = await tb.zoopa(['--root', tb.root, 'doctor', '--json'], { env });
+      const c = (JSON.parse(r.stdout) as Array<{ check: string; verdict: string; detail: string; fix?: string }>).find((x) => x.check === 'podman published port');
+      assert.ok(c, r.stdout + r.stderr);
+      return c;
+    };
+    const good = await check({});
+    assert.equal(good.verdict, 'ok', JSON.stringify(good));
+    assert.match(good.detail, /answered HTTP on published port .*network backend netavark/);
+    const bad = await check({ CONTAINERS_CONF: brokenNetavarkConf(tb) });
+    assert.equal(bad.verdict, 'fail', JSON.stringify(bad));
+    assert.match(bad.detail, /netavark: No such file or directory.*missing: iptables/);
+    assert.match(bad.fix ?? '', /iptables/);
+    // The CNI backend without its plugins: named from the backend's binaries, before any container runs.
+    const cni = tb.writeFile(path.join(tb.dir, 'containers-cni.conf'), CONTAINERS_CONF + '\n[network]\nnetwork_backend = "cni"\n');
+    const noPlugins = await check({ CONTAINERS_CONF: cni });
+    assert.equal(noPlugins.verdict, 'fail', JSON.stringify(noPlugins));
+    assert.match(noPlugins.detail, /network backend is cni, which runs .*CNI plugin bridge/);
+    assert.equal(noPlugins.fix, 'sudo apt-get install -y containernetworking-plugins');
+    // A bogus backend: podman itself fails, and the podman check says why.
+    const bogus = tb.writeFile(path.join(tb.dir, 'containers-bogus.conf'), CONTAINERS_CONF + '\n[network]\nnetwork_backend = "bogus"\n');
+    const r = await tb.zoopa(['--root', tb.root, 'doctor', '--json'], { env: { CONTAINERS_CONF: bogus } });
+    const podmanCheck = (JSON.parse(r.stdout) as Array<{ check: string; verdict: string; detail: string }>).find((x) => x.check === 'podman');
+    assert.equal(podmanCheck?.verdict, 'fail');
+    assert.match(podmanCheck?.detail ?? '', /unsupported network backend "bogus"/);
+    // The throwaway image is gone again.
+    const images = await tb.podman(['images', '--format', '{{.Repository}}']);
+    assert.doesNotMatch(images.stdout, /zoopa-doctor-probe/);
   });
 
   it('runs the built app as the test user from a readable copy', async () => {

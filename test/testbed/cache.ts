@@ -5,6 +5,8 @@
  *   /var/tmp/zoopa-testbed-cache/            (root; /var/tmp/zoopa-testbed-cache-<uid> otherwise)
  *     nm-<hash>/node_modules/                production dependencies, keyed by package-lock.json
  *     zoopa-busybox-<hash>.tar               the image tar, keyed by /bin/busybox and the recipe
+ *     llama-server-<hash>/                   the real llama-server (scripts/llama-fetch.mjs, keyed by its recipe)
+ *     llama-models-<hash>/                   tiny GGUF models (llama.ts, keyed by their options)
  *
  * Entries are created under a temporary name and renamed into place, so concurrent test
  * processes never see half-built ones. Entries not used for a day are pruned.

@@ -2,8 +2,7 @@
  * Podman for the test beds: the containers.conf these machines need, the locally
  * built busybox image (no registry is reachable), and rootful clean-up.
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import { buildBusyboxTar, importArgs as busyboxImportArgs } from '../../src/podman/busybox-image.js';
 import { run } from '../../src/exec.js';
 
 /** The test image: busybox-static plus applet symlinks, imported into each test bed's storage. */
@@ -22,42 +21,21 @@ events_logger = "file"
 runtime = "runc"
 `;
 
-const BUSYBOX = '/bin/busybox';
-
-/** Bump when buildImageTar changes, so cached tars (cache.ts) are rebuilt. */
+/** Bump when the image recipe (src/podman/busybox-image.ts) changes, so cached tars (cache.ts) are rebuilt. */
 export const IMAGE_RECIPE = 'zoopa-busybox-1';
 
 /**
- * Builds the image's root folder and its tar (once per test process), world-readable
- * so the test user can import it. Returns the tar's path.
+ * Builds the image's tar (once per test process), world-readable so the test user
+ * can import it. Returns the tar's path. The recipe is zoopa's own (doctor builds its
+ * probe image the same way).
  */
-export async function buildImageTar(dir: string): Promise<string> {
-  const tar = path.join(dir, 'zoopa-busybox.tar');
-  if (fs.existsSync(tar)) return tar;
-  const rootfs = path.join(dir, 'rootfs');
-  fs.rmSync(rootfs, { recursive: true, force: true });
-  for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root', 'var']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
-  fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777);
-  fs.copyFileSync(BUSYBOX, path.join(rootfs, 'bin', 'busybox'));
-  fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
-  const { stdout } = await run([BUSYBOX, '--list']);
-  for (const applet of stdout.split('\n').map((s) => s.trim())) {
-    if (!applet || applet === 'busybox' || applet.includes('/')) continue;
-    fs.symlinkSync('busybox', path.join(rootfs, 'bin', applet));
-  }
-  fs.writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
-  fs.writeFileSync(path.join(rootfs, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
-  const tmp = `${tar}.${process.pid}.tmp`;
-  await run(['tar', '--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', tmp, '.']);
-  fs.chmodSync(tmp, 0o644);
-  fs.renameSync(tmp, tar);
-  fs.rmSync(rootfs, { recursive: true, force: true });
-  return tar;
+export function buildImageTar(dir: string): Promise<string> {
+  return buildBusyboxTar(dir, 'zoopa-busybox');
 }
 
 /** `podman import` arguments that turn the tar into IMAGE. */
 export function importArgs(tar: string): string[] {
-  return ['import', '--change', 'CMD ["/bin/sh"]', '--change', 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin', tar, IMAGE];
+  return busyboxImportArgs(tar, IMAGE);
 }
 
 /** Imports the image into root's storage (rootful podman), unless it is already there. */

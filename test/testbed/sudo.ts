@@ -32,9 +32,23 @@ export function renderSudoers(user: string, commands: readonly string[]): string
   ].join('\n');
 }
 
+/**
+ * What the test bed itself needs around any rule: root's podman here only works
+ * with the test bed's containers.conf (CONTAINERS_CONF), which sudo must keep.
+ * Not part of what Zoopa asks users for (a real host needs no CONTAINERS_CONF).
+ */
+export function renderTestbedDefaults(user: string): string {
+  if (!/^[a-z_][a-z0-9_-]*$/.test(user)) throw new Error(`installSudoers: unexpected user name "${user}"`);
+  return ['# Written by the Zoopa test bed; removed when the test bed stops.', `Defaults:${user} env_keep += "CONTAINERS_CONF"`, `Defaults:${user} !lecture`, ''].join('\n');
+}
+
 /** Writes (or rewrites) the rule file after validating it with visudo. */
 export async function writeSudoers(file: string, user: string, commands: readonly string[]): Promise<void> {
-  const text = renderSudoers(user, commands);
+  await writeSudoersText(file, renderSudoers(user, commands));
+}
+
+/** Writes `text` verbatim as a sudoers file (mode 0440) after `visudo -cf` accepted it. */
+export async function writeSudoersText(file: string, text: string): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
   fs.writeFileSync(tmp, text, { mode: 0o440 });
   try {

@@ -10,7 +10,7 @@ import { startManager, prepareManagerConfig, type Manager } from './manager.js';
 import { startNginx, type Nginx, type NginxLocation, type NginxOptions } from './nginx.js';
 import { CONTAINERS_CONF, importArgs, importImageRootful, removeRootfulContainers } from './podman.js';
 import { environVar, killAll, listPids, procUid, userNamespace, withDescendants } from './procs.js';
-import { SUDOERS_DIR, SUDOERS_PREFIX, writeSudoers } from './sudo.js';
+import { renderTestbedDefaults, SUDOERS_DIR, SUDOERS_PREFIX, writeSudoers, writeSudoersText } from './sudo.js';
 import { isRoot, removeTree, slug, waitFor, which, type WaitForOptions } from './util.js';
 import { markRootful, MARKER, registerLive, RUNTIME_OWNER_FILE, unregisterLive, world, type ExitCleaner, type World } from './world.js';
 
@@ -94,6 +94,8 @@ export class Testbed implements ExitCleaner {
   private readonly nginxes: Nginx[] = [];
   private readonly children = new Set<ChildProcess>();
   private sudoFile: string | undefined;
+  /** Files installSudoers() wrote: the rule as given, and the test bed's Defaults. */
+  private readonly sudoRuleFiles: string[] = [];
   private readonly sudoCommands = new Set<string>();
   private rootfulUsed = false;
   private stopping: Promise<void> | undefined;
@@ -360,6 +362,28 @@ export class Testbed implements ExitCleaner {
     await writeSudoers(this.sudoFile, this.user, [...this.sudoCommands]);
   }
 
+  /**
+   * Installs `text` (e.g. the output of `zoopa sudoers --user <tb.user>`) verbatim as a
+   * scratch sudoers file, checked by visudo, plus a second file with the test bed's own
+   * Defaults (keep CONTAINERS_CONF, no lecture). Both are removed by stop(). Root only.
+   */
+  async installSudoers(text: string): Promise<string> {
+    this.requireRoot('installSudoers');
+    this.assertLive();
+    this.noteRootful();
+    const rule = path.join(SUDOERS_DIR, `${SUDOERS_PREFIX}${this.user}-rule-${this.world.ownerTag}-${this.id}`);
+    const defaults = path.join(SUDOERS_DIR, `${SUDOERS_PREFIX}${this.user}-defaults-${this.world.ownerTag}-${this.id}`);
+    for (const f of [rule, defaults]) if (!this.sudoRuleFiles.includes(f)) this.sudoRuleFiles.push(f);
+    await writeSudoersText(defaults, renderTestbedDefaults(this.user));
+    await writeSudoersText(rule, text);
+    return rule;
+  }
+
+  /** Removes what installSudoers() wrote (the user then has no sudo rights from this test bed). */
+  removeSudoers(): void {
+    for (const f of this.sudoRuleFiles) fs.rmSync(f, { force: true });
+  }
+
   /** Writes a file (parents created) owned by the user. Relative paths are relative to tb.dir. */
   writeFile(file: string, content: string | Buffer, mode = 0o644): string {
     const abs = path.resolve(this.dir, file);
@@ -480,6 +504,7 @@ export class Testbed implements ExitCleaner {
       const f = this.sudoFile;
       await step('sudoers', () => fs.rmSync(f, { force: true }));
     }
+    await step('sudoers rules', () => this.removeSudoers());
     await step('folders', async () => {
       await removeTree(this.runtimeDir);
       await removeTree(this.dir);
@@ -496,6 +521,7 @@ export class Testbed implements ExitCleaner {
     killAll(this.findProcesses());
     this.cgroup?.killSync(); // the world's exit hook then empties and removes the cgroups
     if (this.sudoFile) fs.rmSync(this.sudoFile, { force: true });
+    this.removeSudoers();
     try {
       fs.rmSync(this.runtimeDir, { recursive: true, force: true });
     } catch {

@@ -11,11 +11,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError, UsageError } from '../../src/errors.js';
 import { run } from '../../src/exec.js';
 import { formatCpus, parseCpus, CpusSpecError } from '../../src/llama/cpus.js';
 import { llamaChecks, lowestAllowedNice } from '../../src/llama/doctor.js';
+import { commandLineFlags, parseHelpFlags, unknownFlags } from '../../src/llama/help.js';
 import { pickServices, planLlamaEnable } from '../../src/llama/enable.js';
 import { formatLlamaList, type LlamaListEntry } from '../../src/llama/list.js';
 import { llamaOndemandTargets, resolveLlama } from '../../src/llama/resolve.js';
@@ -27,7 +28,8 @@ import { resolveTools } from '../../src/unitfile/tools.js';
 import { isolatedEnv, snapshot, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';
 
 /** test/standins/llama-server in the source tree (dist/test/unit → ../../../test/standins). */
-export const STANDIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'llama-server');
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const STANDIN = path.join(REPO, 'test', 'standins', 'llama-server');
 
 const COMPOSE = 'services:\n  app:\n    image: localhost/zoopa-busybox:latest\n';
 
@@ -179,12 +181,12 @@ describe('the original three kinds', () => {
     assert.deepEqual(value(t, 'Service', 'CPUAffinity'), ['0 1 6-11']);
   });
 
-  test('a vision model with a large context: its own cpus drive threads, mmap, no --no-mlock', () => {
+  test('a vision model with a large context: its own cpus drive threads, mmap as --load-mode mmap, no --no-mlock', () => {
     const t = byName.get('gemma-vision.service')!;
     assert.deepEqual(execWords(t), [
       STANDIN, '--model', path.join(models, 'gemma-3-12b-it-Q4_K_M.gguf'), '--mmproj', path.join(models, 'mmproj-gemma-3-12b-it-f16.gguf'),
       '--alias', 'gemma-vision', '--ctx-size', '131072', '--threads', '4', '--threads-batch', '4',
-      '--batch-size', '512', '--ubatch-size', '256', '--parallel', '1', '--mmap',
+      '--batch-size', '512', '--ubatch-size', '256', '--parallel', '1', '--load-mode', 'mmap',
       '--host', '127.0.0.1', '--port', '8082', '--jinja', '--no-webui',
     ]);
     assert.deepEqual(value(t, 'Service', 'CPUAffinity'), ['2-5']);
@@ -251,10 +253,32 @@ describe('defaults and options', () => {
     assert.deepEqual(value(u!.content, 'Service', 'RestartSec'), ['500ms']);
   });
 
-  test('load_mode for newer llama.cpp builds', () => {
+  test('load_mode as it is', () => {
     const w = world('llama:\n  services:\n    m: { model: a.gguf, port: 9000, load_mode: mmap+mlock }\n', { models: ['a.gguf'] });
     const words = execWords(render(w)[0]!.content);
     assert.deepEqual(words.slice(words.indexOf('--load-mode'), words.indexOf('--load-mode') + 2), ['--load-mode', 'mmap+mlock']);
+  });
+
+  test('mmap/mlock render --load-mode (llama-server 0.7.0 refuses --mmap, --no-mmap and --mlock)', () => {
+    const cases: Array<[string, string[]]> = [
+      ['mmap: true', ['--load-mode', 'mmap']],
+      ['mmap: false', ['--load-mode', 'none']],
+      ['mlock: true', ['--load-mode', 'mmap+mlock']],
+      ['mmap: true, mlock: true', ['--load-mode', 'mmap+mlock']],
+      ['mmap: false, mlock: true', ['--load-mode', 'mlock']],
+      ['mlock: false', []],
+      ['mmap: true, mlock: false', ['--load-mode', 'mmap']],
+    ];
+    for (const [keys, want] of cases) {
+      const w = world(`llama:\n  services:\n    m: { model: a.gguf, port: 9000, ${keys} }\n`, { models: ['a.gguf'] });
+      const words = execWords(render(w)[0]!.content);
+      const i = words.indexOf('--load-mode');
+      assert.deepEqual(i < 0 ? [] : words.slice(i, i + 2), want, keys);
+      for (const old of ['--mmap', '--no-mmap', '--mlock']) assert.ok(!words.includes(old), `${keys}: no ${old}`);
+    }
+    // For a llama.cpp older than --load-mode: its flags through extra_args.
+    const old = world('llama:\n  services:\n    m: { model: a.gguf, port: 9000, extra_args: [--no-mmap, --mlock] }\n', { models: ['a.gguf'] });
+    assert.deepEqual(execWords(render(old)[0]!.content).slice(-2), ['--no-mmap', '--mlock']);
   });
 
   test('a model path with a space and a % is quoted and escaped by the unit model', () => {
@@ -318,6 +342,7 @@ describe('bad input: a ConfigError naming the service and key, nothing rendered'
     { name: 'more threads than cpus', yaml: one('model: a.gguf\ncpus: 0-3\nthreads: 8\nport: 9000'), key: 'llama.services.m.threads', message: /8 threads on 4 CPUs/, models: ['a.gguf'] },
     { name: 'load_mode with mmap', yaml: one('model: a.gguf\nload_mode: mmap\nmmap: true\nport: 9000'), key: 'llama.services.m.load_mode', message: /cannot be combined with mmap/, models: ['a.gguf'] },
     { name: 'a managed flag in extra_args', yaml: one('model: a.gguf\nextra_args: [--port, "9001"]\nport: 9000'), key: 'llama.services.m.extra_args', message: /--port is set by zoopa from the port key/, models: ['a.gguf'] },
+    { name: 'an old loading flag in extra_args with the mmap key', yaml: one('model: a.gguf\nmmap: false\nextra_args: [--no-mmap]\nport: 9000'), key: 'llama.services.m.extra_args', message: /--no-mmap and the mmap key both choose how the model is loaded/, models: ['a.gguf'] },
     { name: 'a managed short flag with _ spelling in extra_args', yaml: one('model: a.gguf\nextra_args: [--ctx_size, "9"]\nport: 9000'), key: 'llama.services.m.extra_args', message: /ctx_size key/, models: ['a.gguf'] },
     {
       name: 'two llama services on one port',
@@ -447,11 +472,11 @@ describe('enable/disable and doctor', () => {
     assert.match(bad.stderr, /unknown llama service "x"/);
   });
 
-  test('doctor: binary, models, cpus this machine lacks, negative nice beyond RLIMIT_NICE', () => {
+  test('doctor: binary, models, cpus this machine lacks, negative nice beyond RLIMIT_NICE', async () => {
     const w = world(yaml('/nonexistent/llama-server'), { models: ['a.gguf'] });
     const project = loadProject({ root: w.root, env: w.env });
     fs.rmSync(w.models, { recursive: true });
-    const checks = new Map(llamaChecks(project, w.env, { cpuCount: 2, isRoot: false }).map((c) => [c.check, c]));
+    const checks = new Map((await llamaChecks(project, w.env, { cpuCount: 2, isRoot: false })).map((c) => [c.check, c]));
     assert.equal(checks.get('llama binary')?.verdict, 'fail');
     assert.match(checks.get('llama binary')!.fix!, /cmake/);
     assert.equal(checks.get('llama models')?.verdict, 'fail');
@@ -461,8 +486,44 @@ describe('enable/disable and doctor', () => {
     if (lowestAllowedNice() === 0) assert.equal(checks.get('llama nice')?.verdict, 'warn');
 
     const ok = world(yaml(STANDIN), { models: ['a.gguf'] });
-    const good = llamaChecks(loadProject({ root: ok.root, env: ok.env }), ok.env, { cpuCount: 64, isRoot: true });
-    assert.deepEqual(good.map((c) => [c.check, c.verdict]), [['llama binary', 'ok'], ['llama models', 'ok']]);
+    const good = await llamaChecks(loadProject({ root: ok.root, env: ok.env }), ok.env, { cpuCount: 64, isRoot: true });
+    assert.deepEqual(good.map((c) => [c.check, c.verdict]), [['llama binary', 'ok'], ['llama flags', 'ok'], ['llama models', 'ok']]);
+    assert.match(good[0]!.detail, /version: 0 \(stand-in/);
+  });
+
+  test('doctor: a flag the binary\'s --help does not list is named with its service; a binary that cannot run fails', async () => {
+    const w = world(yaml(STANDIN).replace('a: { model: a.gguf, port: 9000 }', 'a: { model: a.gguf, port: 9000, extra_args: [--no-such-flag, --jinja, --n_gpu_layers, "-1"] }'), { models: ['a.gguf'] });
+    const checks = await llamaChecks(loadProject({ root: w.root, env: w.env }), w.env, { cpuCount: 64, isRoot: true });
+    const flags = checks.filter((c) => c.check.startsWith('llama flags'));
+    assert.deepEqual(flags.map((c) => [c.check, c.verdict]), [['llama flags (a)', 'warn']]);
+    assert.match(flags[0]!.detail, /^service a: --no-such-flag is not listed by .*llama-server --help \(version: 0 \(stand-in/);
+    assert.match(flags[0]!.fix!, /llama\.services\.a\.extra_args/);
+
+    // A binary that exists but cannot run (as when its shared libraries are missing).
+    const broken = path.join(w.base, 'broken-llama-server');
+    fs.writeFileSync(broken, '#!/bin/sh\necho "error while loading shared libraries: libllama.so.0" >&2\nexit 127\n', { mode: 0o755 });
+    const b = world(yaml(broken), { models: ['a.gguf'] });
+    const bad = await llamaChecks(loadProject({ root: b.root, env: b.env }), b.env, { cpuCount: 64, isRoot: true });
+    assert.equal(bad[0]!.check, 'llama binary');
+    assert.equal(bad[0]!.verdict, 'fail');
+    assert.match(bad[0]!.detail, /--version failed \(exit 127\): error while loading shared libraries/);
+  });
+
+  test('--help parsing: option lines at column 0, names separated by commas; command line flags', () => {
+    const help = [
+      '----- common params -----',
+      '',
+      '-h,    --help, --usage                  print usage and exit',
+      '-t,    --threads N                      number of CPU threads',
+      '-kvo,  --kv-offload, -nkvo, --no-kv-offload',
+      '                                        whether to enable KV cache offloading, see --not-a-flag',
+      '--spec-draft-type-k, -ctkd, --cache-type-k-draft TYPE',
+      '-fa,   --flash-attn [on|off|auto]       set Flash Attention use',
+      '--rope-scaling {none,linear,yarn}       RoPE frequency scaling method',
+    ].join('\n');
+    assert.deepEqual([...parseHelpFlags(help)].sort(), ['--cache-type-k-draft', '--flash-attn', '--help', '--kv-offload', '--no-kv-offload', '--rope-scaling', '--spec-draft-type-k', '--threads', '--usage', '-ctkd', '-fa', '-h', '-kvo', '-nkvo', '-t']);
+    assert.deepEqual(commandLineFlags(['/bin/llama-server', '--threads', '4', '--n_gpu_layers', '-1', '--flash-attn=on', '-t', '2', 'x']), ['--threads', '--n-gpu-layers', '--flash-attn', '-t']);
+    assert.deepEqual(unknownFlags(['b', '--threads', '1', '--mmap', '--mmap', '-t', '1'], parseHelpFlags(help)), ['--mmap']);
   });
 
   test('RLIMIT_NICE from /proc/<pid>/limits', () => {
@@ -471,5 +532,89 @@ describe('enable/disable and doctor', () => {
     assert.equal(lowestAllowedNice(limits('25')), -5);
     assert.equal(lowestAllowedNice(limits('40')), -20);
     assert.equal(lowestAllowedNice(limits('unlimited')), -20);
+  });
+});
+
+describe('test bed parts for the real llama-server', () => {
+  test('tiny GGUF: header, metadata and tensor table as llama.cpp reads them, data aligned, same bytes every time', async () => {
+    const { tinyGguf } = await import('../testbed/tiny-gguf.js');
+    const b = tinyGguf({ name: 't', embd: 64, ff: 128, heads: 2 });
+    assert.deepEqual(tinyGguf({ name: 't', embd: 64, ff: 128, heads: 2 }), b, 'deterministic');
+    assert.equal(b.toString('ascii', 0, 4), 'GGUF');
+    assert.equal(b.readUInt32LE(4), 3, 'version 3');
+    const tensors = Number(b.readBigUInt64LE(8));
+    const kvs = Number(b.readBigUInt64LE(16));
+    assert.equal(tensors, 3 + 9, 'embeddings, output norm, output, and 9 per layer');
+    let o = 24;
+    const str = () => {
+      const n = Number(b.readBigUInt64LE(o));
+      const s = b.toString('utf8', o + 8, o + 8 + n);
+      o += 8 + n;
+      return s;
+    };
+    const sizes: Record<number, number> = { 4: 4, 5: 4, 6: 4, 7: 1 };
+    const meta = new Map<string, unknown>();
+    for (let i = 0; i < kvs; i++) {
+      const key = str();
+      const type = b.readUInt32LE(o);
+      o += 4;
+      if (type === 8) meta.set(key, str());
+      else if (type === 9) {
+        const et = b.readUInt32LE(o);
+        const n = Number(b.readBigUInt64LE(o + 4));
+        o += 12;
+        if (et === 8) for (let k = 0; k < n; k++) str();
+        else o += n * sizes[et]!;
+        meta.set(key, n);
+      } else {
+        meta.set(key, type === 6 ? b.readFloatLE(o) : type === 7 ? b[o] : b.readUInt32LE(o));
+        o += sizes[type]!;
+      }
+    }
+    assert.equal(meta.get('general.architecture'), 'llama');
+    assert.equal(meta.get('llama.embedding_length'), 64);
+    assert.equal(meta.get('tokenizer.ggml.model'), 'llama');
+    const nVocab = meta.get('tokenizer.ggml.tokens') as number;
+    assert.ok(nVocab >= 3 + 256, `${nVocab} tokens: control and byte tokens at least`);
+    assert.equal(meta.get('tokenizer.ggml.scores'), nVocab);
+    assert.equal(meta.get('tokenizer.ggml.token_type'), nVocab);
+    assert.match(meta.get('tokenizer.chat_template') as string, /add_generation_prompt/);
+    let end = 0;
+    for (let i = 0; i < tensors; i++) {
+      const name = str();
+      const dims = b.readUInt32LE(o);
+      const shape = Array.from({ length: dims }, (_, k) => Number(b.readBigUInt64LE(o + 4 + 8 * k)));
+      o += 4 + 8 * dims;
+      assert.equal(b.readUInt32LE(o), 0, `${name}: F32`);
+      const offset = Number(b.readBigUInt64LE(o + 4));
+      o += 12;
+      assert.equal(offset % 32, 0, `${name}: aligned`);
+      if (name === 'token_embd.weight') assert.deepEqual(shape, [64, nVocab]);
+      end = Math.max(end, offset + shape.reduce((x, y) => x * y, 1) * 4);
+    }
+    const dataStart = Math.ceil(o / 32) * 32;
+    assert.equal(b.length, dataStart + Math.ceil(end / 32) * 32, 'the data follows the aligned header');
+    assert.ok(b.length < 400 * 1024, `a few hundred KB: ${b.length}`);
+  });
+
+  test('llama-fetch: the Debian mirror and keyring come from the machine\'s apt sources (deb822 and one-line), never security', async () => {
+    const m = (await import(pathToFileURL(path.join(REPO, 'scripts', 'llama-fetch.mjs')).href)) as {
+      debianMirror(etc?: string): { uri: string; keyring: string };
+      wrapperText(root: string): string;
+    };
+    const etc = tmpDir('zoopa-apt-');
+    fs.mkdirSync(path.join(etc, 'sources.list.d'));
+    fs.writeFileSync(path.join(etc, 'sources.list.d', 'a-security.sources'), 'Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\nComponents: main\n');
+    fs.writeFileSync(path.join(etc, 'sources.list.d', 'debian.sources'), `Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\nComponents: main\nSigned-By: ${etc}/key.gpg\n`);
+    fs.writeFileSync(path.join(etc, 'key.gpg'), '');
+    assert.deepEqual(m.debianMirror(etc), { uri: 'http://mirror.example/debian', keyring: `${etc}/key.gpg` });
+    const one = tmpDir('zoopa-apt-');
+    fs.writeFileSync(path.join(one, 'sources.list'), '# deb http://old.example/debian bookworm main\ndeb [arch=amd64] http://ftp.example/debian bookworm main\n');
+    assert.deepEqual(m.debianMirror(one), { uri: 'http://ftp.example/debian', keyring: '/usr/share/keyrings/debian-archive-keyring.gpg' });
+    assert.deepEqual(m.debianMirror(tmpDir('zoopa-apt-')), { uri: 'http://deb.debian.org/debian', keyring: '/usr/share/keyrings/debian-archive-keyring.gpg' });
+    const w = m.wrapperText("/c/it's/root");
+    assert.match(w, /^#!\/bin\/sh\n/);
+    assert.match(w, /\nexec '\/c\/it'\\''s\/root\/usr\/bin\/llama-server' "\$@"\n$/);
+    assert.match(w, /LD_LIBRARY_PATH='\/c\/it'\\''s\/root\/usr\/lib\/x86_64-linux-gnu:.*\/ggml\/backends0:.*\/llama'/);
   });
 });

@@ -270,7 +270,7 @@ describe('bad input through the real CLI: exit 2, a clear message, nothing writt
 });
 
 describe('freeze record', () => {
-  test('absent means not frozen; a torn record still counts as frozen with nothing to restore', () => {
+  test('absent means not frozen; a torn record still counts as frozen, marked unreadable (thaw restarts the sockets)', () => {
     const base = tmpDir('zoopa-ondemand-');
     const env = isolatedEnv(base);
     assert.equal(isFrozen('web', env), false);
@@ -281,5 +281,6 @@ describe('freeze record', () => {
     const r = readFreezeRecord('web', env);
     assert.deepEqual(r?.sockets, []);
     assert.equal(r?.service.activeState, 'inactive');
+    assert.match(r?.unreadable ?? '', /not valid JSON/);
   });
 });

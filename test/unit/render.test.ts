@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { run } from '../../src/exec.js';
 import { escapeSpecifiers, parseUnitText } from '../../src/unitfile/model.js';
 import { which } from '../../src/unitfile/tools.js';
-import { isolatedEnv, snapshot, tmpDir, zoopa } from '../helpers/cli.js';
+import { isolatedEnv, snapshot, tmpDir, zoopa, ZOOPA } from '../helpers/cli.js';
 
 const CASES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'unit', 'render-cases');
 
@@ -26,7 +26,9 @@ for (const name of fs.readdirSync(CASES).sort()) {
       v
         .replaceAll('{root}', escapeSpecifiers(root))
         .replaceAll('{compose}', which('podman-compose') ?? '/usr/bin/podman-compose')
-        .replaceAll('{sudo}', which('sudo') ?? '/usr/bin/sudo');
+        .replaceAll('{sudo}', which('sudo') ?? '/usr/bin/sudo')
+        .replaceAll('{node}', fs.realpathSync(process.execPath))
+        .replaceAll('{zoopa}', ZOOPA);
 
     test('renders byte-identically twice and matches its expectations', async () => {
       const first = await zoopa(['--root', root, 'render'], { env });

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
-import { absPath, envAssignment, exec, execWord, literal, parseUnitText, raw, UnitFile } from '../../src/unitfile/model.js';
+import { run } from '../../src/exec.js';
+import { absPath, envAssignment, exec, execWord, literal, parseUnitText, raw, UnitFile, UnitValueError } from '../../src/unitfile/model.js';
 
 test('exec words: safe words stay bare, others are double-quoted with C escapes', () => {
   assert.equal(execWord('up'), 'up');
@@ -16,12 +20,14 @@ test('exec words: safe words stay bare, others are double-quoted with C escapes'
 
 test('exec requires an absolute program and joins escaped words', () => {
   assert.equal(exec(['/usr/bin/podman-compose', '-f', 'a b.yaml', 'up', '-d']).text, '/usr/bin/podman-compose -f "a b.yaml" up -d');
-  assert.throws(() => exec(['podman-compose', 'up']), /absolute/);
+  // Refused where it is added, naming the key (see below).
+  assert.match(exec(['podman-compose', 'up']).problem?.problem ?? '', /absolute/);
+  assert.throws(() => new UnitFile().section('Service').add('ExecStart', exec(['podman-compose', 'up'])), /ExecStart=: .*absolute/);
 });
 
 test('paths keep spaces and escape specifiers; Environment= does not double $', () => {
   assert.equal(absPath('/srv/50% off/web').text, '/srv/50%% off/web');
-  assert.throws(() => absPath('relative/path'), /absolute/);
+  assert.match(absPath('relative/path').problem?.problem ?? '', /absolute/);
   assert.equal(envAssignment('ZOOPA_STACK_UNIT', 'web-stack.service').text, 'ZOOPA_STACK_UNIT=web-stack.service');
   assert.equal(envAssignment('A', 'x $y %z').text, '"A=x $y %%z"');
   assert.equal(literal('100%').text, '100%%');
@@ -45,3 +51,91 @@ test('a unit file serialises sections in order, and parses back', () => {
     ['TimeoutStartSec', '300'],
   ]);
 });
+
+test('a value ending in a backslash is refused naming the key; quoted words keep it exactly', () => {
+  const u = new UnitFile([], 'x.service');
+  assert.throws(
+    () => u.section('Service').add('WorkingDirectory', absPath('/srv/wd\\')),
+    (e: unknown) => e instanceof UnitValueError && e.exitStatus === 2 && e.key === '[Service] WorkingDirectory=' && /x\.service: \[Service\] WorkingDirectory=: .*ends in a backslash/.test(e.message),
+  );
+  assert.throws(() => u.section('Unit').add('Description', 'trailing \\  '), /Description=: .*ends in a backslash/);
+  assert.throws(() => raw('%t/x\\'), UnitValueError);
+  // In Exec*= and Environment= the word is quoted and the backslash escaped: it round-trips.
+  assert.equal(exec(['/bin/echo', 'a\\']).text, '/bin/echo "a\\\\"');
+  assert.equal(envAssignment('A', 'b\\').text, '"A=b\\\\"');
+  u.section('Service').add('ExecStart', exec(['/bin/echo', 'a\\'])).add('Environment', envAssignment('A', 'b\\'));
+  assert.deepEqual(u.get('Service', 'ExecStart'), ['/bin/echo "a\\\\"']);
+});
+
+test('a line break in a path or any value is an input error (exit 2) naming the key, never an internal error', () => {
+  const u = new UnitFile([], 'web-stack.service');
+  for (const [key, value] of [
+    ['WorkingDirectory', absPath('/srv/a\nb')],
+    ['Description', 'two\nlines'],
+    ['Description', literal('cr\rhere')],
+    ['WorkingDirectory', absPath('relative/path')],
+    ['ExecStart', exec(['relative', 'x'])],
+    ['TimeoutStartSec', Number.NaN],
+  ] as const) {
+    assert.throws(
+      () => u.section('Service').add(key, value),
+      (e: unknown) => e instanceof UnitValueError && e.exitStatus === 2 && e.key === `[Service] ${key}=` && e.message.includes(`${key}=`),
+      `${key}=${String(value)}`,
+    );
+  }
+  assert.throws(() => new UnitFile(['a\nb']), UnitValueError);
+  // In an Exec word a line break is C-escaped and round-trips.
+  assert.equal(exec(['/bin/echo', 'a\nb']).text, '/bin/echo "a\\nb"');
+  assert.equal(u.get('Service', 'WorkingDirectory').length, 0, 'nothing refused was added');
+});
+
+test('hostile values render a unit that systemd-analyze --user verify accepts, each word round-tripping', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zoopa-model-'));
+  const words = ['a\\', 'x\ny', '"q"', '$HOME', '100%', ';', '#prod', 'sp ace', 'tab\there', '\\'];
+  const u = new UnitFile(['hostile words'], 'hostile.service');
+  u.section('Unit').add('Description', 'hostile values 100% \\ in the middle');
+  u.section('Service').add('Type', 'oneshot').add('WorkingDirectory', absPath(dir)).add('ExecStart', exec(['/bin/echo', ...words])).add('Environment', envAssignment('W', 'a\\ "b" $c'));
+  const file = path.join(dir, 'hostile.service');
+  fs.writeFileSync(file, u.toString());
+  const env = { ...process.env, XDG_RUNTIME_DIR: dir, XDG_CONFIG_HOME: path.join(dir, 'config') };
+  const v = await run(['systemd-analyze', '--user', 'verify', file], { env, reject: false });
+  assert.equal(v.stdout + v.stderr, '', 'verify prints nothing');
+  assert.equal(v.status, 0);
+  // The words as systemd splits them (systemd.syntax(7): C escapes in double quotes, $$ and %% unescaped).
+  const line = u.get('Service', 'ExecStart')[0]!;
+  assert.deepEqual(splitExecLine(line).slice(1), words);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** systemd's Exec*= word splitting, for the characters execWord produces (a reference reader for the round trip). */
+function splitExecLine(line: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  const unspec = (s: string) => s.replace(/%%/g, '%').replace(/\$\$/g, '$');
+  while (i < line.length) {
+    while (line[i] === ' ') i++;
+    if (i >= line.length) break;
+    if (line[i] === '"') {
+      let w = '';
+      for (i++; line[i] !== '"'; i++) {
+        if (line[i] === '\\') {
+          const c = line[++i]!;
+          if (c === 'n') w += '\n';
+          else if (c === 't') w += '\t';
+          else if (c === 'r') w += '\r';
+          else if (c === 'x') {
+            w += String.fromCharCode(parseInt(line.slice(i + 1, i + 3), 16));
+            i += 2;
+          } else w += c;
+        } else w += line[i];
+      }
+      i++;
+      out.push(unspec(w));
+    } else {
+      let w = '';
+      while (i < line.length && line[i] !== ' ') w += line[i++];
+      out.push(w === '\\;' ? ';' : unspec(w));
+    }
+  }
+  return out;
+}

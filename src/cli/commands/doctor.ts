@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import { runChecks } from '../../doctor/checks.js';
 import type { CheckResult } from '../../doctor/types.js';
-import { describeError } from '../report.js';
-import { output, projectFor } from '../context.js';
+import { describeError } from '../../report.js';
+import { output, projectFor, returnsStatus } from '../context.js';
 import type { Project } from '../../stacks/discover.js';
 
 function format(results: CheckResult[]): string {
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .command('doctor')
     .description('check the setup (user manager, lingering, podman, podman-compose, socket folder, sudo rule, stale units) and explain each fix')
     .option('--json', 'print results as JSON')
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .action(returnsStatus(async (opts: { json?: boolean }, cmd: Command) => {
       let project: Project | undefined;
       let projectError: string | undefined;
       try {
@@ -30,6 +30,6 @@ export function register(program: Command): void {
       }
       const results = await runChecks({ project, projectError, env: process.env });
       output(opts.json, results, () => format(results));
-      if (results.some((r) => r.verdict === 'fail')) process.exitCode = 1;
-    });
+      return results.some((r) => r.verdict === 'fail') ? 1 : 0;
+    }));
 }

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { resolveStack } from '../../stacks/discover.js';
 import { checkFailed, envCheck, envInit } from '../../stacks/env.js';
-import { output, projectFor } from '../context.js';
+import { output, projectFor, returnsStatus } from '../context.js';
 
 export function register(program: Command): void {
   const env = program.command('env').description("stacks' .env files: create from .env.example, check against compose files");
@@ -25,7 +25,7 @@ export function register(program: Command): void {
     .command('check [stack]')
     .description('list variables the compose files use that no env file defines, and .env.example keys missing from .env; exit 1 if any')
     .option('--json', 'print results as JSON')
-    .action((arg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+    .action(returnsStatus((arg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
       const project = projectFor(cmd);
       const stacks = arg ? [resolveStack(project, arg)] : project.stacks;
       const checks = stacks.map(envCheck);
@@ -40,6 +40,6 @@ export function register(program: Command): void {
           })
           .join(''),
       );
-      if (checks.some(checkFailed)) process.exitCode = 1;
-    });
+      return checks.some(checkFailed) ? 1 : 0;
+    }));
 }

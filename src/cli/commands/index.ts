@@ -21,7 +21,9 @@ export const COMMANDS: ReadonlyArray<[string[], Loader]> = [
   [['env'], () => import('./env.js')],
   [['backup'], () => import('./backup.js')],
   [['doctor'], () => import('./doctor.js')],
+  [['sudoers'], () => import('./sudoers.js')],
   [['proxy'], () => import('./proxy.js')],
+  [['check-stack'], () => import('./check-stack.js')],
   [['llama'], () => import('./llama.js')],
 ];
 

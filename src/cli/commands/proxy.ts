@@ -5,6 +5,7 @@
  * lists it in `zoopa --help` and hands it the words after "proxy".
  */
 import type { Command } from 'commander';
+import { returnsStatus } from '../context.js';
 
 export function register(program: Command): void {
   program
@@ -14,8 +15,10 @@ export function register(program: Command): void {
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (args: string[]) => {
-      const { proxyMain } = await import('../../proxy/main.js');
-      process.exitCode = await proxyMain(args);
-    });
+    .action(
+      returnsStatus(async (args: string[]) => {
+        const { proxyMain } = await import('../../proxy/main.js');
+        return proxyMain(args);
+      }),
+    );
 }

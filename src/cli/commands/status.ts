@@ -7,10 +7,9 @@
  */
 import type { Command } from 'commander';
 import type { ContainerInfo } from '../../core/ports.js';
-import { PodmanEngine } from '../../podman/podman.js';
+import { rootfulContainerEngine } from '../../podman/podman.js';
 import { ONDEMAND_SOCKET_PATTERN, ondemandSocketUnit, STACK_UNIT_PATTERN, stackUnitName } from '../../names.js';
 import { resolveStack, type Stack } from '../../stacks/discover.js';
-import { which } from '../../unitfile/tools.js';
 import { ondemandStatus, type OndemandStatus } from '../../ondemand/status.js';
 import { containerEngine, output, projectFor, unitManager } from '../context.js';
 
@@ -34,7 +33,7 @@ export async function collectStatus(stacks: Stack[], env: NodeJS.ProcessEnv = pr
     // Two systemctl calls whatever the number of stacks (show would ask unit by unit).
     unitManager(env).list([STACK_UNIT_PATTERN, ONDEMAND_SOCKET_PATTERN]),
     containerEngine(env).runningByProject().catch(() => undefined),
-    rootful ? new PodmanEngine(env, which('podman', env) ?? 'podman', [which('sudo', env) ?? 'sudo', '-n']).runningByProject().catch(() => undefined) : undefined,
+    rootful ? rootfulContainerEngine(env).runningByProject().catch(() => undefined) : undefined,
   ]);
   const od = ondemandStatus(stacks.map((s) => s.name), env);
   return stacks.map((s) => {
