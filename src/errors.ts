@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'ZOOPA_BAD_LISTEN_FDS'
   | 'ZOOPA_BAD_NUMBER'
   | 'ZOOPA_UNIT_VALUE'
+  | 'ZOOPA_INIT_INVALID'
+  | 'ZOOPA_INIT_EXISTS'
   // external commands and time
   | 'ZOOPA_COMMAND_FAILED'
   | 'ZOOPA_COMMAND_NOT_FOUND'

@@ -13,6 +13,7 @@ import { readCompose } from '../stacks/compose.js';
 import { stackUnitName } from '../names.js';
 import { resolveStack, type Project, type Stack } from '../stacks/discover.js';
 import { defaultGlobalBackupConfig, HOOK_POINTS, type GlobalBackupConfig, type HookConfig, type HooksConfig, type RestorePolicy } from './config.js';
+import { dependentPlans, dependentSteps, type DependentPlan } from './dependents.js';
 import { describeJob, type JobSpec } from './engine.js';
 import { socketUnitName } from './freeze.js';
 import type { PriorState } from './journal.js';
@@ -34,6 +35,8 @@ export interface StackPlan {
   jobs: JobSpec[];
   /** Today's log file for this stack. */
   logFile: string;
+  /** Stacks requiring this one (stacks.<name>.requires), in stop order: stopped first, put back with it. */
+  dependents: DependentPlan[];
 }
 
 export interface BackupPlan {
@@ -180,6 +183,7 @@ function stackPlan(project: Project, stack: Stack, cfg: GlobalBackupConfig, logD
     hooks: b.hooks,
     jobs,
     logFile: logFileFor(logDir, stack.name, now),
+    dependents: dependentPlans(project.stacks, stack),
   };
 }
 
@@ -243,6 +247,8 @@ export function planSteps(sp: StackPlan, prior?: PriorState): string[] {
     steps.push(`freeze on-demand activation: stop ${sp.socketUnit}${now} and its proxy, recording their state (a stack frozen already stays frozen)`);
   }
   hooks('pre_stop');
+  const chain = sp.dependents.length ? dependentSteps(sp.name, sp.unit, sp.dependents) : undefined;
+  if (chain) steps.push(...chain.beforeStop);
   steps.push(
     `stop ${sp.unit}; wait up to ${formatDuration(sp.stopTimeoutSec)} until no container labelled ${PROJECT_LABEL}=${sp.project} runs (on timeout: warn and go on)`,
   );
@@ -260,6 +266,7 @@ export function planSteps(sp: StackPlan, prior?: PriorState): string[] {
   else if (prior.unitState === 'activating') restore = `start ${sp.unit} again: it is starting now (restore: previous)`;
   else restore = `leave ${sp.unit} stopped: no container of it runs now (restore: previous)`;
   steps.push(`${restore}; wait up to ${formatDuration(sp.startTimeoutSec)} for the containers, with pre_start/post_start hooks around it`);
+  if (chain) steps.push(chain.restore);
   for (const h of sp.hooks.pre_start) steps.push(`  pre_start: ${hookText(h)}`);
   for (const h of sp.hooks.post_start) steps.push(`  post_start: ${hookText(h)}`);
   const undos = HOOK_POINTS.flatMap((p) => sp.hooks[p].filter((h) => h.undo));
@@ -310,6 +317,7 @@ export function planJson(plan: BackupPlan, prior?: Map<string, PriorState>): unk
       startTimeoutSec: sp.startTimeoutSec,
       jobs: sp.jobs,
       logFile: sp.logFile,
+      dependents: sp.dependents,
       now: prior?.get(sp.name) ?? null,
       steps: planSteps(sp, prior?.get(sp.name)),
     })),

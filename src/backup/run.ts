@@ -18,6 +18,7 @@ import { formatDuration } from '../config/duration.js';
 import { isZoopaError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HookPoint } from './config.js';
+import { chainUnits, putBackDependents, type ChainDeps } from './dependents.js';
 import { abortError, describeJob, InterruptedError, throwIfAborted, type BackupEngine, type JobResult } from './engine.js';
 import type { OndemandFreezer } from './freeze.js';
 import { runHooks } from './hooks.js';
@@ -263,6 +264,34 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
   return outcome;
 }
 
+/**
+ * A stack that others require (src/backup/dependents.ts): the runner's usual steps,
+ * with a UnitManager that stops its dependents first and starts them with it; then
+ * the dependents are thawed and their journals removed.
+ */
+async function backupChain(sp: StackPlan, runnerDeps: RunnerDeps, signal: AbortSignal): Promise<StackOutcome> {
+  const cd: ChainDeps = {
+    units: runnerDeps.units,
+    containers: sp.rootful && runnerDeps.rootfulContainers ? runnerDeps.rootfulContainers : runnerDeps.containers,
+    freezer: runnerDeps.freezer,
+    env: runnerDeps.env,
+    stateDir: runnerDeps.stateDir,
+    pollMs: runnerDeps.pollMs,
+    signal,
+    log: (line) => runnerDeps.progress.step(sp.name, line),
+    warn: (line) => runnerDeps.progress.warn(sp.name, line),
+  };
+  const chain = chainUnits(sp.unit, sp.dependents, cd);
+  const outcome = await backupStack(sp, { ...runnerDeps, units: chain.units }, signal);
+  const errors = await putBackDependents(chain, cd);
+  if (errors.length) {
+    outcome.restoreErrors = [...(outcome.restoreErrors ?? []), ...errors];
+    if (outcome.result === 'ok') outcome.result = 'failed';
+    outcome.error ??= `could not put back: ${errors.join('; ')}`;
+  }
+  return outcome;
+}
+
 /** The summary table printed at the end of a run. */
 export function summaryTable(outcome: Pick<RunOutcome, 'stacks'>): string {
   const rows = outcome.stacks.map((s) => [
@@ -335,7 +364,7 @@ export async function runBackup(plan: BackupPlan, deps: RunnerDeps, opts: { argv
         stacks.push({ stack: sp.name, result: 'skipped', error: 'its journal from an interrupted run could not be repaired' });
         continue;
       }
-      stacks.push(await backupStack(sp, deps, controller.signal));
+      stacks.push(sp.dependents.length ? await backupChain(sp, deps, controller.signal) : await backupStack(sp, deps, controller.signal));
     }
     const ok = stacks.every((s) => s.result === 'ok') && repair.failed.length === 0 && repair.unreadable.length === 0;
     const outcome: RunOutcome = {

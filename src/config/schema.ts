@@ -9,6 +9,7 @@ import { llamaSchema } from '../llama/config.js';
 import { globalOndemandSchema, stackOndemandSchema } from '../ondemand/config.js';
 import { DEFAULT_STACK_START_TIMEOUT_S, DEFAULT_STACK_STOP_TIMEOUT_S } from '../names.js';
 import { duration } from './types.js';
+import { NAME_HINT, NAME_RE } from '../names.js';
 
 export const stackSchema = z.strictObject({
   /** false: no unit is rendered for this stack. */
@@ -22,6 +23,10 @@ export const stackSchema = z.strictObject({
   stop_timeout: duration.default(DEFAULT_STACK_STOP_TIMEOUT_S),
   ondemand: stackOndemandSchema.optional(),
   backup: stackBackupSchema.optional(),
+  /** Stacks this one needs: Requires= and After= on their units (checked in src/stacks/requires.ts). */
+  requires: z.array(z.string().regex(NAME_RE, NAME_HINT)).default([]),
+  /** StopWhenUnneeded=yes: systemd stops the stack when no running unit requires it any more. */
+  stop_when_unneeded: z.boolean().default(false),
 });
 export type StackConfig = z.output<typeof stackSchema>;
 

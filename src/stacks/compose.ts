@@ -17,6 +17,8 @@ export interface ComposeInfo {
   ports: Array<{ host: string; port: number; service: string }>;
   /** Host paths of bind mounts, absolute. */
   bindMounts: Array<{ source: string; service: string }>;
+  /** The top-level `name:` (compose's project name when no -p is given), if any. */
+  name?: string | undefined;
 }
 
 const VAR_RE = /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])[^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))/g;
@@ -33,7 +35,24 @@ export function variablesIn(text: string): Array<{ name: string; hasDefault: boo
   return out;
 }
 
-export function readCompose(file: string): ComposeInfo {
+/**
+ * Compose interpolation of one string with `vars` (a stack's .env): `${VAR}`, `$VAR`,
+ * `${VAR:-default}`, `${VAR-default}`, `$$` → `$`. An unset variable without a default is
+ * left as written.
+ */
+export function interpolate(text: string, vars: ReadonlyMap<string, string>): string {
+  return text.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (all, braced?: string, op?: string, def?: string, bare?: string) => {
+    if (all === '$$') return '$';
+    const name = (braced ?? bare)!;
+    const v = vars.get(name);
+    if (op === ':-') return v ? v : def!;
+    if (op === '-') return v !== undefined ? v : def!;
+    return v !== undefined ? v : all;
+  });
+}
+
+/** `vars`: when given, ports and bind-mount sources are read with these variables interpolated. */
+export function readCompose(file: string, vars?: ReadonlyMap<string, string>): ComposeInfo {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -71,18 +90,20 @@ export function readCompose(file: string): ComposeInfo {
   const dir = path.dirname(file);
   for (const [name, svc] of Object.entries(services as Record<string, unknown>)) {
     const s = (svc ?? {}) as { ports?: unknown[]; volumes?: unknown[] };
+    const sub = (v: unknown): unknown => (vars && typeof v === 'string' ? interpolate(v, vars) : v);
     for (const p of s.ports ?? []) {
-      const parsed = parsePort(p);
+      const parsed = parsePort(p && typeof p === 'object' ? Object.fromEntries(Object.entries(p).map(([k, v]) => [k, sub(v)])) : sub(p));
       if (parsed) ports.push({ ...parsed, service: name });
     }
     for (const v of s.volumes ?? []) {
-      const src = typeof v === 'string' ? v.split(':')[0] : (v as { type?: string; source?: string })?.type === 'bind' ? (v as { source?: string }).source : undefined;
+      const src = typeof v === 'string' ? (sub(v) as string).split(':')[0] : (v as { type?: string; source?: string })?.type === 'bind' ? (sub((v as { source?: string }).source) as string | undefined) : undefined;
       if (src && (src.startsWith('.') || src.startsWith('/') || src.startsWith('~'))) {
         bindMounts.push({ source: path.resolve(dir, src), service: name });
       }
     }
   }
-  return { file, services: Object.keys(services), variables, ports, bindMounts };
+  const name = (data as { name?: unknown }).name;
+  return { file, services: Object.keys(services), variables, ports, bindMounts, name: typeof name === 'string' ? name : undefined };
 }
 
 function parsePort(p: unknown): { host: string; port: number } | undefined {

@@ -12,6 +12,7 @@ import { defaultStackConfig, type StackConfig, type ZoopaConfig } from '../confi
 import { ConfigError, StackError, UsageError } from '../errors.js';
 import { ENV_ROOT, isName, NAME_HINT, stackOfUnitName } from '../names.js';
 import { homeDir } from '../paths.js';
+import { checkRequires } from './requires.js';
 
 export const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'] as const;
 
@@ -154,6 +155,7 @@ export function loadProject(opts: RootOptions = {}): Project {
       hint: 'only one stack (like Duplicati) may run as root; keep the others rootless',
     });
   }
+  checkRequires(stacks, configFile);
   return { root, configFile, config, stacks };
 }
 

@@ -41,6 +41,9 @@ export function renderStackUnit(stack: Stack, ctx: RenderContext): RenderedUnit 
   u.section('Unit')
     .add('Description', c.description ?? `${stack.name} podman-compose stack${c.rootful ? ' (rootful)' : ''}`)
     .add('Documentation', 'man:podman-compose(1)');
+  // Stacks this one needs (src/stacks/requires.ts): started first, and stopping one stops this one.
+  for (const r of c.requires) u.section('Unit').add('Requires', stackUnitName(r)).add('After', stackUnitName(r));
+  if (c.stop_when_unneeded) u.section('Unit').add('StopWhenUnneeded', true);
   const argv = stackUnitArgvs(stack, ctx);
   // podman-compose 1.0.3 exits 0 when a container cannot be created or started:
   // the start fails here instead, naming each container (src/stacks/verify.ts).

@@ -13,6 +13,7 @@ const lifecycle: Loader = () => import('./lifecycle.js');
 
 /** Top-level command word → the module registering it. */
 export const COMMANDS: ReadonlyArray<[string[], Loader]> = [
+  [['init'], () => import('./init.js')],
   [['render', 'install', 'uninstall'], units],
   [['up', 'down', 'restart', 'enable', 'disable', 'logs'], lifecycle],
   [['status'], () => import('./status.js')],

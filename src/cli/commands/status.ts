@@ -10,6 +10,7 @@ import type { ContainerInfo } from '../../core/ports.js';
 import { rootfulContainerEngine } from '../../podman/podman.js';
 import { ONDEMAND_SOCKET_PATTERN, ondemandSocketUnit, STACK_UNIT_PATTERN, stackUnitName } from '../../names.js';
 import { resolveStack, type Stack } from '../../stacks/discover.js';
+import { requiredBy } from '../../stacks/requires.js';
 import { ondemandStatus, type OndemandStatus } from '../../ondemand/status.js';
 import { containerEngine, output, projectFor, unitManager } from '../context.js';
 
@@ -25,9 +26,12 @@ export interface StackStatus {
   enabled: string;
   containers: { running: number; names: string[] } | null;
   ondemand: (OndemandStatus & { socket: string }) | null;
+  /** Stacks this one requires (stacks.<name>.requires), and the stacks requiring it. */
+  requires: string[];
+  requiredBy: string[];
 }
 
-export async function collectStatus(stacks: Stack[], env: NodeJS.ProcessEnv = process.env): Promise<StackStatus[]> {
+export async function collectStatus(stacks: Stack[], env: NodeJS.ProcessEnv = process.env, all: readonly Stack[] = stacks): Promise<StackStatus[]> {
   const rootful = stacks.some((s) => s.config.rootful);
   const [info, rootless, rootfulContainers] = await Promise.all([
     // Two systemctl calls whatever the number of stacks (show would ask unit by unit).
@@ -55,6 +59,8 @@ export async function collectStatus(stacks: Stack[], env: NodeJS.ProcessEnv = pr
       enabled: installed ? u!.unitFileState : '',
       containers: source ? { running: list?.length ?? 0, names: (list ?? []).map((c) => c.name) } : null,
       ondemand: socketKnown || s.config.ondemand || (odState && odState.state !== 'off') ? { socket: socketKnown ? sock!.activeState : 'not-installed', ...(odState ?? emptyOndemand()) } : null,
+      requires: [...s.config.requires],
+      requiredBy: requiredBy(all, s.name),
     };
   });
 }
@@ -76,12 +82,14 @@ function ondemandCell(o: StackStatus['ondemand']): string {
 }
 
 export function formatStatus(rows: StackStatus[]): string {
-  const table = [['STACK', 'UNIT STATE', 'CONTAINERS', 'ON DEMAND']];
+  const needs = rows.some((r) => r.requires.length || r.requiredBy.length);
+  const table = [['STACK', 'UNIT STATE', 'CONTAINERS', ...(needs ? ['REQUIRES', 'REQUIRED BY'] : []), 'ON DEMAND']];
   for (const r of rows) {
     table.push([
       r.name + (r.rootful ? ' (rootful)' : ''),
       r.installed ? `${r.state}${r.subState && r.subState !== r.state ? ` (${r.subState})` : ''}${r.enabled === 'enabled' ? ', enabled' : ''}` : 'not installed',
       r.containers ? String(r.containers.running) : '?',
+      ...(needs ? [r.requires.join(', ') || '-', r.requiredBy.join(', ') || '-'] : []),
       ondemandCell(r.ondemand),
     ]);
   }
@@ -97,7 +105,7 @@ export function register(program: Command): void {
     .action(async (arg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
       const project = projectFor(cmd);
       const stacks = arg ? [resolveStack(project, arg)] : project.stacks.filter((s) => s.config.enabled);
-      const rows = await collectStatus(stacks);
+      const rows = await collectStatus(stacks, process.env, project.stacks);
       output(opts.json, { root: project.root, stacks: rows }, () => (rows.length ? formatStatus(rows) : `no stacks in ${project.root}\n`));
     });
 }
