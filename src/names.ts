@@ -94,6 +94,9 @@ export const ENV_STACK_UNIT = 'ZOOPA_STACK_UNIT';
 export const ENV_READY = 'ZOOPA_READY';
 export const ENV_START_TIMEOUT = 'ZOOPA_START_TIMEOUT';
 export const ENV_STOP_CHECK = 'ZOOPA_STOP_CHECK';
+/** Connections the proxy holds at most while a stack wakes, and its timeout for silent connections. */
+export const ENV_MAX_HELD = 'ZOOPA_MAX_HELD';
+export const ENV_CONN_IDLE_TIMEOUT = 'ZOOPA_CONN_IDLE_TIMEOUT';
 /** Prefix of ZOOPA_UPSTREAM_<NAME>, the upstream of the listening fd named NAME. */
 export const ENV_UPSTREAM_PREFIX = `${ENV_UPSTREAM}_`;
 

@@ -151,7 +151,8 @@ export function renderServiceTemplate(ctx: RenderContext): RenderedUnit {
     // ...and $XDG_CONFIG_HOME's (where zoopa install writes), the same file unless
     // XDG_CONFIG_HOME is set elsewhere; read last, so it wins.
     .add('EnvironmentFile', raw('-%E/zoopa-ondemand/%i.env'))
-    .add('ExecStart', execWith([ctx.tools.node, ...PROXY_NODE_FLAGS, ctx.tools.zoopa, 'proxy', raw('%i')]));
+    .add('ExecStart', execWith([ctx.tools.node, ...PROXY_NODE_FLAGS, ctx.tools.zoopa, 'proxy', raw('%i')]))
+    .add('LimitNOFILE', 16384); // the proxy's descriptor budget (src/proxy/fd-budget.ts); under a user manager's usual hard limit
   return { name: ONDEMAND_SERVICE_TEMPLATE, content: u.toString(), kind: 'ondemand' };
 }
 

@@ -14,10 +14,28 @@
  *   ZOOPA_READY             tcp (default) | http:/path
  *   ZOOPA_START_TIMEOUT     default 120 s
  *   ZOOPA_STOP_CHECK        veto command (split on white space, no shell)
+ *   ZOOPA_MAX_HELD          connections held at most while the stack wakes (default 1024)
+ *   ZOOPA_CONN_IDLE_TIMEOUT close a connection silent this long (default: never)
  */
 import path from 'node:path';
 import { DURATION_HINT, parseDuration } from '../config/duration.js';
 import { InputError, UsageError } from '../errors.js';
+import {
+  checkStackArgument,
+  DEFAULT_IDLE_TIMEOUT_S,
+  DEFAULT_ONDEMAND_START_TIMEOUT_S,
+  ENV_CONN_IDLE_TIMEOUT,
+  ENV_IDLE_MODE,
+  ENV_IDLE_TIMEOUT,
+  ENV_MAX_HELD,
+  ENV_READY,
+  ENV_STACK_UNIT,
+  ENV_START_TIMEOUT,
+  ENV_STOP_CHECK,
+  ENV_UPSTREAM,
+  ENV_UPSTREAM_PREFIX,
+  stackUnitName,
+} from '../names.js';
 import { parseUpstream, type Upstream } from './upstream.js';
 
 export type IdleMode = 'traffic' | 'connections';
@@ -28,7 +46,7 @@ export interface ProxySettings {
   stack: string;
   /** Where connections on unnamed (or unmapped) listeners go. */
   upstream: Upstream;
-  /** Upstreams for named listeners, keyed by envKey(name) ("API" for fd name "api"). */
+  /** Upstreams for named listeners, keyed by listenerEnvKey(name) from names.ts ("API" for fd name "api"). */
   namedUpstreams: Map<string, Upstream>;
   /** null: never stop for idleness. */
   idleTimeoutMs: number | null;
@@ -41,6 +59,10 @@ export interface ProxySettings {
   stopCheck: string[] | null;
   /** `--listen`: bind this socket ourselves instead of taking systemd's. */
   listen: ListenSpec | null;
+  /** Connections held at most while the stack wakes; more are closed. */
+  maxHeld: number;
+  /** Close an attached connection with no byte either way for this long; null: never. */
+  connIdleTimeoutMs: number | null;
 }
 
 /** Command-line flags; each one overrides its env var. */
@@ -53,14 +75,7 @@ export interface ProxyFlags {
   startTimeout?: string | undefined;
 }
 
-export const DEFAULT_IDLE_S = 600;
-export const DEFAULT_START_TIMEOUT_S = 120;
-export const UPSTREAM_ENV_PREFIX = 'ZOOPA_UPSTREAM_';
-
-/** The env var suffix for a listening fd's name: "web-ui" → "WEB_UI". */
-export function envKey(fdName: string): string {
-  return fdName.toUpperCase().replace(/-/g, '_');
-}
+export const DEFAULT_MAX_HELD = 1024;
 
 /**
  * An env value as the proxy reads it: trimmed, and an unquoted trailing
@@ -148,40 +163,40 @@ export function parseListen(src: Source, cwd = process.cwd()): ListenSpec {
   return { kind: 'tcp', host, port: Number(portText) };
 }
 
+function parseCount(src: Source): number {
+  const v = src.value.trim();
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 1_000_000) {
+    throw new InputError('ZOOPA_BAD_NUMBER', `${src.key}=${JSON.stringify(src.value)} is not a count of connections`, {
+      key: src.key,
+      value: src.value,
+      hint: `write a whole number from 1 to 1000000 (default ${DEFAULT_MAX_HELD})`,
+    });
+  }
+  return n;
+}
+
 function parseStackUnit(src: Source | undefined, stack: string): string | null {
-  if (!src) return `${stack}-stack.service`;
+  if (!src) return stackUnitName(stack);
   const v = src.value.trim();
   if (v === 'none') return null;
   if (!/^[A-Za-z0-9:_.\\@-]+$/.test(v) || v.startsWith('-')) {
     throw new InputError('ZOOPA_BAD_UNIT', `${src.key}=${JSON.stringify(src.value)} is not a unit name`, {
       key: src.key,
       value: src.value,
-      hint: `name the stack's unit (${stack}-stack.service), or "none" to proxy without starting or stopping anything`,
+      hint: `name the stack's unit (${stackUnitName(stack)}), or "none" to proxy without starting or stopping anything`,
     });
   }
   return /\.(service|target|socket|mount|scope|slice|path|timer)$/.test(v) ? v : `${v}.service`;
 }
 
-/**
- * Stack names, as NAME_RE / NAME_HINT in src/config/types.ts (kept here as a
- * copy: that module loads zod, 12 MB of memory the proxy does without).
- */
-const NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
-const NAME_HINT = 'use lowercase letters, digits, "-" and "_", starting with a letter or digit';
-
-export function checkStackName(stack: string): void {
-  if (!NAME_RE.test(stack)) {
-    throw new UsageError(`${JSON.stringify(stack)} is not a stack name`, { key: 'stack', value: stack, hint: NAME_HINT });
-  }
-}
-
 export function resolveProxySettings(stack: string, env: NodeJS.ProcessEnv, flags: ProxyFlags = {}, cwd = process.cwd()): ProxySettings {
-  checkStackName(stack);
+  checkStackArgument(stack);
 
-  const upSrc = pick(flags.upstream, '--upstream', env, 'ZOOPA_UPSTREAM');
+  const upSrc = pick(flags.upstream, '--upstream', env, ENV_UPSTREAM);
   if (!upSrc) {
     throw new InputError('ZOOPA_NO_UPSTREAM', `no upstream for stack ${stack}: ZOOPA_UPSTREAM is not set`, {
-      key: 'ZOOPA_UPSTREAM',
+      key: ENV_UPSTREAM,
       hint: `put ZOOPA_UPSTREAM=127.0.0.1:8080 (the stack's published port) in ~/.config/zoopa-ondemand/${stack}.env, or pass --upstream`,
     });
   }
@@ -189,22 +204,22 @@ export function resolveProxySettings(stack: string, env: NodeJS.ProcessEnv, flag
 
   const namedUpstreams = new Map<string, Upstream>();
   for (const name of Object.keys(env).sort()) {
-    if (!name.startsWith(UPSTREAM_ENV_PREFIX)) continue;
+    if (!name.startsWith(ENV_UPSTREAM_PREFIX)) continue;
     const v = envValue(env, name);
     if (v === undefined) continue;
-    namedUpstreams.set(name.slice(UPSTREAM_ENV_PREFIX.length), parseUpstream(v, name));
+    namedUpstreams.set(name.slice(ENV_UPSTREAM_PREFIX.length), parseUpstream(v, name));
   }
 
-  const idleSrc = pick(flags.idle, '--idle', env, 'ZOOPA_IDLE_TIMEOUT');
-  const idleTimeoutMs = idleSrc ? durationMs(idleSrc, { allowNever: true }) : DEFAULT_IDLE_S * 1000;
+  const idleSrc = pick(flags.idle, '--idle', env, ENV_IDLE_TIMEOUT);
+  const idleTimeoutMs = idleSrc ? durationMs(idleSrc, { allowNever: true }) : DEFAULT_IDLE_TIMEOUT_S * 1000;
 
-  const modeSrc = pick(undefined, '', env, 'ZOOPA_IDLE_MODE');
+  const modeSrc = pick(undefined, '', env, ENV_IDLE_MODE);
   let idleMode: IdleMode = 'traffic';
   if (modeSrc) {
     const m = modeSrc.value.toLowerCase();
     if (m !== 'traffic' && m !== 'connections') {
       throw new InputError('ZOOPA_BAD_IDLE_MODE', `ZOOPA_IDLE_MODE=${JSON.stringify(modeSrc.value)} is not an idle mode`, {
-        key: 'ZOOPA_IDLE_MODE',
+        key: ENV_IDLE_MODE,
         value: modeSrc.value,
         hint: '"traffic" (stop after no bytes moved for the idle timeout) or "connections" (the timer runs once the last connection closed)',
       });
@@ -212,19 +227,24 @@ export function resolveProxySettings(stack: string, env: NodeJS.ProcessEnv, flag
     idleMode = m;
   }
 
-  const stackUnit = parseStackUnit(pick(flags.stackUnit, '--stack-unit', env, 'ZOOPA_STACK_UNIT'), stack);
+  const stackUnit = parseStackUnit(pick(flags.stackUnit, '--stack-unit', env, ENV_STACK_UNIT), stack);
 
-  const readySrc = pick(flags.ready, '--ready', env, 'ZOOPA_READY');
+  const readySrc = pick(flags.ready, '--ready', env, ENV_READY);
   const ready = readySrc ? parseReady(readySrc) : ({ kind: 'tcp' } as const);
 
-  const stSrc = pick(flags.startTimeout, '--start-timeout', env, 'ZOOPA_START_TIMEOUT');
-  const startTimeoutMs = stSrc ? (durationMs(stSrc, { allowNever: false }) as number) : DEFAULT_START_TIMEOUT_S * 1000;
+  const stSrc = pick(flags.startTimeout, '--start-timeout', env, ENV_START_TIMEOUT);
+  const startTimeoutMs = stSrc ? (durationMs(stSrc, { allowNever: false }) as number) : DEFAULT_ONDEMAND_START_TIMEOUT_S * 1000;
 
-  const checkText = envValue(env, 'ZOOPA_STOP_CHECK');
+  const checkText = envValue(env, ENV_STOP_CHECK);
   const stopCheck = checkText ? checkText.split(/\s+/) : null;
 
   const listenSrc = flags.listen !== undefined ? { key: '--listen', value: flags.listen } : undefined;
   const listen = listenSrc ? parseListen(listenSrc, cwd) : null;
 
-  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen };
+  const maxHeldSrc = pick(undefined, '', env, ENV_MAX_HELD);
+  const maxHeld = maxHeldSrc ? parseCount(maxHeldSrc) : DEFAULT_MAX_HELD;
+  const connIdleSrc = pick(undefined, '', env, ENV_CONN_IDLE_TIMEOUT);
+  const connIdleTimeoutMs = connIdleSrc ? durationMs(connIdleSrc, { allowNever: true }) : null;
+
+  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen, maxHeld, connIdleTimeoutMs };
 }

@@ -1,129 +1,60 @@
 /**
  * The data path: one client connection and its upstream connection, with one
- * release path (like systemd's socket-proxyd.c `struct Connection` and
- * connection_free()).
+ * release path, carrying everything about itself (held, refusals, scout mode),
+ * like systemd's socket-proxyd.c `struct Connection` and connection_free().
  *
- * upstream → client (responses, downloads: the bulk direction) reads with
- * `onread` into a buffer owned by the connection and writes a view of it to the
- * client without copying. A write that completes at once (the usual case) leaves
- * the buffer free for the next read. One still in flight (the client's socket
- * buffer was full) keeps its buffer: reading goes on into another one, up to
- * MAX_IN_FLIGHT buffers, then stops until writes complete (their callbacks
- * resume it). No allocation per chunk, a bounded amount of memory per
- * connection: backpressure is the kernel's socket buffers.
+ * upstream → client (the bulk direction) reads with `onread` into a buffer
+ * owned by the connection and writes a view of it to the client without
+ * copying. A write still in flight keeps its buffer: reading goes on into
+ * another one, up to MAX_IN_FLIGHT, then stops until writes complete. No
+ * allocation per chunk; backpressure is the kernel's socket buffers.
  *
- * client → upstream (requests, uploads) uses 'data' events with pause()/'drain'
- * (Node offers `onread` only for sockets it connects, not for accepted ones).
- * The client is accepted paused (pauseOnConnect) and resumed only once the
- * upstream is connected, so a held client's request waits in the kernel, not here.
+ * client → upstream uses 'data' events with pause()/'drain'. The client is
+ * accepted paused (pauseOnConnect) and resumed only once the upstream is
+ * connected, so a held client's bytes wait in the kernel, not here.
  *
  * Half-close: EOF from one side becomes shutdown(SHUT_WR) on the other once
- * everything read before it was written; the connection is released when both
- * sockets have closed, or at once on an error on either (which never reaches
- * another connection).
+ * everything read before it was written; released when both sockets closed, or
+ * at once on an error on either.
  *
- * Scout mode (while a stack wakes, see proxy.ts): a port forwarder such as
- * rootless podman's rootlessport accepts connections before the app inside
- * listens, then closes them (after ~190 ms of retrying). A scout connection
- * keeps what the client sent; if the upstream closes it before answering a
- * single byte, it connects again and sends the same bytes again, until the
- * upstream answers (or survives SCOUT_CONFIRM_MS without closing), which
- * confirms the stack is up. At most one attempt is ever in flight, so the app
- * sees the request once.
+ * Scout mode (while a stack wakes, chosen by scout.ts): a port forwarder such
+ * as rootless podman's rootlessport accepts before the app inside listens, then
+ * closes. A scout keeps what the client sent; if the upstream closes before
+ * answering a byte, it connects again and sends the same bytes again, until the
+ * upstream answers (or survives SCOUT_CONFIRM_MS), which confirms the stack is
+ * up. At most one attempt is in flight, so the app sees the request once.
  */
 import net from 'node:net';
+import { bigPool, giveBuffer, smallPool } from './buffers.js';
+import { SCOUT_CONFIRM_MS, SCOUT_MAX_BYTES, SCOUT_RETRY_MS, type ScoutState } from './scout.js';
+import type { Traffic } from './traffic.js';
 import { connectOptions, type Upstream } from './upstream.js';
 
-/** Counters shared by every connection of one proxy; read by the idle timer and the state file. */
-export class Traffic {
-  bytesIn = 0;
-  bytesOut = 0;
-  /** Date.now() of the last byte moved or connection opened/closed. */
-  lastActivity = Date.now();
-}
-
-/**
- * upstream → client buffers. A connection starts with a small one and moves to
- * a big one when a read fills the small one (a response larger than 16 KiB,
- * a download), so many small connections cost little memory and bulk transfers
- * few syscalls. Buffers are pooled between connections.
- */
-export const SMALL_BUFFER = 16 * 1024;
-export const BIG_BUFFER = 256 * 1024;
 /** Buffers of one connection whose writes to the client may be in flight at once. */
 export const MAX_IN_FLIGHT = 2;
-
-class BufferPool {
-  private readonly free: Buffer[] = [];
-  constructor(
-    readonly size: number,
-    private readonly max: number,
-  ) {}
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
-  }
-  give(b: Buffer): void {
-    if (this.free.length < this.max) this.free.push(b);
-  }
-}
-
-const smallPool = new BufferPool(SMALL_BUFFER, 256);
-const bigPool = new BufferPool(BIG_BUFFER, 8);
-
-function giveBuffer(b: Buffer): void {
-  (b.length === BIG_BUFFER ? bigPool : smallPool).give(b);
-}
 
 /** Errors from connect() that mean "nobody listens there (now)". */
 const REFUSED = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
-/**
- * A scout attempt (or a silent probe, proxy.ts) still open after this long
- * counts as an answer: rootlessport without an app closes after ~190 ms.
- */
-export const SCOUT_CONFIRM_MS = 300;
-/** Pause before a scout connects again. */
-export const SCOUT_RETRY_MS = 5;
-/** A scout keeps at most this much of the client's data for sending again; beyond it, no retry. */
-export const SCOUT_MAX_BYTES = 256 * 1024;
-
 export interface ConnectionEvents {
   /** Released (both sockets closed); called exactly once. */
   onClose(c: Connection): void;
-  /**
-   * The upstream refused the connection before any byte moved. When given,
-   * the client is left untouched (still paused) for another attach(); when
-   * absent, the connection closes.
-   */
+  /** The upstream refused before any byte moved: the client is left paused for another attach() (absent: it closes). */
   onRefused?(c: Connection, err: NodeJS.ErrnoException): void;
   /** A scout's upstream answered (or stayed open for SCOUT_CONFIRM_MS). */
   onConfirmed?(c: Connection): void;
-}
-
-export interface AttachOptions {
-  /** Scout mode until this Date.now() deadline. */
-  scoutUntil?: number;
-}
-
-interface Scout {
-  until: number;
-  /** Everything the client sent so far, for sending again. */
-  chunks: Buffer[];
-  bytes: number;
-  /** The client's data outgrew SCOUT_MAX_BYTES: no more retries. */
-  overflow: boolean;
-  clientEnded: boolean;
-  timer: NodeJS.Timeout | null;
-  /** The next attempt is the last: after sending the kept bytes, a normal connection. */
-  final: boolean;
 }
 
 export class Connection {
   readonly client: net.Socket;
   /** "addr:port" of a TCP client; undefined for unix socket clients. */
   readonly peer: string | undefined;
-  /** The upstream of the last attach(). */
+  /** The upstream of the last attach() or hold(). */
   target: Upstream | null = null;
+  /** Held: accepted, not read, waiting for the stack to wake (then attach(target)). */
+  held = false;
+  /** Times the upstream refused this connection before any byte moved. */
+  refusals = 0;
   private upstream: net.Socket | null = null;
   private buf: Buffer | null = null;
   /** Handed to the upstream socket as its next read buffer (onread's buffer function), once. */
@@ -141,13 +72,15 @@ export class Connection {
   private clientClosed = false;
   private upstreamClosed = false;
   private gotByte = false;
-  private scout: Scout | null = null;
+  private scout: ScoutState | null = null;
   private attempts = 0;
 
   constructor(
     client: net.Socket,
     private readonly traffic: Traffic,
     private readonly events: ConnectionEvents,
+    /** Close an attached connection silent (no byte either way) this long; null: never. */
+    private readonly idleTimeoutMs: number | null = null,
   ) {
     this.client = client;
     this.peer = client.remoteAddress ? `${client.remoteFamily === 'IPv6' ? `[${client.remoteAddress}]` : client.remoteAddress}:${client.remotePort}` : undefined;
@@ -164,8 +97,16 @@ export class Connection {
     return this.attempts;
   }
 
+  /** Wait for the stack: nothing is read (the client's bytes stay in the kernel) until attach(). */
+  hold(up: Upstream): void {
+    this.target = up;
+    this.held = true;
+  }
+
   /** Connect to the upstream and start moving bytes both ways. */
-  attach(up: Upstream, opts: AttachOptions = {}): void {
+  /** `scoutUntil`: scout mode until this Date.now() deadline. */
+  attach(up: Upstream, opts: { scoutUntil?: number } = {}): void {
+    this.held = false;
     if (this.released) return;
     if (this.client.destroyed) {
       this.release();
@@ -176,6 +117,11 @@ export class Connection {
       this.scout = { until: opts.scoutUntil, chunks: [], bytes: 0, overflow: false, clientEnded: false, timer: null, final: false };
     }
     this.connectUpstream();
+  }
+
+  /** The client's socket is being read (an attach happened). */
+  get reading(): boolean {
+    return this.clientWired;
   }
 
   private connectUpstream(): void {
@@ -204,6 +150,7 @@ export class Connection {
   release(): void {
     if (this.released) return;
     this.released = true;
+    this.held = false;
     if (this.scout?.timer) clearTimeout(this.scout.timer);
     this.scout = null;
     this.client.destroy();
@@ -219,7 +166,7 @@ export class Connection {
   private readonly onConnect = (): void => {
     if (this.released) return;
     this.connected = true;
-    this.traffic.lastActivity = Date.now();
+    this.traffic.touch();
     const scout = this.scout;
     if (scout) {
       // Sending again: everything the client sent before, and its FIN.
@@ -231,6 +178,7 @@ export class Connection {
     const client = this.client;
     if (!this.clientWired) {
       this.clientWired = true;
+      if (this.idleTimeoutMs !== null) client.setTimeout(this.idleTimeoutMs, this.onIdleTimeout);
       client.on('data', this.onClientData);
       client.on('end', this.onClientEnd);
       client.on('drain', this.onClientDrain);
@@ -242,7 +190,7 @@ export class Connection {
   private readonly onClientData = (chunk: Buffer): void => {
     const t = this.traffic;
     t.bytesIn += chunk.length;
-    t.lastActivity = Date.now();
+    t.touch();
     const scout = this.scout;
     if (scout && !scout.overflow) {
       scout.bytes += chunk.length;
@@ -287,7 +235,7 @@ export class Connection {
     }
     const t = this.traffic;
     t.bytesOut += n;
-    t.lastActivity = Date.now();
+    t.touch();
     const client = this.client;
     const b = buf as Buffer;
     client.write(b.subarray(0, n), this.onDownWritten);
@@ -355,20 +303,7 @@ export class Connection {
   /** A scout's upstream closed or failed before answering: connect again (or give up). */
   private scoutRetry(): void {
     const scout = this.scout!;
-    if (scout.timer) clearTimeout(scout.timer);
-    scout.timer = null;
-    const old = this.upstream;
-    if (old) {
-      old.off('error', this.onUpstreamError);
-      old.off('connect', this.onConnect);
-      old.off('close', this.onUpstreamClose);
-      old.off('end', this.onUpstreamEnd);
-      old.off('drain', this.onUpstreamDrain);
-      old.on('error', () => undefined);
-      old.destroy();
-    }
-    this.upstream = null;
-    this.connected = false;
+    this.dropUpstream();
     const nothingToSend = scout.clientEnded && scout.bytes === 0; // the client left without a word
     if (scout.overflow || nothingToSend || Date.now() >= scout.until || this.client.destroyed) {
       this.release();
@@ -376,8 +311,36 @@ export class Connection {
     }
     this.client.pause();
     setTimeout(() => {
-      if (!this.released) this.connectUpstream();
+      if (!this.released && this.scout) this.connectUpstream();
     }, SCOUT_RETRY_MS);
+  }
+
+  /** Detach and destroy the upstream attempt of a scout (no event of it reaches this connection any more). */
+  private dropUpstream(): void {
+    if (this.scout?.timer) clearTimeout(this.scout.timer);
+    if (this.scout) this.scout.timer = null;
+    const old = this.upstream;
+    if (old) {
+      for (const [ev, fn] of [['error', this.onUpstreamError], ['connect', this.onConnect], ['close', this.onUpstreamClose], ['end', this.onUpstreamEnd], ['drain', this.onUpstreamDrain]] as const) old.off(ev, fn);
+      old.on('error', () => undefined);
+      old.destroy();
+    }
+    this.upstream = null;
+    this.connected = false;
+  }
+
+  /**
+   * The wake failed while this connection scouted and nothing came back: stop,
+   * and return what the client sent (for refuse.ts's answer). null when it is
+   * not scouting or the upstream already answered.
+   */
+  dropScout(): Buffer | null {
+    const scout = this.scout;
+    if (!scout || this.gotByte || this.released) return null;
+    this.dropUpstream();
+    this.scout = null;
+    this.client.pause();
+    return Buffer.concat(scout.chunks);
   }
 
   private readonly onUpstreamEnd = (): void => {
@@ -398,10 +361,15 @@ export class Connection {
       up.off('close', this.onUpstreamClose);
       up.destroy();
       this.upstream = null;
+      this.refusals++;
       this.events.onRefused(this, err);
       return;
     }
     this.release();
+  };
+
+  private readonly onIdleTimeout = (): void => {
+    if (!this.scout) this.release();
   };
 
   private readonly onError = (): void => {

@@ -17,7 +17,7 @@
 import { CommandError, TimeoutError, formatArgv } from '../errors.js';
 import { run } from '../exec.js';
 import type { IdleMode } from './config.js';
-import type { Traffic } from './connection.js';
+import type { Traffic } from './traffic.js';
 
 export interface IdleTimerOptions {
   /** null: never idle. */
@@ -26,14 +26,15 @@ export interface IdleTimerOptions {
   traffic: Traffic;
   /** Open client connections (held ones included). */
   connections: () => number;
-  /** The deadline passed with nothing moving. */
-  onIdle: () => void;
+  /** The deadline passed with nothing moving. The timer re-arms when it settles. */
+  onIdle: () => unknown;
 }
 
 export class IdleTimer {
   private timer: NodeJS.Timeout | null = null;
   private notBefore = 0;
   private stopped = false;
+  private running = false;
 
   constructor(private readonly o: IdleTimerOptions) {}
 
@@ -44,12 +45,18 @@ export class IdleTimer {
     return Math.max(this.o.traffic.lastActivity + this.o.timeoutMs, this.notBefore);
   }
 
-  /** (Re)arm for the current deadline. Cheap; call after any change that may move it. */
+  /**
+   * (Re)arm for the current deadline. The timer re-arms itself when traffic
+   * moved the deadline and after each onIdle; from outside it is armed once at
+   * the start and when the last connection goes (the deadline may then come
+   * sooner: in connections mode there was none).
+   */
   arm(): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    if (this.running) return; // re-armed when onIdle ends
     const d = this.deadline();
     if (d === null) return;
     this.timer = setTimeout(this.check, Math.max(0, d - Date.now()));
@@ -76,8 +83,16 @@ export class IdleTimer {
 
   private readonly check = (): void => {
     this.timer = null;
-    if (this.isDue()) this.o.onIdle();
-    else this.arm();
+    if (!this.isDue()) return this.arm();
+    this.running = true;
+    void Promise.resolve()
+      .then(() => this.o.onIdle())
+      .finally(() => {
+        this.running = false;
+        // Still due (onIdle declined: a wake running, or the stack left running): look again one timeout later.
+        if (this.isDue()) this.postpone();
+        else this.arm();
+      });
   };
 }
 

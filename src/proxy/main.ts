@@ -3,10 +3,10 @@
  * bin/zoopa.js hands `zoopa proxy ...` (what the units' ExecStart runs) straight
  * here, so the long-running proxy does not load commander and the rest of the
  * CLI; `zoopa --root X proxy ...` reaches it through src/cli/commands/proxy.ts.
- * Errors go through src/cli/report.ts like every command's.
+ * Errors go through src/report.ts like every command's.
  */
 import { parseArgs } from 'node:util';
-import { reportError } from '../cli/report.js';
+import { reportError } from '../report.js';
 import { UsageError } from '../errors.js';
 import { runProxyCommand } from './run.js';
 
@@ -27,6 +27,8 @@ Environment (from ~/.config/zoopa-ondemand/<stack>.env under systemd; flags win)
   ZOOPA_UPSTREAM, ZOOPA_IDLE_TIMEOUT, ZOOPA_STACK_UNIT, ZOOPA_READY, ZOOPA_START_TIMEOUT,
   ZOOPA_IDLE_MODE      traffic (default: no bytes for the timeout) | connections (after the last close)
   ZOOPA_STOP_CHECK     command run before an idle stop; a non-zero exit postpones it
+  ZOOPA_MAX_HELD       connections held at most while the stack wakes (default 1024); more are closed
+  ZOOPA_CONN_IDLE_TIMEOUT  close a connection with no byte either way for this long (default: never)
   ZOOPA_UPSTREAM_<N>   upstream for the socket whose FileDescriptorName is N (upper-cased, "-" → "_")
 State: $XDG_RUNTIME_DIR/ondemand/<stack>.state.json; "started by zoopa": $XDG_RUNTIME_DIR/ondemand/<stack>.owned
 `;

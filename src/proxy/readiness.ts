@@ -1,6 +1,9 @@
 /**
- * Is the upstream ready? Polled quickly while a stack wakes, so that a held
- * client is served within tens of milliseconds of the app listening.
+ * Is the upstream ready? Polled quickly during the first seconds of a wake, so
+ * that a held client is served within tens of milliseconds of the app
+ * listening, then less and less often (up to every POLL_MAX_MS) for long starts
+ * (a model loading for minutes). Each probe removes what it added to the wake's
+ * AbortSignal: a long wake adds no listeners.
  *
  * tcp: a connection is accepted and not closed by the peer within SETTLE_MS;
  *   data from the peer (a banner) means ready at once. With rootless podman this
@@ -8,7 +11,7 @@
  *   soon as the container runs and drops the connection ~190 ms later when the
  *   app inside is not listening yet (what made the original answer first
  *   requests with a reset). The wake therefore confirms a tcp check with a real
- *   answer (proxy.ts confirm()).
+ *   answer (scout.ts).
  * http:/path: `GET /path` over HTTP/1.1 answers a 2xx or 3xx status line.
  */
 import net from 'node:net';
@@ -16,13 +19,22 @@ import { TimeoutError } from '../errors.js';
 import type { ReadyCheck } from './config.js';
 import { connectOptions, type Upstream } from './upstream.js';
 
-/** Time between the end of one failed probe and the next. */
+/** Time between the end of one failed probe and the next, during the first POLL_FAST_FOR_MS of a wake. */
 export const POLL_MS = 10;
+export const POLL_FAST_FOR_MS = 3000;
+/** The longest pause between two probes, reached a few seconds later. */
+export const POLL_MAX_MS = 250;
+
+/** The pause before the next probe, `elapsedMs` into a wake. */
+export function pollDelayMs(elapsedMs: number): number {
+  if (elapsedMs < POLL_FAST_FOR_MS) return POLL_MS;
+  return Math.min(POLL_MAX_MS, Math.round(POLL_MS + (elapsedMs - POLL_FAST_FOR_MS) / 20));
+}
 /**
  * How long an accepted probe connection must stay open to count as ready (tcp).
  * Short: it only filters upstreams that drop connections at once; a forwarder
  * that holds them longer (rootlessport, ~190 ms) is caught by the wake's scout
- * (proxy.ts confirm()).
+ * (scout.ts).
  */
 export const SETTLE_MS = 10;
 /** Upper bound for one probe (a hung app must not stall polling). */
@@ -41,20 +53,20 @@ export function probe(up: Upstream, check: ReadyCheck, settleMs = SETTLE_MS, sig
     let done = false;
     let settle: NodeJS.Timeout | undefined;
     let head = '';
+    if (signal?.aborted) return resolve({ ok: false, why: 'aborted' });
     const sock = net.connect({ ...connectOptions(up), allowHalfOpen: false });
+    const onAbort = (): void => finish({ ok: false, why: 'aborted' });
     const finish = (r: ProbeResult) => {
       if (done) return;
       done = true;
       clearTimeout(settle);
       clearTimeout(limit);
+      signal?.removeEventListener('abort', onAbort);
       sock.destroy();
       resolve(r);
     };
     const limit = setTimeout(() => finish({ ok: false, why: `no answer within ${PROBE_TIMEOUT_MS} ms` }), PROBE_TIMEOUT_MS);
-    if (signal) {
-      if (signal.aborted) finish({ ok: false, why: 'aborted' });
-      else signal.addEventListener('abort', () => finish({ ok: false, why: 'aborted' }), { once: true });
-    }
+    signal?.addEventListener('abort', onAbort, { once: true });
     sock.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, why: e.code ?? e.message }));
     sock.on('end', () => finish({ ok: false, why: head ? `closed after ${JSON.stringify(head.slice(0, 40))}` : 'accepted, then closed' }));
     sock.on('close', () => finish({ ok: false, why: 'closed' }));
@@ -86,10 +98,13 @@ export interface WaitReadyOptions {
   timeoutMs: number;
   /** Stop polling (the wake was abandoned). */
   signal?: AbortSignal;
+  /** Date.now() of the wake's start, for the backoff (default: now). */
+  since?: number;
 }
 
 /** Poll until every upstream is ready (the first with `check`, the rest with tcp); TimeoutError at the deadline. */
 export async function waitReady(upstreams: readonly Upstream[], check: ReadyCheck, opts: WaitReadyOptions): Promise<void> {
+  const since = opts.since ?? Date.now();
   for (let i = 0; i < upstreams.length; i++) {
     const up = upstreams[i]!;
     const c: ReadyCheck = i === 0 ? check : { kind: 'tcp' };
@@ -103,7 +118,7 @@ export async function waitReady(upstreams: readonly Upstream[], check: ReadyChec
       if (left <= 0) {
         throw new TimeoutError(`${up.text} was not ready within ${Math.round(opts.timeoutMs / 1000)} s (check ${c.kind === 'tcp' ? 'tcp' : `http:${c.path}`}; last probe: ${last})`, opts.timeoutMs);
       }
-      await new Promise((r2) => setTimeout(r2, Math.min(POLL_MS, left)));
+      await new Promise((r2) => setTimeout(r2, Math.min(pollDelayMs(Date.now() - since), left)));
     }
   }
 }

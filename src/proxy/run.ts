@@ -4,17 +4,17 @@
  * everything (InputError, nothing started), runs the proxy until it exits at
  * idle or on SIGTERM/SIGINT, and returns the exit status (0).
  */
-import { SystemctlUserManager } from '../systemd/systemctl.js';
 import { resolveProxySettings, type ProxyFlags } from './config.js';
 import { takeListenFds } from './listen-fds.js';
 import { Proxy } from './proxy.js';
+import { SystemctlUnits } from './units.js';
 
 export async function runProxyCommand(stack: string, flags: ProxyFlags, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const fds = takeListenFds(env, process.pid);
   const settings = resolveProxySettings(stack, env, flags);
   const proxy = await Proxy.start(settings, {
     env,
-    units: settings.stackUnit === null ? null : new SystemctlUserManager(env),
+    units: settings.stackUnit === null ? null : new SystemctlUnits(env),
     listenFds: settings.listen ? [] : fds,
   });
   const onSignal = () => void proxy.close('signal');

@@ -1,6 +1,6 @@
 /**
  * The proxy's state for `zoopa status`: `%t/ondemand/<stack>.state.json`,
- * replaced atomically (write a temp file, rename) on every state transition and
+ * replaced atomically (runtime-file.ts: exclusive temp file, mode 0600, rename) on every state transition and
  * at most once a second while traffic flows.
  *
  * A reader must check that `pid` is alive: a proxy that exited (idle stop,
@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ondemandRuntimeDir } from '../paths.js';
 import { ownedMarkerPath } from './owned-marker.js';
+import { replaceRuntimeFile } from './runtime-file.js';
 
 export type ProxyStateName = 'sleeping' | 'waking' | 'awake' | 'stopping';
 
@@ -30,6 +31,10 @@ export interface ProxyState {
   idleDeadline: number | null;
   /** The last wake: ISO time, and the peer (addr:port) when the client is TCP. */
   lastWake: { at: string; peer?: string } | null;
+  /** The last failed wake (kept after the proxy exits, like lastWake): ISO time and the cause's line. */
+  lastFailure?: { at: string; cause: string } | null;
+  /** After a start known to fail: epoch ms until which connections are refused at once (unless the cause is fixed). */
+  backoffUntil?: number | null;
   /** Epoch ms of this write. */
   updatedAt: number;
 }
@@ -40,11 +45,8 @@ export function proxyStatePath(stack: string, env: NodeJS.ProcessEnv = process.e
 
 /** Atomic replace; errors (a missing %t/ondemand) are returned, not thrown: state is best effort. */
 export function writeProxyState(state: ProxyState, env: NodeJS.ProcessEnv = process.env): Error | null {
-  const file = proxyStatePath(state.stack, env);
-  const tmp = `${file}.${process.pid}.tmp`;
   try {
-    fs.writeFileSync(tmp, JSON.stringify(state) + '\n', { mode: 0o644 });
-    fs.renameSync(tmp, file);
+    replaceRuntimeFile(proxyStatePath(state.stack, env), JSON.stringify(state) + '\n');
     return null;
   } catch (e) {
     return e as Error;
@@ -86,10 +88,15 @@ export function readProxyState(stack: string, env: NodeJS.ProcessEnv = process.e
     bytesOut: typeof r.bytesOut === 'number' ? r.bytesOut : 0,
     idleDeadline: typeof r.idleDeadline === 'number' ? r.idleDeadline : null,
     lastWake: r.lastWake && typeof r.lastWake === 'object' && typeof r.lastWake.at === 'string' ? r.lastWake : null,
+    ...(typeof r.backoffUntil === 'number' ? { backoffUntil: r.backoffUntil } : {}),
+    ...(r.lastFailure && typeof r.lastFailure === 'object' && typeof r.lastFailure.at === 'string' && typeof r.lastFailure.cause === 'string'
+      ? { lastFailure: { at: r.lastFailure.at, cause: r.lastFailure.cause } }
+      : {}),
     updatedAt: typeof r.updatedAt === 'number' ? r.updatedAt : 0,
   };
   if (s.pid !== null && !alive(s.pid)) {
-    return { ...s, pid: null, state: 'sleeping', connections: 0, idleDeadline: null };
+    const { backoffUntil: _gone, ...rest } = s;
+    return { ...rest, pid: null, state: 'sleeping', connections: 0, idleDeadline: null };
   }
   return s;
 }

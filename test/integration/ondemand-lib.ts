@@ -114,3 +114,31 @@ export function tally(xs: ReadonlyArray<string | number>): Record<string, number
   for (const x of xs) out[String(x)] = (out[String(x)] ?? 0) + 1;
   return out;
 }
+
+/** One busybox httpd service whose image is `image` (which may not exist yet): a stack that cannot start until it does. */
+export function imageStack(tb: Testbed, name: string, port: number, image: string): StackFixture {
+  const dir = path.join(tb.root, name);
+  const body = `${name} web`;
+  const compose = { services: { web: { image, command: httpdCommand(body), ports: [`127.0.0.1:${port}:8080`], stop_signal: 'SIGKILL' } } };
+  const composeFile = tb.writeFile(path.join(dir, 'compose.yaml'), YAML.stringify(compose));
+  tb.chown(dir);
+  return { name, dir, composeFile, port, url: `http://127.0.0.1:${port}/`, expectBody: `${body}\n`, services: ['web'] };
+}
+
+/** The proxy's log lines for a stack, without the level label or journal prefix. */
+export function proxyLines(tb: Testbed, stack: string): string[] {
+  return tb
+    .managerLog()
+    .split('\n')
+    .map((l) => l.replace(/^(<\d>|error: |warning: )/, ''))
+    .filter((l) => l.startsWith(`${stack}: `));
+}
+
+/** One busybox service that runs `afterSec` seconds, then exits with `code` (an app that crashes just after its start). */
+export function crashingStack(tb: Testbed, name: string, port: number, afterSec: number, code: number): StackFixture {
+  const dir = path.join(tb.root, name);
+  const compose = { services: { web: { image: IMAGE, command: ['sh', '-c', `sleep ${afterSec}; exit ${code}`], ports: [`127.0.0.1:${port}:8080`], stop_signal: 'SIGKILL' } } };
+  const composeFile = tb.writeFile(path.join(dir, 'compose.yaml'), YAML.stringify(compose));
+  tb.chown(dir);
+  return { name, dir, composeFile, port, url: `http://127.0.0.1:${port}/`, expectBody: '', services: ['web'] };
+}

@@ -8,7 +8,12 @@
  *  - a slow app (3 s before it listens): 50 concurrent first requests through nginx
  *    give 50 × HTTP 200, with exactly one stack start;
  *  - `zoopa ondemand enable` (zoopa.yaml), idle stop, a stack started by hand is not
- *    stopped, a veto (stop_check) postpones the stop.
+ *    stopped, a veto (stop_check) postpones the stop;
+ *  - a stack whose image is missing: through nginx a 502 within seconds (not the start
+ *    timeout), one log line naming the image; once the image exists the next request
+ *    wakes the stack (podman-compose 1.0.3 exits 0 here: the proxy asks podman why);
+ *  - a container that exits a moment after `up`: 502 within seconds, the log names it and its exit
+ *    code; once its compose file is fixed the next request wakes it.
  *
  * The proxy's data path (integrity, half-close, never-ready upstream, continuous
  * requests across an idle stop) is tested with the proxy (test/integration/proxy*).
@@ -20,8 +25,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { httpStack, type StackFixture } from '../fixtures/stacks.js';
-import { freePort, httpGet, useTestbed, type Nginx } from '../testbed/index.js';
-import { activeState, composeUps, containerStarts, runningContainers, socketOf, status, tally, unitStates } from './ondemand-lib.js';
+import { freePort, httpGet, IMAGE, useTestbed, type Nginx } from '../testbed/index.js';
+import { activeState, composeUps, containerStarts, crashingStack, imageStack, proxyLines, runningContainers, socketOf, status, tally, unitStates } from './ondemand-lib.js';
 
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 200 };
 
@@ -186,5 +191,63 @@ describe('on demand: zoopa ondemand enable, idle stop, a stack started by hand, 
     fs.rmSync(busy);
     await tb.waitFor(async () => (await activeState(tb, 'guard-stack.service')) === 'inactive', { ...DEADLINE, what: 'the stop once the veto lifts' });
     assert.deepEqual(await runningContainers(tb, 'guard'), []);
+  });
+});
+
+describe('on demand: a stack that cannot start fails fast, and wakes once the cause is fixed', () => {
+  const bed = useTestbed({ name: 'ondemand-fail' });
+
+  it('a missing image: nginx answers 502 within 20 s naming the stack, the log names the image; after the image exists the next request gets 200', async () => {
+    const tb = bed();
+    const missing = 'localhost/zoopa-missing:1';
+    const noimg = imageStack(tb, 'noimg', await freePort(), missing);
+    const en = await tb.zoopa(['--root', tb.root, 'ondemand', 'enable', 'noimg', '--upstream', `127.0.0.1:${noimg.port}`, '--idle', '10m']);
+    assert.equal(en.status, 0, en.stderr);
+    const nginx = await tb.startNginx([{ path: '/', upstream: `unix:${socketOf(tb, 'noimg')}` }]);
+    // The deadline is the acceptance bound (20 s, against nginx's 60-s 504 and the 120-s start timeout).
+    const r = await httpGet(`${nginx.url}/`, { timeoutMs: 20_000 });
+    assert.equal(r.status, 502, r.body);
+    assert.match(r.body, /noimg could not be started/);
+    assert.doesNotMatch(r.body, /zoopa-missing/, 'no details for the public');
+    const failed = () => proxyLines(tb, 'noimg').filter((l) => l.includes('wake failed'));
+    await tb.waitFor(() => failed().length === 1, { ...DEADLINE, what: 'the failure line' });
+    assert.match(failed()[0]!, /noimg-stack\.service: noimg-stack\.service (started, but|failed to start:) .*service web: image localhost\/zoopa-missing:1 does not exist.*stopped it again/, proxyLines(tb, 'noimg').join('\n'));
+    await tb.waitFor(async () => (await activeState(tb, 'noimg-stack.service')) !== 'active', { ...DEADLINE, what: 'the failed start to be stopped again' });
+    // The cause is fixed: the next request wakes the stack (no wait for the backoff).
+    const tag = await tb.podman(['tag', IMAGE, missing]);
+    assert.equal(tag.status, 0, tag.stderr);
+    const ok = await httpGet(`${nginx.url}/`, { timeoutMs: 110_000 });
+    assert.equal(ok.status, 200, `${ok.body}\n${proxyLines(tb, 'noimg').join('\n')}`);
+    assert.equal(ok.body, noimg.expectBody);
+    assert.equal(failed().length, 1, 'no second failure');
+    await nginx.stop();
+    // The app answers before podman-compose up has ended; stopping the unit in the middle of it can hang until TimeoutStopSec.
+    await tb.waitFor(async () => (await activeState(tb, 'noimg-stack.service')) === 'active', { ...DEADLINE, what: 'the start job to end' });
+    const down = await tb.zoopa(['--root', tb.root, 'down', 'noimg'], { timeoutMs: 120_000 });
+    assert.equal(down.status, 0, down.stderr);
+  });
+
+  it('a container that exits a moment after up: nginx answers 502 within 20 s, the log names the container and its exit code', async () => {
+    const tb = bed();
+    const crashy = crashingStack(tb, 'crashy', await freePort(), 2, 3);
+    const en = await tb.zoopa(['--root', tb.root, 'ondemand', 'enable', 'crashy', '--upstream', `127.0.0.1:${crashy.port}`, '--idle', '10m']);
+    assert.equal(en.status, 0, en.stderr);
+    const nginx = await tb.startNginx([{ path: '/', upstream: `unix:${socketOf(tb, 'crashy')}` }]);
+    const r = await httpGet(`${nginx.url}/`, { timeoutMs: 20_000 });
+    assert.equal(r.status, 502, r.body);
+    assert.match(r.body, /crashy could not be started/);
+    const failed = () => proxyLines(tb, 'crashy').filter((l) => l.includes('wake failed'));
+    await tb.waitFor(() => failed().length === 1, { ...DEADLINE, what: 'the failure line' });
+    assert.match(failed()[0]!, /crashy-stack\.service started, but container crashy_web_1 \(image localhost\/zoopa-busybox:latest\) is exited \(exit code 3\).*stopped it again/, proxyLines(tb, 'crashy').join('\n'));
+    await tb.waitFor(async () => (await activeState(tb, 'crashy-stack.service')) !== 'active', { ...DEADLINE, what: 'the failed start to be stopped again' });
+    // The user fixes the compose file: the next request wakes the stack, without waiting for the backoff.
+    const fixed = imageStack(tb, 'crashy', crashy.port, IMAGE);
+    const ok = await httpGet(`${nginx.url}/`, { timeoutMs: 110_000 });
+    assert.equal(ok.status, 200, `${ok.body}\n${proxyLines(tb, 'crashy').join('\n')}`);
+    assert.equal(ok.body, fixed.expectBody);
+    await nginx.stop();
+    await tb.waitFor(async () => (await activeState(tb, 'crashy-stack.service')) === 'active', { ...DEADLINE, what: 'the start job to end' });
+    const down = await tb.zoopa(['--root', tb.root, 'down', 'crashy'], { timeoutMs: 120_000 });
+    assert.equal(down.status, 0, down.stderr);
   });
 });

@@ -13,8 +13,14 @@
  *  - a veto postpones the stop;
  *  - requests fired continuously across idle stops (and into the stop itself): none fails;
  *  - a stack being stopped by hand when a connection arrives: held, started again, served;
- *  - an app never ready: clients closed after the start timeout, one log line, the next connection tries again;
- *  - two listeners (LISTEN_FDNAMES): each to its upstream, one stack, one start.
+ *  - an app never ready: clients answered 502 after the start timeout, one log line, the next connection tries again;
+ *  - two listeners (LISTEN_FDNAMES): each to its upstream, one stack, one start;
+ *  - a start job that fails: 502 at once, one line with the cause, no start again during the
+ *    backoff, and the next connection after it wakes the stack;
+ *  - a start by hand while zoopa's idle stop runs (unit deactivating): the stop is cancelled,
+ *    logged as such, and the stack stays up through later idle timeouts;
+ *  - a restart by hand (a new InvocationID) makes the run the user's: not stopped at idle;
+ *  - runtime files (state, owned marker) are mode 0600.
  *
  * Nothing asserts on durations: waits have deadlines only.
  *
@@ -30,8 +36,8 @@ import { freePort, httpGet, sleep, useTestbed, type Testbed } from '../testbed/i
 
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 100 };
 
-/** The app each test stack runs (a stand-in for a stack's containers); see its header. */
-const APP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'stack-app.mjs');
+/** The app each hand-written stack unit runs (test/standins/slow-app.cjs, in the source tree). */
+const APP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'slow-app.cjs');
 
 interface StackOptions {
   /** ms before the app listens */
@@ -42,6 +48,8 @@ interface StackOptions {
   env?: Record<string, string>;
   /** a second port, served on the api listener */
   apiPort?: number;
+  /** ExecStartPre= line (a start job that fails while it does) */
+  execStartPre?: string;
 }
 
 interface TestStack {
@@ -72,7 +80,7 @@ function writeProxyUnits(tb: Testbed): void {
       '',
     ].join('\n'),
   );
-  tb.writeFile(path.join(tb.home, 'app.mjs'), fs.readFileSync(APP));
+  tb.writeFile(path.join(tb.home, 'app.js'), fs.readFileSync(APP));
 }
 
 async function makeStack(tb: Testbed, name: string, o: StackOptions = {}): Promise<TestStack> {
@@ -80,10 +88,10 @@ async function makeStack(tb: Testbed, name: string, o: StackOptions = {}): Promi
   const port = await freePort();
   const log = path.join(tb.home, `${name}.log`);
   tb.writeFile(log, '');
-  const args = [process.execPath, path.join(tb.home, 'app.mjs'), String(port), String(o.delayMs ?? 0), log, ...(o.apiPort ? [String(o.apiPort)] : [])];
+  const args = [process.execPath, path.join(tb.home, 'app.js'), String(port), String(o.delayMs ?? 0), log, ...(o.apiPort ? [String(o.apiPort)] : [])];
   tb.writeFile(
     path.join(unitDir(tb), `${name}-stack.service`),
-    ['[Service]', `Environment=STOP_DELAY_MS=${o.stopDelayMs ?? 0}`, `ExecStart=${args.join(' ')}`, ''].join('\n'),
+    ['[Service]', `Environment=STOP_DELAY_MS=${o.stopDelayMs ?? 0}`, ...(o.execStartPre ? [`ExecStartPre=${o.execStartPre}`] : []), `ExecStart=${args.join(' ')}`, ''].join('\n'),
   );
   const env = { ZOOPA_UPSTREAM: `127.0.0.1:${port}`, ...o.env };
   tb.writeFile(
@@ -286,12 +294,13 @@ describe('zoopa proxy under systemd socket activation', () => {
     await ok(tb.systemctl(['stop', 'zoopa-ondemand@deact.socket', 'zoopa-ondemand@deact.service', 'deact-stack.service']), 'stop');
   });
 
-  it('an app never ready: clients closed after the start timeout, one log line, the next connection tries again', async () => {
+  it('an app never ready: HTTP clients answered 502 after the start timeout, one log line, the next connection tries again', async () => {
     const tb = bed();
     const s = await makeStack(tb, 'never', { delayMs: 8000, env: { ZOOPA_START_TIMEOUT: '2s' } });
     await startSocket(tb, 'never');
-    const first = await Promise.all(Array.from({ length: 3 }, () => get(s).then((r) => `${r.status}`, (e: Error) => `error: ${e.message}`)));
-    for (const f of first) assert.match(f, /^error: /, 'closed without an answer');
+    const first = await Promise.all(Array.from({ length: 3 }, () => get(s).then((r) => `${r.status} ${r.body}`, (e: Error) => `error: ${e.message}`)));
+    // HTTP clients get a 502 naming the stack (never the cause's details); others are closed.
+    for (const f of first) assert.match(f, /^502 never could not be started; the administrator can see why with "zoopa status never"/);
     await tb.waitFor(() => proxyLog(tb, 'never').some((l) => l.includes('wake failed')), { ...DEADLINE, what: 'the failure log line' });
     const fails = proxyLog(tb, 'never').filter((l) => l.includes('wake failed'));
     assert.equal(fails.length, 1, proxyLog(tb, 'never').join('\n'));
@@ -323,5 +332,74 @@ describe('zoopa proxy under systemd socket activation', () => {
     assert.equal(s.count('start'), 1);
     assert.equal(proxyLog(tb, 'multi').filter((l) => l.startsWith('multi: wake: ')).length, 1);
     await ok(tb.systemctl(['stop', 'multi-api.socket', 'zoopa-ondemand@multi.socket', 'zoopa-ondemand@multi.service', 'multi-stack.service']), 'stop');
+  });
+
+  it('a start job that fails: 502 at once naming the stack, one line with the cause, no new start during the backoff, then the next connection wakes it', async () => {
+    const tb = bed();
+    const broken = path.join(tb.home, 'failing-broken');
+    tb.writeFile(broken, 'broken\n');
+    const s = await makeStack(tb, 'failing', { execStartPre: `/usr/bin/test ! -e ${broken}`, env: { ZOOPA_START_TIMEOUT: '100s' } });
+    await startSocket(tb, 'failing');
+    const first = await Promise.all(Array.from({ length: 3 }, () => get(s, 30_000).then((r) => `${r.status} ${r.body}`, (e: Error) => `error: ${e.message}`)));
+    for (const f of first) assert.match(f, /^502 failing could not be started/, 'answered, not held for the start timeout');
+    const fails = () => proxyLog(tb, 'failing').filter((l) => l.includes('wake failed'));
+    await tb.waitFor(() => fails().length === 1, { ...DEADLINE, what: 'the failure line' });
+    assert.match(fails()[0]!, /failing-stack\.service: .*failing-stack\.service.*closed [1-3] waiting connection\(s\); stopped it again; the next connection tries again in \d+s/, proxyLog(tb, 'failing').join('\n'));
+    assert.equal(s.count('start'), 0, 'the app never ran');
+    const st = readProxyState('failing', tb.env);
+    assert.ok(st?.backoffUntil, `a backoff is recorded: ${JSON.stringify(st)}`);
+    assert.match(st?.lastFailure?.cause ?? '', /Job for failing-stack\.service failed/, 'the cause is kept for zoopa status');
+    // During the backoff: refused at once, without a start job.
+    const during = await get(s, 30_000);
+    assert.equal(during.status, 502);
+    assert.equal(fails().length, 1, 'no second start');
+    assert.ok(proxyLog(tb, 'failing').some((l) => /not waking: failing-stack\.service failed to start .*not trying again for \d+s unless the cause is fixed/.test(l)), proxyLog(tb, 'failing').join('\n'));
+    // Fixed; once the backoff is over, the next connection wakes the stack.
+    fs.rmSync(broken);
+    await tb.waitFor(() => Date.now() > (readProxyState('failing', tb.env)?.backoffUntil ?? 0), { ...DEADLINE, what: 'the backoff to end' });
+    const after = await get(s);
+    assert.equal(after.status, 200, after.body);
+    assert.equal(s.count('start'), 1);
+    await ok(tb.systemctl(['stop', 'zoopa-ondemand@failing.socket', 'zoopa-ondemand@failing.service', 'failing-stack.service']), 'stop');
+  });
+
+  it('a start by hand while the idle stop runs (unit deactivating): the stop is cancelled, logged as such, and the stack stays up through later idle timeouts', async () => {
+    const tb = bed();
+    const s = await makeStack(tb, 'handstop', { stopDelayMs: 4000, env: { ZOOPA_IDLE_TIMEOUT: '1s' } });
+    await startSocket(tb, 'handstop');
+    assert.equal((await get(s)).status, 200);
+    await tb.waitFor(async () => (await activeState(tb, 'handstop-stack.service')) === 'deactivating' && s.count('stopping') === 1, { ...DEADLINE, what: 'the idle stop in progress' });
+    await ok(tb.systemctl(['start', 'handstop-stack.service']), 'start by hand');
+    const log = () => proxyLog(tb, 'handstop');
+    await tb.waitFor(() => log().some((l) => /idle stop of handstop-stack\.service was canceled/.test(l)), { ...DEADLINE, what: 'the cancelled stop line' });
+    assert.ok(!log().some((l) => /idle stop of .* failed/.test(l)), log().join('\n'));
+    assert.equal(fs.existsSync(markerPath(tb, 'handstop')), false, 'not zoopa\'s any more');
+    await tb.waitFor(async () => (await activeState(tb, 'zoopa-ondemand@handstop.service')) === 'inactive', { ...DEADLINE, what: 'the proxy to exit' });
+    // Several idle timeouts, each with a fresh proxy: the stack is left running.
+    for (let i = 1; i <= 3; i++) {
+      assert.equal((await get(s)).status, 200);
+      await tb.waitFor(() => log().filter((l) => l.includes('leaving handstop-stack.service running (not started by zoopa)')).length === i, { ...DEADLINE, what: `idle timeout ${i}` });
+      await tb.waitFor(async () => (await activeState(tb, 'zoopa-ondemand@handstop.service')) === 'inactive', { ...DEADLINE, what: 'the proxy to exit' });
+    }
+    assert.equal(await activeState(tb, 'handstop-stack.service'), 'active', 'still up');
+    assert.equal(s.count('stopping'), 1, 'only the cancelled stop ever stopped the app');
+    await ok(tb.systemctl(['stop', 'zoopa-ondemand@handstop.socket', 'handstop-stack.service']), 'stop');
+  });
+
+  it('a restart by hand makes the run the user\'s (a new InvocationID): not stopped at idle; runtime files are 0600', async () => {
+    const tb = bed();
+    const s = await makeStack(tb, 'restarted', { env: { ZOOPA_IDLE_TIMEOUT: '10s' } });
+    await startSocket(tb, 'restarted');
+    assert.equal((await get(s)).status, 200);
+    const invocation = await show(tb, 'restarted-stack.service', 'InvocationID');
+    await tb.waitFor(() => JSON.parse(fs.readFileSync(markerPath(tb, 'restarted'), 'utf8')).invocation === invocation, { ...DEADLINE, what: 'the marker to record the run' });
+    assert.equal(fs.statSync(markerPath(tb, 'restarted')).mode & 0o777, 0o600, 'owned marker mode');
+    assert.equal(fs.statSync(path.join(tb.runtimeDir, 'ondemand', 'restarted.state.json')).mode & 0o777, 0o600, 'state file mode');
+    await ok(tb.systemctl(['restart', 'restarted-stack.service']), 'restart by hand');
+    await tb.waitFor(async () => (await activeState(tb, 'zoopa-ondemand@restarted.service')) === 'inactive', { ...DEADLINE, what: 'the proxy to exit at idle' });
+    assert.ok(proxyLog(tb, 'restarted').some((l) => l.includes('leaving restarted-stack.service running (not started by zoopa)')), proxyLog(tb, 'restarted').join('\n'));
+    assert.equal(await activeState(tb, 'restarted-stack.service'), 'active', 'still up');
+    assert.equal(fs.existsSync(markerPath(tb, 'restarted')), false, 'the marker of the old run is gone');
+    await ok(tb.systemctl(['stop', 'zoopa-ondemand@restarted.socket', 'restarted-stack.service']), 'stop');
   });
 });

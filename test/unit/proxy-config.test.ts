@@ -8,8 +8,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { InputError } from '../../src/errors.js';
-import { envKey, resolveProxySettings } from '../../src/proxy/config.js';
+import { listenerEnvKey } from '../../src/names.js';
+import { resolveProxySettings } from '../../src/proxy/config.js';
 import { takeListenFds } from '../../src/proxy/listen-fds.js';
+import { replaceRuntimeFile } from '../../src/proxy/runtime-file.js';
 import { readProxyState, writeProxyState } from '../../src/proxy/state-file.js';
 import { parseUpstream } from '../../src/proxy/upstream.js';
 import { isolatedEnv, tmpDir, zoopa } from '../helpers/cli.js';
@@ -89,7 +91,7 @@ describe('proxy settings from env and flags', () => {
     });
     assert.equal(s.upstream.text, '/run/app.sock');
     assert.equal(s.namedUpstreams.get('SANDBOX')?.text, '127.0.0.1:3003');
-    assert.equal(s.namedUpstreams.get(envKey('web-ui'))?.text, '[::1]:3001');
+    assert.equal(s.namedUpstreams.get(listenerEnvKey('web-ui'))?.text, '[::1]:3001');
     assert.equal(s.idleTimeoutMs, 5_400_000);
     assert.equal(s.idleMode, 'connections');
     assert.equal(s.stackUnit, 'other.service');
@@ -198,6 +200,37 @@ describe('state file', () => {
   });
 });
 
+describe('bounds settings', () => {
+  test('ZOOPA_MAX_HELD defaults to 1024 and takes a whole number; ZOOPA_CONN_IDLE_TIMEOUT is off by default', () => {
+    const d = resolveProxySettings('web', { ZOOPA_UPSTREAM: '127.0.0.1:8080' });
+    assert.equal(d.maxHeld, 1024);
+    assert.equal(d.connIdleTimeoutMs, null);
+    const s = resolveProxySettings('web', { ZOOPA_UPSTREAM: '127.0.0.1:8080', ZOOPA_MAX_HELD: '50', ZOOPA_CONN_IDLE_TIMEOUT: '5m' });
+    assert.equal(s.maxHeld, 50);
+    assert.equal(s.connIdleTimeoutMs, 300_000);
+    assert.equal(resolveProxySettings('web', { ZOOPA_UPSTREAM: '1', ZOOPA_CONN_IDLE_TIMEOUT: '0' }).connIdleTimeoutMs, null);
+    for (const bad of ['0', '-1', '1.5', '10k', '2000000']) inputError(() => resolveProxySettings('web', { ZOOPA_UPSTREAM: '1', ZOOPA_MAX_HELD: bad }), 'ZOOPA_MAX_HELD', bad);
+    inputError(() => resolveProxySettings('web', { ZOOPA_UPSTREAM: '1', ZOOPA_CONN_IDLE_TIMEOUT: 'soon' }), 'ZOOPA_CONN_IDLE_TIMEOUT', 'soon');
+  });
+});
+
+describe('runtime files', () => {
+  test('replaced through an exclusive temp file, mode 0600; on an error nothing is left behind', () => {
+    const base = tmpDir('zoopa-proxy-runtime-');
+    const file = path.join(base, 'web.state.json');
+    fs.writeFileSync(file, 'old\n', { mode: 0o644 });
+    replaceRuntimeFile(file, 'new\n');
+    assert.equal(fs.readFileSync(file, 'utf8'), 'new\n');
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    // The target is a directory: the rename fails, the temp file goes.
+    const dir = path.join(base, 'taken');
+    fs.mkdirSync(path.join(dir, 'inside'), { recursive: true });
+    assert.throws(() => replaceRuntimeFile(dir, 'x'));
+    assert.deepEqual(fs.readdirSync(base).sort(), ['taken', 'web.state.json']);
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+});
+
 describe('zoopa proxy: bad input through the CLI', () => {
   const cases: Array<[string, NodeJS.ProcessEnv, string[], RegExp]> = [
     ['missing upstream', {}, [], /ZOOPA_UPSTREAM is not set/],
@@ -206,6 +239,8 @@ describe('zoopa proxy: bad input through the CLI', () => {
     ['bad idle mode', { ZOOPA_UPSTREAM: '127.0.0.1:1', ZOOPA_IDLE_MODE: 'lazy' }, [], /ZOOPA_IDLE_MODE="lazy"/],
     ['bad stack name', { ZOOPA_UPSTREAM: '127.0.0.1:1' }, [], /"BAD" is not a stack name/],
     ['bad flag value', { ZOOPA_UPSTREAM: '127.0.0.1:1' }, ['--start-timeout', 'later'], /--start-timeout="later" is not a duration/],
+    ['bad max held', { ZOOPA_UPSTREAM: '127.0.0.1:1', ZOOPA_MAX_HELD: 'lots' }, [], /ZOOPA_MAX_HELD="lots" is not a count of connections/],
+    ['bad connection idle timeout', { ZOOPA_UPSTREAM: '127.0.0.1:1', ZOOPA_CONN_IDLE_TIMEOUT: 'soon' }, [], /ZOOPA_CONN_IDLE_TIMEOUT="soon" is not a duration/],
   ];
   for (const [name, extra, flags, message] of cases) {
     test(`${name}: exit 2, clear message, nothing created`, async () => {

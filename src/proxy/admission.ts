@@ -1,0 +1,44 @@
+/**
+ * Which connections the proxy takes on, each refusal with a (rate-limited) log
+ * line: none beyond the descriptor budget (fd-budget.ts), none held beyond
+ * ZOOPA_MAX_HELD while the stack wakes, and none that would wake a frozen stack.
+ */
+import type { Logger } from '../log.js';
+import { freezeRecordExists } from '../ondemand/freeze-record.js';
+import type { ProxySettings } from './config.js';
+import type { FdBudget } from './fd-budget.js';
+import { LogLimiter } from './log-limit.js';
+
+export class Admission {
+  readonly limits = new LogLimiter();
+
+  constructor(
+    private readonly settings: ProxySettings,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly log: Logger,
+    private readonly fds: FdBudget,
+  ) {}
+
+  /** One more connection, with `open` open now? */
+  accept(open: number): boolean {
+    if (this.fds.allows(open)) return true;
+    const at = `${open} connections, the descriptor limit is ${this.fds.limit}`;
+    this.limits.line('fds', (n) => this.log.warn(`closed a connection: ${at}${n ? ` (and ${n} more since the last line)` : ''}; raise LimitNOFILE= of zoopa-ondemand@.service`));
+    return false;
+  }
+
+  /** Hold one more connection for the wake? `held` counts the held ones (asked only near the cap). */
+  hold(open: number, held: () => number, waking: boolean): boolean {
+    const { stackUnit: unit, stack, maxHeld } = this.settings;
+    if (!waking && unit && freezeRecordExists(stack, this.env)) {
+      // Frozen (zoopa freeze, e.g. during a backup) yet activated, by a socket
+      // started by hand: waking would break the freeze's promise.
+      this.log.warn(`not waking ${unit}: ${stack} is frozen ("zoopa thaw ${stack}" ends it); closed a connection`);
+      return false;
+    }
+    if (open <= maxHeld || held() < maxHeld) return true;
+    const what = unit ?? this.settings.upstream.text;
+    this.limits.line('held', (n) => this.log.warn(`closed a connection: ${maxHeld} are already waiting for ${what} (ZOOPA_MAX_HELD)${n ? `; ${n} more since the last line` : ''}`));
+    return false;
+  }
+}
