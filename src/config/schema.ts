@@ -8,6 +8,7 @@ import { globalBackupSchema, stackBackupSchema } from '../backup/config.js';
 import { llamaSchema } from '../llama/config.js';
 import { globalOndemandSchema, stackOndemandSchema } from '../ondemand/config.js';
 import { duration } from './types.js';
+import { webSchema } from '../web/config.js';
 
 export const DEFAULT_START_TIMEOUT = 300;
 export const DEFAULT_STOP_TIMEOUT = 120;
@@ -36,6 +37,8 @@ export const configSchema = z.strictObject({
   ondemand: globalOndemandSchema.optional(),
   backup: globalBackupSchema.optional(),
   llama: llamaSchema.optional(),
+  /** zoopa web: status page, /metrics, /api/status (socket-activated). */
+  web: webSchema.optional(),
 });
 export type ZoopaConfig = z.output<typeof configSchema>;
 

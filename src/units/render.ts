@@ -10,6 +10,7 @@ import { renderOndemandEnvFiles, renderOndemandUnits } from '../ondemand/units.j
 import type { Project } from '../stacks/discover.js';
 import { renderStackUnits } from './stack.js';
 import type { Tools } from './tools.js';
+import { renderWebUnits } from '../web/units.js';
 
 export interface RenderContext {
   project: Project;
@@ -22,7 +23,7 @@ export interface RenderedUnit {
   name: string;
   content: string;
   /** Which feature rendered it. */
-  kind: 'stack' | 'ondemand' | 'backup' | 'llama';
+  kind: 'stack' | 'ondemand' | 'backup' | 'llama' | 'web';
   /** The stack or service it belongs to, if any. */
   stack?: string;
 }
@@ -39,7 +40,7 @@ export interface ManagedFile {
 }
 
 export function renderAll(ctx: RenderContext): RenderedUnit[] {
-  const units = [...renderStackUnits(ctx), ...renderOndemandUnits(ctx), ...renderBackupUnits(ctx), ...renderLlamaUnits(ctx)];
+  const units = [...renderStackUnits(ctx), ...renderOndemandUnits(ctx), ...renderBackupUnits(ctx), ...renderLlamaUnits(ctx), ...renderWebUnits(ctx)];
   const seen = new Map<string, RenderedUnit>();
   for (const u of units) {
     const prev = seen.get(u.name);

@@ -23,6 +23,7 @@ export const COMMANDS: ReadonlyArray<[string[], Loader]> = [
   [['doctor'], () => import('./doctor.js')],
   [['proxy'], () => import('./proxy.js')],
   [['llama'], () => import('./llama.js')],
+  [['web', 'metrics'], () => import('./web.js')],
 ];
 
 /**
