@@ -25,6 +25,7 @@ import { StackState } from './stack-state.js';
 import { writeProxyState, type ProxyState } from './state-file.js';
 import type { Upstream } from './upstream.js';
 import { freezeRecordExists } from '../ondemand/freeze-record.js';
+import { recordIdleStop, recordProxyBytes, recordWake } from '../ondemand/stats.js';
 
 export interface ProxyDeps {
   env: NodeJS.ProcessEnv;
@@ -214,6 +215,7 @@ export class Proxy {
         if (info.started || info.readyMs > 0) {
           const n = this.held.size + this.scoutServed;
           this.log.notice(`ready: ${this.settings.upstream.text} answered ${info.readyMs} ms after the wake; serving ${n} waiting connection(s)`);
+          if (info.started) this.stat(recordWake(this.settings.stack, { seconds: info.readyMs / 1000, ready: true, peer: this.stack.lastWake?.peer }));
         }
         this.scoutServed = 0;
         const waiting = [...this.held];
@@ -233,6 +235,8 @@ export class Proxy {
         const what = this.settings.stackUnit ?? this.settings.upstream.text;
         const why = err instanceof Error ? err.message : String(err);
         this.log.error(`wake failed: ${what}: ${why}; closed ${waiting.length} waiting connection(s); the next connection tries again`);
+        const since = this.stack.lastWake ? Date.parse(this.stack.lastWake.at) : Date.now();
+        this.stat(recordWake(this.settings.stack, { seconds: (Date.now() - since) / 1000, ready: false, reason: why, peer: this.stack.lastWake?.peer }));
         for (const conn of waiting) conn.release();
         this.traffic.lastActivity = Date.now(); // the idle clock starts again too
         this.writeState();
@@ -366,7 +370,7 @@ export class Proxy {
         this.log.notice(`idle: nothing moved for ${idleFor}; leaving ${unit} running (not started by zoopa)${closed}`);
       }
       try {
-        await this.stack.stopForIdle();
+        if (await this.stack.stopForIdle()) this.stat(recordIdleStop(this.settings.stack));
       } catch (e) {
         this.log.error(`idle stop of ${unit} failed: ${e instanceof Error ? e.message : String(e)}`);
       }
@@ -376,6 +380,11 @@ export class Proxy {
       this.idleRunning = false;
       if (!this.closing) this.idle.arm();
     }
+  }
+
+  /** Counters for zoopa web are best effort: a failed write is one warning, never a failed wake. */
+  private stat(err: Error | null): void {
+    if (err) this.log.warn(`cannot record on-demand counters: ${err.message}`);
   }
 
   /** Stop listening, close every connection, write the last state. Leaves the stack as it is. */
@@ -391,6 +400,7 @@ export class Proxy {
     this.held.clear();
     if (reason === 'idle' && this.stack.state !== 'sleeping') this.stack.state = 'sleeping';
     this.writeState();
+    this.stat(recordProxyBytes(this.settings.stack, this.traffic.bytesIn, this.traffic.bytesOut));
     this.finalStateWritten = true; // a wake still finishing in the background writes no more
     this.resolveDone(reason);
   }
