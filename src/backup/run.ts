@@ -118,6 +118,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
   stackLog.line(`=== backup of ${sp.name} (pid ${process.pid}) ===`);
   let failure: unknown;
   let restoreErrors: string[] = [];
+  let downtimeSec: number | undefined;
   try {
     throwIfAborted(signal);
     const prior = await readPrior(sp, deps);
@@ -166,6 +167,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     step(`stopping ${sp.unit}`);
     entry.stopped = true;
     save(entry);
+    const downSince = Date.now();
     await deps.units.stop(sp.unit);
     throwIfAborted(signal);
     step(`waiting for the containers of ${sp.project} to stop`);
@@ -200,9 +202,11 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
       });
       if (!back.ok) throw new Error(`containers of ${sp.project} not back within ${formatDuration(sp.startTimeoutSec)} (running: ${back.running.join(', ') || 'none'})`);
       log(`running again: ${back.running.join(', ')}`);
+      downtimeSec = prior.containers.length > 0 ? (Date.now() - downSince) / 1000 : 0;
       await hooks('post_start');
     } else {
       log(`leaving ${sp.unit} stopped: its containers were not running before (restore: previous)`);
+      downtimeSec = 0;
     }
     entry.stopped = false;
     save(entry);
@@ -253,6 +257,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     jobs: jobs.map((j) => ({ engine: j.engine, job: j.job, summary: j.summary })),
     error: failure === undefined ? undefined : message(failure) + (isZoopaError(failure) && failure.hint ? ` (hint: ${failure.hint})` : ''),
     restoreErrors: restoreErrors.length ? restoreErrors : undefined,
+    downtimeSec,
     logFile: sp.logFile,
   };
   try {

@@ -49,7 +49,7 @@ function ondemandCell(s: StackStatus): string {
   if (st === 'awake' || st === 'waking') parts.push(`${o.connections} conn`);
   if (o.secondsUntilIdleStop !== null) parts.push(`idle stop in ${secs(o.secondsUntilIdleStop)}`);
   if (o.owned) parts.push('<span class="muted">started by zoopa</span>');
-  return parts.join(' ');
+  return parts.join(' <span class="muted">·</span> ');
 }
 
 function lastWakeCell(s: StackStatus, now: number): string {
