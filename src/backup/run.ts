@@ -115,6 +115,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
   stackLog.line(`=== backup of ${sp.name} (pid ${process.pid}) ===`);
   let failure: unknown;
   let restoreErrors: string[] = [];
+  let downtimeSec: number | undefined;
   try {
     throwIfAborted(signal);
     const prior = await readPrior(sp, deps);
@@ -163,6 +164,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     step(`stopping ${sp.unit}`);
     entry.stopped = true;
     save(entry);
+    const downSince = Date.now();
     // A chain (dependents.ts) stops the stacks requiring this one first, within the same call.
     const chainStopMs = sp.dependents.reduce((a, d) => a + calls.freezeMs + 2 * calls.systemctlMs + calls.podmanMs + 2 * d.stopTimeoutSec * 1000, 0);
     await bounded((c) => deps.units.stop(sp.unit, c), calls.systemctlMs + sp.stopTimeoutSec * 1000 + chainStopMs, `systemctl stop ${sp.unit}`);
@@ -193,9 +195,11 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
       const extraStartMs = sp.dependents.reduce((a, d) => a + calls.systemctlMs + calls.podmanMs + d.startTimeoutSec * 1000, 0);
       const back = await startAndWait(deps, { unit: sp.unit, project: sp.project, containers: prior.containers, timeoutSec: sp.startTimeoutSec, extraStartMs }, { pollMs: deps.pollMs, signal, calls });
       log(`running again: ${back.join(', ')}`);
+      downtimeSec = prior.containers.length > 0 ? (Date.now() - downSince) / 1000 : 0;
       await hooks('post_start');
     } else {
       log(`leaving ${sp.unit} stopped: its containers were not running before (restore: previous)`);
+      downtimeSec = 0;
     }
     entry.stopped = false;
     saveBestEffort(save, entry, warn);
@@ -247,6 +251,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     jobs: jobs.map((j) => ({ engine: j.engine, job: j.job, summary: j.summary })),
     error: failure === undefined ? undefined : message(failure) + (isZoopaError(failure) && failure.hint ? ` (hint: ${failure.hint})` : ''),
     restoreErrors: restoreErrors.length ? restoreErrors : undefined,
+    downtimeSec,
     logFile: sp.logFile,
   };
   try {

@@ -53,6 +53,10 @@ export interface StackStatus {
   durationSec: number;
   jobs: JobStatus[];
   error?: string | undefined;
+  /** How long the stack was down for this backup (stop → running again); 0 when it was not running before. */
+  downtimeSec?: number | undefined;
+  /** When the last successful run of this stack finished (this one, or an earlier one). */
+  lastSuccessAt?: string | undefined;
   /** Problems putting the stack back (its journal is kept for the next run to repair). */
   restoreErrors?: string[] | undefined;
   logFile: string;
@@ -61,7 +65,11 @@ export interface StackStatus {
 export interface StatusFile {
   version: 1;
   stacks: Record<string, StackStatus>;
+  /** The last HISTORY_KEEP runs of every stack, oldest first (for the status page). */
+  history?: StackStatus[];
 }
+
+export const HISTORY_KEEP = 50;
 
 export function statusFile(stateDir: string): string {
   return path.join(stateDir, 'status.json');
@@ -79,6 +87,9 @@ export function readStatus(stateDir: string): StatusFile {
 
 export function recordStatus(stateDir: string, s: StackStatus): void {
   const cur = readStatus(stateDir);
-  cur.stacks[s.stack] = s;
+  const prev = cur.stacks[s.stack];
+  const lastSuccessAt = s.result === 'ok' ? s.finishedAt : (prev?.lastSuccessAt ?? (prev?.result === 'ok' ? prev.finishedAt : undefined));
+  cur.stacks[s.stack] = { ...s, lastSuccessAt };
+  cur.history = [...(cur.history ?? []), { ...s, lastSuccessAt }].slice(-HISTORY_KEEP);
   writeJsonAtomic(statusFile(stateDir), cur);
 }

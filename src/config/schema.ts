@@ -10,6 +10,7 @@ import { globalOndemandSchema, stackOndemandSchema } from '../ondemand/config.js
 import { DEFAULT_STACK_START_TIMEOUT_S, DEFAULT_STACK_STOP_TIMEOUT_S } from '../names.js';
 import { duration } from './types.js';
 import { NAME_HINT, NAME_RE } from '../names.js';
+import { webSchema } from '../web/config.js';
 
 export const stackSchema = z.strictObject({
   /** false: no unit is rendered for this stack. */
@@ -39,6 +40,8 @@ export const configSchema = z.strictObject({
   ondemand: globalOndemandSchema.optional(),
   backup: globalBackupSchema.optional(),
   llama: llamaSchema.optional(),
+  /** zoopa web: status page, /metrics, /api/status (socket-activated). */
+  web: webSchema.optional(),
 });
 export type ZoopaConfig = z.output<typeof configSchema>;
 

@@ -34,6 +34,7 @@ import { snapshotOf, StateWriter } from './state-writer.js';
 import { Traffic } from './traffic.js';
 import type { ProxyUnits } from './units.js';
 import type { Upstream } from './upstream.js';
+import { recordProxyBytes } from '../ondemand/stats.js';
 
 export { upstreamForFd } from './listeners.js';
 
@@ -208,6 +209,9 @@ export class Proxy {
     this.conns.releaseAll();
     if (reason === 'idle') this.stack.markAsleep();
     this.state.finish();
+    // The bytes this proxy moved join the stack's totals (src/ondemand/stats.ts), once, at exit.
+    const kept = recordProxyBytes(this.settings.stack, this.traffic.bytesIn, this.traffic.bytesOut, this.deps.env);
+    if (kept) this.log.warn(`cannot record on-demand counters: ${kept.message}`);
     this.resolveDone(reason);
   }
 

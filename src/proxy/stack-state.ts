@@ -32,6 +32,7 @@ import { startJob, watchContainers, type StartJobContext } from './start-job.js'
 import type { ProxyStateName } from './state-file.js';
 import { isCanceledJob, SHOW_TIMEOUT_MS, type ProxyUnits, type StackUnitInfo } from './units.js';
 import type { Upstream } from './upstream.js';
+import { recordIdleStop, recordWake } from '../ondemand/stats.js';
 
 export interface StackStateOptions {
   stack: string;
@@ -246,12 +247,14 @@ export class StackState {
       if (abort.signal.aborted) throw abort.signal.reason;
       const readyMs = Date.now() - t0;
       this.set('awake');
+      if (startJob) this.stat(recordWake(this.o.stack, { seconds: readyMs / 1000, ready: true, peer: this.lastWake?.peer, at: new Date(t0) }, this.o.env));
       startJob?.catch((e: unknown) => this.failedLate(e));
       return { readyMs, started: startJob !== null };
     } catch (e) {
       if (!abort.signal.aborted) abort.abort(new Error('wake abandoned'));
       const err = e instanceof WakeFailedError ? e : new WakeFailedError((e as Error)?.message ?? String(e), { cause: e });
       if (!this.closing) this.lastFailure = { at: new Date().toISOString(), cause: err.message };
+      if (!this.closing && startJob) this.stat(recordWake(this.o.stack, { seconds: (Date.now() - t0) / 1000, ready: false, reason: err.message, peer: this.lastWake?.peer, at: new Date(t0) }, this.o.env));
       if (err.known) this.failures.failed(err);
       if (unit !== null && err.known && this.isOwned) await this.stopAfterFailure(unit);
       else if (unit !== null) await this.forgetIfDown(unit);
@@ -260,6 +263,11 @@ export class StackState {
     } finally {
       if (this.wakeAbort === abort) this.wakeAbort = null;
     }
+  }
+
+  /** Counters for `zoopa web` (src/ondemand/stats.ts), written on transitions only; best effort: a failed write is a warning. */
+  private stat(err: Error | null): void {
+    if (err) this.o.logger.warn(`cannot record on-demand counters: ${err.message}`);
   }
 
   /** The start job (start-job.ts), kept until an idle stop or the failure handling has waited for it. */
@@ -346,6 +354,7 @@ export class StackState {
     try {
       const r = await stop;
       this.set(r === 'canceled' ? 'awake' : 'sleeping');
+      if (r === 'stopped') this.stat(recordIdleStop(this.o.stack, this.o.env));
       return r;
     } catch (e) {
       this.set('sleeping');

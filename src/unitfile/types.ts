@@ -17,7 +17,7 @@ export interface RenderedUnit {
   name: string;
   content: string;
   /** Which feature rendered it. */
-  kind: 'stack' | 'ondemand' | 'backup' | 'llama';
+  kind: 'stack' | 'ondemand' | 'backup' | 'llama' | 'web';
   /** The stack or service it belongs to, if any. */
   stack?: string;
 }

@@ -9,9 +9,10 @@ import { renderLlamaUnits } from '../llama/units.js';
 import { renderOndemandEnvFiles, renderOndemandUnits } from '../ondemand/units.js';
 import { renderStackUnits } from '../stacks/units.js';
 import type { ManagedFile, RenderContext, RenderedUnit } from '../unitfile/types.js';
+import { renderWebUnits } from '../web/units.js';
 
 export function renderAll(ctx: RenderContext): RenderedUnit[] {
-  const units = [...renderStackUnits(ctx), ...renderOndemandUnits(ctx), ...renderBackupUnits(ctx), ...renderLlamaUnits(ctx)];
+  const units = [...renderStackUnits(ctx), ...renderOndemandUnits(ctx), ...renderBackupUnits(ctx), ...renderLlamaUnits(ctx), ...renderWebUnits(ctx)];
   const seen = new Map<string, RenderedUnit>();
   for (const u of units) {
     const prev = seen.get(u.name);

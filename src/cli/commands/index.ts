@@ -26,6 +26,7 @@ export const COMMANDS: ReadonlyArray<[string[], Loader]> = [
   [['proxy'], () => import('./proxy.js')],
   [['check-stack'], () => import('./check-stack.js')],
   [['llama'], () => import('./llama.js')],
+  [['web', 'metrics'], () => import('./web.js')],
 ];
 
 /**

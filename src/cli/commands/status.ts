@@ -1,77 +1,24 @@
 /**
  * zoopa status [<stack>] [--json]: one table of stacks, their unit state,
- * running containers and on-demand state. Asks systemd about every unit with one
- * `systemctl --user list-units` and one `list-unit-files` call, and podman with
- * one `podman ps` call (plus one `sudo -n podman ps` when a rootful stack
- * exists), however many stacks there are.
+ * running containers, on-demand state and last backup, then the llama services.
+ * With `requires:` in zoopa.yaml, what each stack requires and what requires it.
+ * The data comes from src/status/collect.ts (the same source as `zoopa web`):
+ * two systemctl calls for the stacks whatever their number, one `podman ps`
+ * (plus one `sudo -n podman ps` when a rootful stack exists), file reads.
  */
 import type { Command } from 'commander';
-import type { ContainerInfo } from '../../core/ports.js';
+import { formatDuration } from '../../config/duration.js';
+import { formatLlamaList } from '../../llama/list.js';
 import { rootfulContainerEngine } from '../../podman/podman.js';
-import { ONDEMAND_SOCKET_PATTERN, ondemandSocketUnit, STACK_UNIT_PATTERN, stackUnitName } from '../../names.js';
-import { resolveStack, type Stack } from '../../stacks/discover.js';
-import { requiredBy } from '../../stacks/requires.js';
-import { ondemandStatus, type OndemandStatus } from '../../ondemand/status.js';
+import { collectReport, ondemandStateName, type StackStatus, type StatusReport } from '../../status/collect.js';
+import { resolveStack } from '../../stacks/discover.js';
 import { containerEngine, output, projectFor, unitManager } from '../context.js';
 
-export interface StackStatus {
-  name: string;
-  unit: string;
-  rootful: boolean;
-  installed: boolean;
-  /** systemd ActiveState (active, inactive, activating, deactivating, failed) */
-  state: string;
-  subState: string;
-  /** UnitFileState: enabled, disabled, linked, ... */
-  enabled: string;
-  containers: { running: number; names: string[] } | null;
-  ondemand: (OndemandStatus & { socket: string }) | null;
-  /** Stacks this one requires (stacks.<name>.requires), and the stacks requiring it. */
-  requires: string[];
-  requiredBy: string[];
-}
-
-export async function collectStatus(stacks: Stack[], env: NodeJS.ProcessEnv = process.env, all: readonly Stack[] = stacks): Promise<StackStatus[]> {
-  const rootful = stacks.some((s) => s.config.rootful);
-  const [info, rootless, rootfulContainers] = await Promise.all([
-    // Two systemctl calls whatever the number of stacks (show would ask unit by unit).
-    unitManager(env).list([STACK_UNIT_PATTERN, ONDEMAND_SOCKET_PATTERN]),
-    containerEngine(env).runningByProject().catch(() => undefined),
-    rootful ? rootfulContainerEngine(env).runningByProject().catch(() => undefined) : undefined,
-  ]);
-  const od = ondemandStatus(stacks.map((s) => s.name), env);
-  return stacks.map((s) => {
-    const unit = stackUnitName(s.name);
-    const u = info.get(unit);
-    const sock = info.get(ondemandSocketUnit(s.name));
-    const source = s.config.rootful ? rootfulContainers : rootless;
-    const list: ContainerInfo[] | undefined = source?.get(s.name);
-    const installed = !!u && u.loadState !== 'not-found';
-    const socketKnown = !!sock && sock.loadState !== 'not-found';
-    const odState = od.get(s.name);
-    return {
-      name: s.name,
-      unit,
-      rootful: s.config.rootful,
-      installed,
-      state: installed ? u!.activeState : 'not-installed',
-      subState: installed ? u!.subState : '',
-      enabled: installed ? u!.unitFileState : '',
-      containers: source ? { running: list?.length ?? 0, names: (list ?? []).map((c) => c.name) } : null,
-      ondemand: socketKnown || s.config.ondemand || (odState && odState.state !== 'off') ? { socket: socketKnown ? sock!.activeState : 'not-installed', ...(odState ?? emptyOndemand()) } : null,
-      requires: [...s.config.requires],
-      requiredBy: requiredBy(all, s.name),
-    };
-  });
-}
-
-function emptyOndemand(): OndemandStatus {
-  return { state: 'off', connections: 0, bytes: 0, secondsUntilIdleStop: null, lastWake: null, owned: false };
-}
+export type { StackStatus } from '../../status/collect.js';
 
 function ondemandCell(o: StackStatus['ondemand']): string {
   if (!o) return '-';
-  const parts: string[] = [o.state === 'off' && o.socket === 'active' ? 'sleeping' : o.state];
+  const parts: string[] = [ondemandStateName(o)];
   if (o.state === 'awake' || o.state === 'waking') {
     parts.push(`${o.connections} conn`);
     if (o.secondsUntilIdleStop !== null) parts.push(`idle stop in ${Math.max(0, Math.round(o.secondsUntilIdleStop))}s`);
@@ -81,9 +28,15 @@ function ondemandCell(o: StackStatus['ondemand']): string {
   return parts.join(', ');
 }
 
+function backupCell(b: StackStatus['backup']): string {
+  if (!b) return '-';
+  const when = b.finishedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return `${b.result} ${when} (${formatDuration(b.durationSec)})`;
+}
+
 export function formatStatus(rows: StackStatus[]): string {
   const needs = rows.some((r) => r.requires.length || r.requiredBy.length);
-  const table = [['STACK', 'UNIT STATE', 'CONTAINERS', ...(needs ? ['REQUIRES', 'REQUIRED BY'] : []), 'ON DEMAND']];
+  const table = [['STACK', 'UNIT STATE', 'CONTAINERS', ...(needs ? ['REQUIRES', 'REQUIRED BY'] : []), 'ON DEMAND', 'LAST BACKUP']];
   for (const r of rows) {
     table.push([
       r.name + (r.rootful ? ' (rootful)' : ''),
@@ -91,21 +44,39 @@ export function formatStatus(rows: StackStatus[]): string {
       r.containers ? String(r.containers.running) : '?',
       ...(needs ? [r.requires.join(', ') || '-', r.requiredBy.join(', ') || '-'] : []),
       ondemandCell(r.ondemand),
+      backupCell(r.backup),
     ]);
   }
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   return table.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
+export function formatReport(report: StatusReport, env: NodeJS.ProcessEnv = process.env): string {
+  let text = report.stacks.length ? formatStatus(report.stacks) : `no stacks in ${report.root}\n`;
+  if (report.llama.length) text += '\n' + formatLlamaList(report.llama, env);
+  return text;
+}
+
+/** The status sources of this machine: systemctl --user, podman, and root's podman through sudo -n. */
+export function statusSources(env: NodeJS.ProcessEnv = process.env) {
+  return {
+    units: unitManager(env),
+    containers: containerEngine(env),
+    rootfulContainers: rootfulContainerEngine(env),
+    env,
+  };
+}
+
 export function register(program: Command): void {
   program
     .command('status [stack]')
-    .description('show every stack (or one): unit state, running containers, on-demand state')
+    .description('show every stack (or one): unit state, running containers, on-demand state, last backup; and the llama services')
     .option('--json', 'print as JSON')
     .action(async (arg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
       const project = projectFor(cmd);
       const stacks = arg ? [resolveStack(project, arg)] : project.stacks.filter((s) => s.config.enabled);
-      const rows = await collectStatus(stacks, process.env, project.stacks);
-      output(opts.json, { root: project.root, stacks: rows }, () => (rows.length ? formatStatus(rows) : `no stacks in ${project.root}\n`));
+      const report = await collectReport(project, stacks, statusSources());
+      if (arg) report.llama = [];
+      output(opts.json, report, () => formatReport(report));
     });
 }
