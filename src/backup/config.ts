@@ -4,9 +4,12 @@
  *   backup:
  *     stacks: [cryptpad, web]          # what the timer's service backs up
  *     on_calendar: "*-*-* 03:30:00"
+ *     check_calendar: "Sun *-*-* 05:00:00"   # zoopa backup check, weekly
  *     unit: duplicati-backup           # <unit>.service + <unit>.timer
  *     log_dir: duplicati/logs          # relative to the stacks root
  *     ping_url: https://hc-ping.com/<uuid>
+ *     call_timeout: 2m                 # each systemctl/podman call (plus the stack's stop/start timeout)
+ *     hook_timeout: 10m                # a hook without its own timeout
  *     duplicati:
  *       command: sudo -n podman exec duplicati duplicati-server-util
  *       stack: duplicati
@@ -14,6 +17,7 @@
  *       repository: /srv/restic
  *       password_file: /home/me/.config/restic-password
  *       forget: { keep_daily: 7, keep_weekly: 4, prune: true }
+ *       max_age: 2d                    # zoopa backup check: latest snapshot younger than this
  *
  *   stacks:
  *     cryptpad:
@@ -38,11 +42,13 @@ export const DEFAULT_DUPLICATI_COMMAND = ['sudo', '-n', 'podman', 'exec', 'dupli
 export const DEFAULT_DUPLICATI_STACK = 'duplicati';
 export const DEFAULT_JOB_TIMEOUT = 6 * 3600;
 export const DEFAULT_HOOK_TIMEOUT = 600;
+export const DEFAULT_CALL_TIMEOUT = 120;
+export const DEFAULT_MAX_AGE = 2 * 86400;
 
 export const HOOK_POINTS = ['pre_stop', 'post_stop', 'pre_backup', 'post_backup', 'pre_start', 'post_start', 'verify'] as const;
 export type HookPoint = (typeof HOOK_POINTS)[number];
 
-/** One hook: a command line (split on white space), or `{ run, undo?, timeout? }` with argv lists. */
+/** One hook: a command line (split on white space; no shell, no quotes), or `{ run, undo?, timeout? }` with argv lists. */
 const hookObject = z.strictObject({
   run: argvCommand,
   /** Runs whatever happens afterwards, once `run` has succeeded (e.g. maintenance mode off). */
@@ -54,8 +60,48 @@ export const hookSchema = z
   .transform((v) => (typeof v === 'string' ? { run: v.trim().split(/\s+/), undo: undefined, timeout: undefined } : v));
 export type HookConfig = z.output<typeof hookSchema>;
 
-/** One hook or a list of hooks. (An argv list must go under `run:`, so a list here is always hooks.) */
-const hookList = z.union([hookSchema, z.array(hookSchema)]).transform((v) => (Array.isArray(v) ? v : [v]));
+/**
+ * What a hook point holds must read as written:
+ *  - a list is several hooks, each a command line (split on white space: no shell,
+ *    no quoting) or `{ run: [argv...] }`. A list of two or more items with a bare
+ *    word among them (`[sh, -c, "..."]`) reads like one command's argv but would run
+ *    each word as a hook of its own: it is refused, with the fix;
+ *  - `false`, `true`, numbers and null are YAML scalars, not commands: refused;
+ *  - a command line with quotes or backslashes would not be split as a shell
+ *    would (there is no shell): refused, with the argv form as the fix.
+ */
+export function checkHookPoint(v: unknown, ctx: z.RefinementCtx): void {
+  const items = Array.isArray(v) ? v : [v];
+  items.forEach((item, i) => {
+    const path = Array.isArray(v) ? [i] : [];
+    if (item === null || typeof item === 'boolean' || typeof item === 'number') {
+      const t = item === null ? 'null' : typeof item;
+      ctx.addIssue({ code: 'custom', input: item, path, message: `${String(item)} is a YAML ${t}, not a command: write { run: ["${String(item)}"] }` });
+    } else if (typeof item === 'string' && /['"\\]/.test(item)) {
+      ctx.addIssue({
+        code: 'custom',
+        input: item,
+        path,
+        message: `a hook written as one line is split on white space only (no shell, no quotes): write its argv, e.g. { run: [sh, -c, ${JSON.stringify(item)}] } or { run: [cmd, "an argument"] }`,
+      });
+    }
+  });
+  if (Array.isArray(v) && v.length >= 2 && v.some((x) => typeof x === 'string' && /^\S+$/.test(x.trim()))) {
+    ctx.addIssue({
+      code: 'custom',
+      input: v,
+      message:
+        'a list of plain words would run each word as a hook of its own, not as one command: for one command write { run: [sh, -c, "..."] } (its argv under run:); for several hooks, one command line or { run: [...] } per item',
+    });
+  }
+}
+
+/** One hook or a list of hooks, checked by checkHookPoint first. */
+const hookList = z
+  .unknown()
+  .superRefine(checkHookPoint)
+  .pipe(z.union([hookSchema, z.array(hookSchema)]))
+  .transform((v) => (Array.isArray(v) ? v : [v]));
 
 export const hooksSchema = z.strictObject({
   pre_stop: hookList.default([]),
@@ -110,6 +156,8 @@ export const stackBackupSchema = z.strictObject({
   /** Freeze the on-demand socket during the run; default: yes when the stack is on demand. */
   freeze: z.boolean().optional(),
   hooks: hooksSchema.prefault({}),
+  /** `zoopa backup check`: the stack's latest restic snapshot must be younger; default backup.restic.max_age. */
+  max_age: duration.optional(),
 });
 export type StackBackupConfig = z.output<typeof stackBackupSchema>;
 
@@ -155,6 +203,8 @@ export const resticSchema = z.strictObject({
   unshare: z.boolean().default(false),
   forget: forgetSchema.optional(),
   job_timeout: duration.default(DEFAULT_JOB_TIMEOUT),
+  /** `zoopa backup check`: a stack whose latest snapshot is older fails the check (default 2 days). */
+  max_age: duration.default(DEFAULT_MAX_AGE),
 });
 export type ResticConfig = z.output<typeof resticSchema>;
 
@@ -162,6 +212,8 @@ export const globalBackupSchema = z.strictObject({
   /** Stacks the backup service backs up, in order ("all" for every stack with jobs). */
   stacks: z.array(z.string().min(1)).default([]),
   on_calendar: z.string().min(1).default(DEFAULT_ON_CALENDAR),
+  /** When set: <unit>-check.service and .timer run `zoopa backup check` on this calendar (e.g. "Sun *-*-* 05:00:00"). */
+  check_calendar: z.string().min(1).optional(),
   randomized_delay: duration.optional(),
   /** Base name of the service and timer units. */
   unit: z
@@ -173,6 +225,10 @@ export const globalBackupSchema = z.strictObject({
   /** healthchecks-style URL: <url>/start, <url> on success, <url>/fail on failure. */
   ping_url: z.url({ protocol: /^https?$/ }).optional(),
   ping_timeout: duration.default(10),
+  /** Deadline of each systemctl/podman call of a run (a stop or start adds the stack's stop/start timeout). */
+  call_timeout: duration.default(DEFAULT_CALL_TIMEOUT),
+  /** Deadline of a hook that sets no `timeout` of its own. */
+  hook_timeout: duration.default(DEFAULT_HOOK_TIMEOUT),
   duplicati: duplicatiSchema.prefault({}),
   restic: resticSchema.prefault({}),
 });

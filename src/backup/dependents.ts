@@ -17,12 +17,16 @@
  * running (when the stack itself stayed stopped, or failed), and removes their
  * journals; what it cannot put back keeps its journal.
  */
-import type { ContainerEngine, UnitManager } from '../core/ports.js';
+import type { CallOptions, ContainerEngine, UnitManager } from '../core/ports.js';
 import { ondemandSocketUnit } from '../names.js';
 import type { Stack } from '../stacks/discover.js';
 import { dependentsToStop } from '../stacks/requires.js';
 import type { OndemandFreezer } from './freeze.js';
-import { backUp, journalDir, JournalStore, putBack, shouldStart, waitForContainers, type JournalEntry, type PriorState } from './journal.js';
+import { bounded, callTimeouts, type CallTimeouts } from './bounded.js';
+import { freezeMode, willFreeze, type FreezeMode } from './freeze.js';
+import { journalDir, JournalStore, type JournalEntry } from './journal.js';
+import { readPrior } from './prior.js';
+import { putBack, saveBestEffort, shouldStart, startAndWait, waitForContainers } from './put-back.js';
 
 export interface DependentPlan {
   name: string;
@@ -34,17 +38,24 @@ export interface DependentPlan {
   requires: string;
   stopTimeoutSec: number;
   startTimeoutSec: number;
-  /** Freeze its on-demand activation for the length of the backup. */
+  /** Freeze its on-demand activation for the length of the backup (its ondemand: section, its env file, or backup.freeze: true). */
   freeze: boolean;
+  /** Freeze it too if its socket unit is enabled or active when the run starts (neither of the above, and no freeze: false). */
+  freezeIfSocket: boolean;
   socketUnit: string;
 }
 
+function mode(d: DependentPlan): FreezeMode {
+  return d.freeze ? 'yes' : d.freezeIfSocket ? 'auto' : 'no';
+}
+
 /** The stacks requiring `stack`, directly or through others, in the order they are stopped (furthest first). */
-export function dependentPlans(stacks: readonly Stack[], stack: Stack): DependentPlan[] {
+export function dependentPlans(stacks: readonly Stack[], stack: Stack, env: NodeJS.ProcessEnv = process.env): DependentPlan[] {
   const chain = dependentsToStop(stacks, stack.name);
   const onChain = new Set([stack.name, ...chain]);
   return chain.map((name) => {
     const d = stacks.find((s) => s.name === name)!;
+    const f = freezeMode(d, env).mode;
     return {
       name,
       dir: d.dir,
@@ -53,7 +64,8 @@ export function dependentPlans(stacks: readonly Stack[], stack: Stack): Dependen
       requires: d.config.requires.find((r) => onChain.has(r)) ?? stack.name,
       stopTimeoutSec: d.config.backup?.stop_timeout ?? d.config.stop_timeout,
       startTimeoutSec: d.config.backup?.start_timeout ?? d.config.start_timeout,
-      freeze: d.config.backup?.freeze ?? d.config.ondemand !== undefined,
+      freeze: f === 'yes',
+      freezeIfSocket: f === 'auto',
       socketUnit: ondemandSocketUnit(name),
     };
   });
@@ -63,10 +75,12 @@ export function dependentPlans(stacks: readonly Stack[], stack: Stack): Dependen
 export function dependentSteps(stack: string, unit: string, dependents: readonly DependentPlan[]): { beforeStop: string[]; restore: string } {
   const names = dependents.map((d) => `${d.name} (requires ${d.requires})`).join(', ');
   const frozen = dependents.filter((d) => d.freeze).map((d) => d.socketUnit);
+  const maybe = dependents.filter((d) => d.freezeIfSocket).map((d) => d.socketUnit);
   return {
     beforeStop: [
       `stacks that require ${stack}: ${names}; write each one's prior state to its own journal`,
       ...(frozen.length ? [`freeze their on-demand activation: ${frozen.join(', ')}`] : []),
+      ...(maybe.length ? [`freeze, if enabled or active when the run starts: ${maybe.join(', ')}`] : []),
       `stop them first, the furthest first: ${dependents.map((d) => d.unit).join(', ')}; wait until their containers are gone`,
     ],
     restore: `start again those of ${dependents.map((d) => d.name).join(', ')} that were running (systemd starts ${unit} with them), else ${unit} alone; thaw them`,
@@ -81,6 +95,8 @@ export interface ChainDeps {
   env: NodeJS.ProcessEnv;
   stateDir: string;
   pollMs?: number | undefined;
+  /** Deadlines of systemctl/podman calls (backup.call_timeout). */
+  calls?: CallTimeouts | undefined;
   /** Aborts the waits (SIGINT/SIGTERM of the run); what was changed is put back afterwards. */
   signal?: AbortSignal | undefined;
   log: (line: string) => void;
@@ -93,29 +109,18 @@ export interface Chain {
   entries: JournalEntry[];
 }
 
-async function readState(d: DependentPlan, deps: ChainDeps): Promise<PriorState> {
-  const shown = await deps.units.show(d.freeze ? [d.unit, d.socketUnit] : [d.unit]);
-  const u = shown.get(d.unit);
-  const sock = d.freeze ? shown.get(d.socketUnit) : undefined;
-  return {
-    unitActive: u?.activeState === 'active' || u?.activeState === 'reloading',
-    unitState: u ? (u.loadState === 'not-found' ? 'not-found' : u.activeState) : 'unknown',
-    containers: ((await deps.containers.runningByProject()).get(d.project) ?? []).map((c) => c.name).sort(),
-    socket: sock ? { unit: d.socketUnit, active: sock.activeState === 'active' } : null,
-  };
-}
-
 /** A UnitManager that stops the stack's dependents before it and starts them with it (see the top of this file). */
 export function chainUnits(stackUnit: string, dependents: readonly DependentPlan[], deps: ChainDeps): Chain {
   const store = new JournalStore(journalDir(deps.stateDir));
   const entries: JournalEntry[] = [];
   const inner = deps.units;
   const save = (e: JournalEntry) => store.write(e);
+  const calls = deps.calls ?? callTimeouts();
 
   const stopDependents = async () => {
     for (const d of dependents) {
       if (entries.some((e) => e.stack === d.name)) continue; // a second stop (a retry) finds them journaled
-      const prior = await readState(d, deps);
+      const prior = await readPrior({ unit: d.unit, project: d.project, socketUnit: d.socketUnit, freeze: mode(d) }, { ...deps, units: inner });
       const entry: JournalEntry = {
         version: 1,
         stack: d.name,
@@ -137,14 +142,14 @@ export function chainUnits(stackUnit: string, dependents: readonly DependentPlan
     }
     for (const [i, d] of dependents.entries()) {
       const entry = entries[i]!;
-      if (!d.freeze || entry.frozen) continue;
+      if (!willFreeze({ freeze: mode(d) }, entry.prior) || entry.frozen) continue;
       deps.log(`freezing on-demand activation of ${d.name} (${d.socketUnit})`);
       entry.frozen = true; // before the call: a kill during it still thaws
       save(entry);
-      if (!(await deps.freezer.freeze(d.name, deps.env))) {
+      if (!(await bounded(() => deps.freezer.freeze(d.name, deps.env), calls.freezeMs, `freezing ${d.name}`))) {
         deps.log(`on-demand activation of ${d.name} was frozen already: it stays frozen afterwards`);
         entry.frozen = false;
-        save(entry);
+        saveBestEffort(save, entry, deps.warn);
       }
     }
     for (const [i, d] of dependents.entries()) {
@@ -152,25 +157,23 @@ export function chainUnits(stackUnit: string, dependents: readonly DependentPlan
       deps.log(`stopping ${d.unit} first (it requires ${d.requires})`);
       entry.stopped = true;
       save(entry);
-      await inner.stop(d.unit);
-      const gone = await waitForContainers(deps.containers, d.project, (r) => r.length === 0, { timeoutSec: d.stopTimeoutSec, pollMs: deps.pollMs, signal: deps.signal });
+      await bounded((c) => inner.stop(d.unit, c), calls.systemctlMs + d.stopTimeoutSec * 1000, `systemctl stop ${d.unit}`);
+      const gone = await waitForContainers(deps.containers, d.project, (r) => r.length === 0, { timeoutSec: d.stopTimeoutSec, pollMs: deps.pollMs, signal: deps.signal, calls });
       if (!gone.ok) deps.warn(`containers of ${d.project} still running after ${d.stopTimeoutSec}s: ${gone.running.join(', ')}; going on`);
     }
   };
 
-  const startWithDependents = async () => {
+  const startWithDependents = async (call?: CallOptions) => {
     // The nearest first: each start brings up what it requires, the stack included.
     const again = [...entries].reverse().filter((e) => e.stopped && shouldStart(e));
     if (!again.length) {
-      await inner.start(stackUnit);
+      await inner.start(stackUnit, call);
     } else {
       for (const e of again) {
         deps.log(`starting ${e.unit} again (was running: ${e.prior.containers.join(', ') || e.prior.unitState}); systemd starts ${stackUnit} first`);
-        await inner.start(e.unit);
-        const w = await waitForContainers(deps.containers, e.project, backUp(e.prior.containers), { timeoutSec: e.startTimeoutSec, pollMs: deps.pollMs });
-        if (!w.ok) throw new Error(`containers of ${e.project} not back within ${e.startTimeoutSec}s (running: ${w.running.join(', ') || 'none'})`);
+        await startAndWait({ units: inner, containers: deps.containers }, { unit: e.unit, project: e.project, containers: e.prior.containers, timeoutSec: e.startTimeoutSec }, { pollMs: deps.pollMs, calls });
         e.stopped = false;
-        save(e);
+        saveBestEffort(save, e, deps.warn);
       }
     }
   };
@@ -182,7 +185,7 @@ export function chainUnits(stackUnit: string, dependents: readonly DependentPlan
       if (unit === stackUnit) await stopDependents();
       await inner.stop(unit, call);
     },
-    start: async (unit, call) => (unit === stackUnit ? startWithDependents() : inner.start(unit, call)),
+    start: async (unit, call) => (unit === stackUnit ? startWithDependents(call) : inner.start(unit, call)),
     restart: (unit, call) => inner.restart(unit, call),
     enable: (u, o, call) => inner.enable(u, o, call),
     disable: (u, o, call) => inner.disable(u, o, call),
@@ -202,11 +205,27 @@ export async function putBackDependents(chain: Chain, deps: ChainDeps): Promise<
   const store = new JournalStore(journalDir(deps.stateDir));
   const errors: string[] = [];
   for (const e of [...chain.entries].reverse()) {
-    const errs = await putBack(e, { units: deps.units, containers: deps.containers, freezer: deps.freezer, env: deps.env, log: deps.log, save: (x) => store.write(x), pollMs: deps.pollMs });
+    const errs = await putBack(e, {
+      units: deps.units,
+      containers: deps.containers,
+      freezer: deps.freezer,
+      env: deps.env,
+      log: deps.log,
+      warn: deps.warn,
+      save: (x) => store.write(x),
+      pollMs: deps.pollMs,
+      calls: deps.calls,
+    });
     if (errs.length) {
       errors.push(...errs.map((x) => `${e.stack}: ${x}`));
-      deps.warn(`journal kept: the next "zoopa backup" or "zoopa doctor" repairs ${e.stack} (${store.file(e.stack)})`);
-    } else store.remove(e.stack);
+      deps.warn(`journal kept: the next "zoopa backup" or "zoopa backup repair" repairs ${e.stack} (${store.file(e.stack)})`);
+    } else {
+      try {
+        store.remove(e.stack);
+      } catch (x) {
+        deps.warn(`cannot remove the journal ${store.file(e.stack)}: ${(x as Error).message} (${e.stack} is back)`);
+      }
+    }
   }
   return errors;
 }

@@ -12,6 +12,10 @@
 import type { UnitManager } from '../core/ports.js';
 import { freeze as ondemandFreeze, readFreezeRecord, thaw as ondemandThaw } from '../ondemand/freeze.js';
 import { ondemandSocketUnit } from '../names.js';
+import { ondemandEnvFile } from '../paths.js';
+import type { Stack } from '../stacks/discover.js';
+import type { PriorState } from './journal.js';
+import fs from 'node:fs';
 
 export interface OndemandFreezer {
   /** Freeze; true when this call froze it, false when it was frozen already (leave it so). */
@@ -49,4 +53,28 @@ export class OndemandModuleFreezer implements OndemandFreezer {
 /** The freezer for a project: listeners from each stack's ondemand section. */
 export function loadFreezer(units: UnitManager, stacks: ReadonlyArray<{ name: string; config: { ondemand?: { listeners?: Array<{ name: string }> | undefined } | undefined } }> = []): OndemandFreezer {
   return new OndemandModuleFreezer(units, new Map(stacks.map((s) => [s.name, (s.config.ondemand?.listeners ?? []).map((l) => l.name)])));
+}
+
+export type FreezeMode = 'yes' | 'no' | 'auto';
+
+/**
+ * Is the stack on demand, as far as files tell? A stack is on demand when its
+ * socket unit is enabled or active (known only by asking systemd: `auto`) or its
+ * env file `~/.config/zoopa-ondemand/<stack>.env` exists (the original's
+ * hand-written setup), whatever zoopa.yaml says; `freeze: false` opts out.
+ */
+export function freezeMode(stack: Pick<Stack, 'name' | 'config'>, env: NodeJS.ProcessEnv): { mode: FreezeMode; reason: string } {
+  const explicit = stack.config.backup?.freeze;
+  if (explicit === false) return { mode: 'no', reason: 'backup.freeze: false in zoopa.yaml' };
+  if (explicit === true) return { mode: 'yes', reason: 'backup.freeze: true in zoopa.yaml' };
+  if (stack.config.ondemand !== undefined) return { mode: 'yes', reason: 'on demand (zoopa.yaml)' };
+  const file = ondemandEnvFile(stack.name, env);
+  if (fs.existsSync(file)) return { mode: 'yes', reason: `on demand (${file} exists)` };
+  return { mode: 'auto', reason: `if ${socketUnitName(stack.name)} is enabled or active when the run starts` };
+}
+
+/** Will this run freeze the stack? `prior` (its socket's state) decides `auto`. */
+export function willFreeze(sp: { freeze: FreezeMode }, prior: Pick<PriorState, 'socket'> | undefined): boolean {
+  if (sp.freeze !== 'auto') return sp.freeze === 'yes';
+  return Boolean(prior?.socket && (prior.socket.active || prior.socket.enabled));
 }

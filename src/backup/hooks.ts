@@ -4,6 +4,9 @@
  * name its undo (maintenance mode on → off): once the hook has succeeded, its
  * undo is recorded in the journal and runs whatever happens afterwards, success,
  * failure, signal, or the next run's repair after a SIGKILL.
+ *
+ * A hook runs in the stack folder with a minimal environment (hookEnv): the
+ * caller's secrets are not passed on.
  */
 import { formatArgv, StateError, TimeoutError } from '../errors.js';
 import { run } from '../exec.js';
@@ -30,10 +33,38 @@ export class HookError extends StateError {
   }
 }
 
-/** The environment a hook sees: ours plus ZOOPA_STACK, ZOOPA_STACK_DIR, ZOOPA_UNIT, ZOOPA_PROJECT, ZOOPA_BACKUP_PHASE. */
+/**
+ * What a hook may see of the caller's environment: where things are and how to
+ * reach the user's systemd and podman, nothing else. Secrets the caller holds
+ * (RESTIC_PASSWORD, RESTIC_REPOSITORY, cloud keys, tokens) never reach a hook.
+ */
+export const HOOK_ENV_PASSED = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'LANG',
+  'LC_ALL',
+  'TZ',
+  'XDG_RUNTIME_DIR',
+  'XDG_CONFIG_HOME',
+  'XDG_STATE_HOME',
+  'XDG_DATA_HOME',
+  'DBUS_SESSION_BUS_ADDRESS',
+  'CONTAINERS_CONF',
+] as const;
+
+/**
+ * The environment a hook (and an undo) runs with: HOOK_ENV_PASSED from ours, plus
+ * ZOOPA_STACK, ZOOPA_STACK_DIR, ZOOPA_UNIT, ZOOPA_PROJECT and ZOOPA_BACKUP_PHASE
+ * (pre_stop, ..., verify, or "undo <point>").
+ */
 export function hookEnv(base: NodeJS.ProcessEnv, info: HookEnvInfo, phase: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const k of HOOK_ENV_PASSED) if (base[k] !== undefined) env[k] = base[k];
+  env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
   return {
-    ...base,
+    ...env,
     ZOOPA_STACK: info.stack,
     ZOOPA_STACK_DIR: info.stackDir,
     ZOOPA_UNIT: info.unit,

@@ -15,7 +15,8 @@ import { resolveStack, type Project, type Stack } from '../stacks/discover.js';
 import { defaultGlobalBackupConfig, HOOK_POINTS, type GlobalBackupConfig, type HookConfig, type HooksConfig, type RestorePolicy } from './config.js';
 import { dependentPlans, dependentSteps, type DependentPlan } from './dependents.js';
 import { describeJob, type JobSpec } from './engine.js';
-import { socketUnitName } from './freeze.js';
+import { freezeMode, socketUnitName, willFreeze, type FreezeMode } from './freeze.js';
+import { redactPingUrl, redactUrls } from './redact.js';
 import type { PriorState } from './journal.js';
 
 export interface StackPlan {
@@ -28,8 +29,14 @@ export interface StackPlan {
   stopTimeoutSec: number;
   startTimeoutSec: number;
   restore: RestorePolicy;
-  /** Freeze the on-demand socket (when it is active) during the run. */
-  freeze: boolean;
+  /**
+   * Freeze on-demand activation during the run: `yes` (zoopa.yaml says so, the
+   * stack has an `ondemand:` section, or its env file exists), `no` (`freeze:
+   * false`), or `auto`: when its socket unit is enabled or active as the run starts.
+   */
+  freeze: FreezeMode;
+  /** Why, for the plan. */
+  freezeReason: string;
   socketUnit: string;
   hooks: HooksConfig;
   jobs: JobSpec[];
@@ -120,7 +127,7 @@ export function logFileFor(logDir: string, stack: string, now: Date = new Date()
   return path.join(logDir, `backup-${stack}-${localDate(now)}.log`);
 }
 
-function stackPlan(project: Project, stack: Stack, cfg: GlobalBackupConfig, logDir: string, now: Date): StackPlan {
+function stackPlan(project: Project, stack: Stack, cfg: GlobalBackupConfig, logDir: string, now: Date, env: NodeJS.ProcessEnv): StackPlan {
   const b = stack.config.backup;
   const key = `stacks.${stack.name}.backup`;
   if (!b || b.jobs.length === 0) {
@@ -178,12 +185,16 @@ function stackPlan(project: Project, stack: Stack, cfg: GlobalBackupConfig, logD
     stopTimeoutSec: b.stop_timeout ?? stack.config.stop_timeout,
     startTimeoutSec: b.start_timeout ?? stack.config.start_timeout,
     restore: b.restore,
-    freeze: b.freeze ?? stack.config.ondemand !== undefined,
+    ...(() => {
+      const f = freezeMode(stack, env);
+      return { freeze: f.mode, freezeReason: f.reason };
+    })(),
     socketUnit: socketUnitName(stack.name),
-    hooks: b.hooks,
+    // A hook without its own timeout gets backup.hook_timeout.
+    hooks: Object.fromEntries(HOOK_POINTS.map((pt) => [pt, b.hooks[pt].map((h) => ({ ...h, timeout: h.timeout ?? cfg.hook_timeout }))])) as HooksConfig,
     jobs,
     logFile: logFileFor(logDir, stack.name, now),
-    dependents: dependentPlans(project.stacks, stack),
+    dependents: dependentPlans(project.stacks, stack, env),
   };
 }
 
@@ -192,37 +203,44 @@ export function buildPlan(project: Project, targets: readonly Stack[], opts: { e
   const env = opts.env ?? process.env;
   const cfg = backupConfig(project);
   const logDir = path.resolve(project.root, cfg.log_dir);
-  const stacks = targets.map((s) => stackPlan(project, s, cfg, logDir, opts.now ?? new Date()));
+  const stacks = targets.map((s) => stackPlan(project, s, cfg, logDir, opts.now ?? new Date(), env));
   const engines = [...new Set(stacks.flatMap((s) => s.jobs.map((j) => j.engine)))].sort();
   const plan: BackupPlan = { root: project.root, configFile: project.configFile, config: cfg, logDir, stacks, engines };
-  if (engines.includes('restic')) {
-    const repository = cfg.restic.repository ? resolveRepo(project.root, cfg.restic.repository) : undefined;
-    if (!repository && !env.RESTIC_REPOSITORY && !env.RESTIC_REPOSITORY_FILE) {
-      throw new ConfigError('backup.restic.repository: a restic job needs a repository', {
-        file: project.configFile,
-        key: 'backup.restic.repository',
-        hint: 'set backup.restic.repository in zoopa.yaml (or RESTIC_REPOSITORY in the environment)',
-      });
-    }
-    const passwordFile = cfg.restic.password_file ? path.resolve(project.root, cfg.restic.password_file) : undefined;
-    if (passwordFile && !fs.existsSync(passwordFile)) {
-      throw new ConfigError(`backup.restic.password_file: ${passwordFile} does not exist`, {
-        file: project.configFile,
-        key: 'backup.restic.password_file',
-        value: cfg.restic.password_file,
-        hint: 'create it with the repository password on one line (mode 0600)',
-      });
-    }
-    if (!passwordFile && !env.RESTIC_PASSWORD && !env.RESTIC_PASSWORD_FILE && !env.RESTIC_PASSWORD_COMMAND) {
-      throw new ConfigError('backup.restic.password_file: a restic job needs the repository password', {
-        file: project.configFile,
-        key: 'backup.restic.password_file',
-        hint: 'set backup.restic.password_file in zoopa.yaml (or RESTIC_PASSWORD / RESTIC_PASSWORD_FILE in the environment)',
-      });
-    }
-    plan.restic = { repository, passwordFile };
-  }
+  if (engines.includes('restic')) plan.restic = resticSettings(project, env);
   return plan;
+}
+
+/**
+ * The restic repository and password file from zoopa.yaml, resolved (absolute),
+ * or the environment's. Throws ConfigError when restic could not open anything.
+ */
+export function resticSettings(project: Project, env: NodeJS.ProcessEnv): { repository: string | undefined; passwordFile: string | undefined } {
+  const cfg = backupConfig(project);
+  const repository = cfg.restic.repository ? resolveRepo(project.root, cfg.restic.repository) : undefined;
+  if (!repository && !env.RESTIC_REPOSITORY && !env.RESTIC_REPOSITORY_FILE) {
+    throw new ConfigError('backup.restic.repository: a restic job needs a repository', {
+      file: project.configFile,
+      key: 'backup.restic.repository',
+      hint: 'set backup.restic.repository in zoopa.yaml (or RESTIC_REPOSITORY in the environment)',
+    });
+  }
+  const passwordFile = cfg.restic.password_file ? path.resolve(project.root, cfg.restic.password_file) : undefined;
+  if (passwordFile && !fs.existsSync(passwordFile)) {
+    throw new ConfigError(`backup.restic.password_file: ${passwordFile} does not exist`, {
+      file: project.configFile,
+      key: 'backup.restic.password_file',
+      value: cfg.restic.password_file,
+      hint: 'create it with the repository password on one line (mode 0600)',
+    });
+  }
+  if (!passwordFile && !env.RESTIC_PASSWORD && !env.RESTIC_PASSWORD_FILE && !env.RESTIC_PASSWORD_COMMAND) {
+    throw new ConfigError('backup.restic.password_file: a restic job needs the repository password', {
+      file: project.configFile,
+      key: 'backup.restic.password_file',
+      hint: 'set backup.restic.password_file in zoopa.yaml (or RESTIC_PASSWORD / RESTIC_PASSWORD_FILE in the environment)',
+    });
+  }
+  return { repository, passwordFile };
 }
 
 /** A local repository path is made absolute against the root; URLs like sftp:..., s3:... stay. */
@@ -242,9 +260,11 @@ export function planSteps(sp: StackPlan, prior?: PriorState): string[] {
     for (const h of sp.hooks[point]) steps.push(`${point}: ${hookText(h)}`);
   };
   steps.push('write the prior state (unit, containers, socket) to the journal');
-  if (sp.freeze) {
-    const now = prior?.socket ? (prior.socket.active ? ' (active now)' : ' (inactive now)') : '';
-    steps.push(`freeze on-demand activation: stop ${sp.socketUnit}${now} and its proxy, recording their state (a stack frozen already stays frozen)`);
+  const freeze = prior ? willFreeze(sp, prior) : sp.freeze !== 'no';
+  if (freeze) {
+    const now = prior?.socket ? ` (${prior.socket.active ? 'active' : 'inactive'}${prior.socket.enabled ? ', enabled' : ''} now)` : '';
+    const why = sp.freeze === 'auto' ? (prior ? `on demand: ${sp.socketUnit} is ${prior.socket?.active ? 'active' : 'enabled'}` : sp.freezeReason) : sp.freezeReason;
+    steps.push(`freeze on-demand activation (${why}): stop ${sp.socketUnit}${now} and its proxy, recording their state (a stack frozen already stays frozen)`);
   }
   hooks('pre_stop');
   const chain = sp.dependents.length ? dependentSteps(sp.name, sp.unit, sp.dependents) : undefined;
@@ -271,7 +291,7 @@ export function planSteps(sp: StackPlan, prior?: PriorState): string[] {
   for (const h of sp.hooks.post_start) steps.push(`  post_start: ${hookText(h)}`);
   const undos = HOOK_POINTS.flatMap((p) => sp.hooks[p].filter((h) => h.undo));
   if (undos.length) steps.push(`run the undo of every hook that succeeded, newest first (${undos.length} defined)`);
-  if (sp.freeze) steps.push(`thaw: start again exactly the on-demand units the freeze stopped`);
+  if (freeze) steps.push(`thaw: start again exactly the on-demand units the freeze stopped`);
   hooks('verify');
   steps.push('log DONE; remove the journal; record the result for "zoopa backup status"');
   return steps;
@@ -282,9 +302,9 @@ export function renderPlan(plan: BackupPlan, prior?: Map<string, PriorState>, no
   out.push(`Backup plan for ${plan.stacks.length} stack${plan.stacks.length === 1 ? '' : 's'} in ${plan.root} (dry run: nothing is changed)`);
   if (note) out.push(note);
   out.push(`  logs: ${plan.logDir}/backup-<stack>-YYYY-MM-DD.log`);
-  if (plan.config.ping_url) out.push(`  ping: ${plan.config.ping_url} (/start, success, /fail)`);
+  if (plan.config.ping_url) out.push(`  ping: ${redactPingUrl(plan.config.ping_url)} (/start, success, /fail)`);
   if (plan.engines.includes('duplicati')) out.push(`  duplicati: ${plan.config.duplicati.command.join(' ')} (wait: ${plan.config.duplicati.wait})`);
-  if (plan.restic) out.push(`  restic: repository ${plan.restic.repository ?? '$RESTIC_REPOSITORY'}${plan.config.restic.forget ? ', then forget per policy' : ''}`);
+  if (plan.restic) out.push(`  restic: repository ${plan.restic.repository ? redactUrls(plan.restic.repository) : '$RESTIC_REPOSITORY'}${plan.config.restic.forget ? ', then forget per policy' : ''}`);
   plan.stacks.forEach((sp, i) => {
     out.push('');
     const p = prior?.get(sp.name);
@@ -312,7 +332,9 @@ export function planJson(plan: BackupPlan, prior?: Map<string, PriorState>): unk
       unit: sp.unit,
       project: sp.project,
       restore: sp.restore,
-      freeze: sp.freeze,
+      // true/false; 'auto' when the socket's state could not be read (decided when the run starts).
+      freeze: prior?.get(sp.name) ? willFreeze(sp, prior.get(sp.name)) : sp.freeze === 'auto' ? 'auto' : sp.freeze === 'yes',
+      freezeReason: sp.freezeReason,
       stopTimeoutSec: sp.stopTimeoutSec,
       startTimeoutSec: sp.startTimeoutSec,
       jobs: sp.jobs,

@@ -1,11 +1,9 @@
 /**
- * Progress of a backup run. In a terminal (stderr is a TTY and JOURNAL_STREAM
- * is unset): a spinner showing the current step, one persisted line per
- * finished step. Otherwise (the journal, a pipe): plain log lines, with
- * priority prefixes when JOURNAL_STREAM is set (src/log.ts).
+ * What the backup runner reports as it goes (the interface), and its plain form:
+ * log lines, with priority prefixes when JOURNAL_STREAM is set (src/log.ts).
+ * The terminal's spinner is the CLI's (src/cli/backup-progress.ts).
  */
-import ora, { type Ora } from 'ora';
-import { createLogger, journalMode, type Logger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 
 export interface Progress {
   /** A step begins. */
@@ -29,44 +27,4 @@ export function plainProgress(logger: Logger = createLogger()): Progress {
     note: (text, level = 'info') => (level === 'error' ? logger.error(text) : level === 'warn' ? logger.warn(text) : logger.info(text)),
     stop: () => {},
   };
-}
-
-export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): Progress {
-  let spinner: Ora | undefined;
-  const ensure = (text: string) => {
-    if (!spinner) spinner = ora({ text, stream, discardStdin: false, hideCursor: false }).start();
-    else spinner.text = text;
-  };
-  const above = (line: string) => {
-    if (spinner?.isSpinning) {
-      spinner.clear();
-      stream.write(line + '\n');
-      spinner.render();
-    } else stream.write(line + '\n');
-  };
-  return {
-    step: (stack, text) => ensure(`${stack}: ${text}`),
-    detail: () => {},
-    warn: (stack, text) => above(`warning: ${stack}: ${text}`),
-    done: (stack, ok, text) => {
-      ensure(stack);
-      if (ok) spinner!.succeed(`${stack}: ${text}`);
-      else spinner!.fail(`${stack}: ${text}`);
-      spinner = undefined;
-    },
-    note: (text, level = 'info') => above(level === 'info' ? text : `${level === 'warn' ? 'warning' : 'error'}: ${text}`),
-    stop: () => {
-      spinner?.stop();
-      spinner = undefined;
-    },
-  };
-}
-
-/**
- * The spinner only when stderr is a terminal with a known width (a pty reporting 0
- * columns would make the spinner's line arithmetic divide by zero) and we are not
- * writing to the journal.
- */
-export function chooseProgress(env: NodeJS.ProcessEnv = process.env, logger?: Logger): Progress {
-  return process.stderr.isTTY && (process.stderr.columns ?? 0) > 0 && !journalMode(env) ? terminalProgress() : plainProgress(logger);
 }

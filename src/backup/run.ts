@@ -22,9 +22,14 @@ import { chainUnits, putBackDependents, type ChainDeps } from './dependents.js';
 import { abortError, describeJob, InterruptedError, throwIfAborted, type BackupEngine, type JobResult } from './engine.js';
 import type { OndemandFreezer } from './freeze.js';
 import { runHooks } from './hooks.js';
-import { backUp, journalDir, JournalStore, lockFile, putBack, repairFromJournal, shouldStart, waitForContainers, type JournalEntry, type PriorState, type RepairReport } from './journal.js';
+import { bounded, callTimeouts, type CallTimeouts } from './bounded.js';
+import { journalDir, JournalStore, lockFile, type JournalEntry } from './journal.js';
+import { readPrior } from './prior.js';
+import { putBack, repairFromJournal, saveBestEffort, shouldStart, startAndWait, waitForContainers, type RepairReport } from './put-back.js';
 import { acquireLock } from './lock.js';
 import { ping } from './ping.js';
+import { redactUrls } from './redact.js';
+import { willFreeze } from './freeze.js';
 import type { BackupPlan, StackPlan } from './plan.js';
 import type { Progress } from './progress.js';
 import { recordStatus, StackLog, type StackStatus } from './status.js';
@@ -43,6 +48,8 @@ export interface RunnerDeps {
   stateDir: string;
   /** How often to poll podman ps while waiting (default 1 s). */
   pollMs?: number;
+  /** Deadlines of systemctl/podman calls (default: backup.call_timeout of the plan). */
+  calls?: CallTimeouts;
 }
 
 export interface StackOutcome extends StackStatus {
@@ -57,23 +64,9 @@ export interface RunOutcome {
   exitCode: number;
 }
 
-/** Read the stack's current state (read-only: systemctl show, podman ps). */
-export async function readPrior(sp: StackPlan, deps: Pick<RunnerDeps, 'units' | 'containers'>): Promise<PriorState> {
-  const unitsToShow = sp.freeze ? [sp.unit, sp.socketUnit] : [sp.unit];
-  const shown = await deps.units.show(unitsToShow);
-  const u = shown.get(sp.unit);
-  const running = ((await deps.containers.runningByProject()).get(sp.project) ?? []).map((c) => c.name).sort();
-  const sock = sp.freeze ? shown.get(sp.socketUnit) : undefined;
-  return {
-    unitActive: u?.activeState === 'active' || u?.activeState === 'reloading',
-    unitState: u ? (u.loadState === 'not-found' ? 'not-found' : u.activeState) : 'unknown',
-    containers: running,
-    socket: sock ? { unit: sp.socketUnit, active: sock.activeState === 'active' } : null,
-  };
-}
-
+/** An error as the log, the summary table, the status file and the ping show it: URL credentials redacted. */
 function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return redactUrls(e instanceof Error ? e.message : String(e));
 }
 
 /** Back up one stack. Never throws: failures become the outcome. */
@@ -102,7 +95,10 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     signal,
   };
   let entry: JournalEntry | undefined;
+  const calls = deps.calls ?? callTimeouts();
+  /** Journal writes before a change are strict (nothing is touched unrecorded); after it, best effort. */
   const save = (e: JournalEntry) => store.write(e);
+  const putBackDeps = { units: deps.units, containers: deps.containers, freezer: deps.freezer, env: deps.env, log, warn, save, pollMs: deps.pollMs, calls };
   const hooks = async (point: HookPoint) => {
     if (!sp.hooks[point].length) return;
     step(`${point} hooks`);
@@ -110,7 +106,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
       ...hookOpts,
       onUndo: (u) => {
         entry!.pendingUndo.push(u);
-        save(entry!);
+        saveBestEffort(save, entry!, warn);
       },
     });
   };
@@ -151,14 +147,14 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
       await engine.prepare(job, ctx);
     }
 
-    if (sp.freeze) {
+    if (willFreeze(sp, prior)) {
       step(`freezing on-demand activation (${sp.socketUnit})`);
       entry.frozen = true; // before the call: a kill during it still thaws (only our own freeze)
       save(entry);
-      if (!(await deps.freezer.freeze(sp.name, deps.env))) {
+      if (!(await bounded(() => deps.freezer.freeze(sp.name, deps.env), calls.freezeMs, `freezing ${sp.name}`))) {
         log('on-demand activation was frozen already: it stays frozen afterwards');
         entry.frozen = false;
-        save(entry);
+        saveBestEffort(save, entry, warn);
       }
     }
     throwIfAborted(signal);
@@ -167,13 +163,16 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     step(`stopping ${sp.unit}`);
     entry.stopped = true;
     save(entry);
-    await deps.units.stop(sp.unit);
+    // A chain (dependents.ts) stops the stacks requiring this one first, within the same call.
+    const chainStopMs = sp.dependents.reduce((a, d) => a + calls.freezeMs + 2 * calls.systemctlMs + calls.podmanMs + 2 * d.stopTimeoutSec * 1000, 0);
+    await bounded((c) => deps.units.stop(sp.unit, c), calls.systemctlMs + sp.stopTimeoutSec * 1000 + chainStopMs, `systemctl stop ${sp.unit}`);
     throwIfAborted(signal);
     step(`waiting for the containers of ${sp.project} to stop`);
     const stopped = await waitForContainers(deps.containers, sp.project, (r) => r.length === 0, {
       timeoutSec: sp.stopTimeoutSec,
       pollMs: deps.pollMs,
       signal,
+      calls,
     });
     if (!stopped.ok) warn(`containers still running after ${formatDuration(sp.stopTimeoutSec)}: ${stopped.running.join(', ')}; going on (as the original did)`);
     else log(`no container of ${sp.project} runs`);
@@ -191,25 +190,18 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     if (shouldStart(entry)) {
       await hooks('pre_start');
       step(`starting ${sp.unit}`);
-      await deps.units.start(sp.unit);
-      throwIfAborted(signal);
-      step(`waiting for the containers of ${sp.project}`);
-      const back = await waitForContainers(deps.containers, sp.project, backUp(prior.containers), {
-        timeoutSec: sp.startTimeoutSec,
-        pollMs: deps.pollMs,
-        signal,
-      });
-      if (!back.ok) throw new Error(`containers of ${sp.project} not back within ${formatDuration(sp.startTimeoutSec)} (running: ${back.running.join(', ') || 'none'})`);
-      log(`running again: ${back.running.join(', ')}`);
+      const extraStartMs = sp.dependents.reduce((a, d) => a + calls.systemctlMs + calls.podmanMs + d.startTimeoutSec * 1000, 0);
+      const back = await startAndWait(deps, { unit: sp.unit, project: sp.project, containers: prior.containers, timeoutSec: sp.startTimeoutSec, extraStartMs }, { pollMs: deps.pollMs, signal, calls });
+      log(`running again: ${back.join(', ')}`);
       await hooks('post_start');
     } else {
       log(`leaving ${sp.unit} stopped: its containers were not running before (restore: previous)`);
     }
     entry.stopped = false;
-    save(entry);
+    saveBestEffort(save, entry, warn);
 
     // Undo hooks and thaw, through the same code a repair uses.
-    const errs = await putBack(entry, { units: deps.units, containers: deps.containers, freezer: deps.freezer, env: deps.env, log, save, pollMs: deps.pollMs });
+    const errs = await putBack(entry, putBackDeps);
     if (errs.length) {
       restoreErrors = errs;
       throw new Error(errs.join('; '));
@@ -221,18 +213,19 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     stackLog.line(`${what}: ${message(failure)}`); // the terminal/journal get it once, from done() below
     if (entry && !restoreErrors.length && (entry.stopped || entry.frozen || entry.pendingUndo.length)) {
       step('putting the stack back as it was');
-      restoreErrors = [
-        ...restoreErrors,
-        ...(await putBack(entry, { units: deps.units, containers: deps.containers, freezer: deps.freezer, env: deps.env, log, save, pollMs: deps.pollMs })),
-      ];
-      for (const r of restoreErrors) warn(`could not put back: ${r}`);
+      restoreErrors = [...restoreErrors, ...(await putBack(entry, putBackDeps))];
+      for (const r of restoreErrors) warn(`could not put back: ${redactUrls(r)}`);
     }
   }
   if (entry) {
     if (restoreErrors.length && (entry.stopped || entry.frozen || entry.pendingUndo.length)) {
-      warn(`journal kept: the next "zoopa backup" or "zoopa doctor" repairs it (${store.file(sp.name)})`);
+      warn(`journal kept: the next "zoopa backup" or "zoopa backup repair" repairs it (${store.file(sp.name)})`);
     } else {
-      store.remove(sp.name);
+      try {
+        store.remove(sp.name);
+      } catch (e) {
+        warn(`cannot remove the journal ${store.file(sp.name)}: ${message(e)} (the stack is back; the next run's repair will find it so)`);
+      }
     }
   }
   const finished = new Date();
@@ -277,6 +270,7 @@ async function backupChain(sp: StackPlan, runnerDeps: RunnerDeps, signal: AbortS
     env: runnerDeps.env,
     stateDir: runnerDeps.stateDir,
     pollMs: runnerDeps.pollMs,
+    calls: runnerDeps.calls,
     signal,
     log: (line) => runnerDeps.progress.step(sp.name, line),
     warn: (line) => runnerDeps.progress.warn(sp.name, line),
@@ -313,6 +307,7 @@ export function summaryTable(outcome: Pick<RunOutcome, 'stacks'>): string {
  * skipped; the exit code is 128+signal.
  */
 export async function runBackup(plan: BackupPlan, deps: RunnerDeps, opts: { argv?: string[]; installSignals?: boolean } = {}): Promise<RunOutcome> {
+  deps = { ...deps, calls: deps.calls ?? callTimeouts(plan.config.call_timeout) };
   const lock = acquireLock(lockFile(deps.stateDir), { argv: opts.argv });
   const controller = new AbortController();
   let interrupted: NodeJS.Signals | undefined;
@@ -340,6 +335,7 @@ export async function runBackup(plan: BackupPlan, deps: RunnerDeps, opts: { argv
       stateDir: deps.stateDir,
       lockHeld: true,
       pollMs: deps.pollMs,
+      ...(deps.calls ? { calls: deps.calls } : {}),
       log: (line) => deps.progress.note(line, 'warn'),
     });
     const unrepaired = new Set(repair.failed.map((f) => f.stack));

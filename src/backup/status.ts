@@ -2,10 +2,15 @@
  * Per-stack logs (append-only, one file per stack per day, as the original:
  * `<root>/duplicati/logs/backup-<stack>-YYYY-MM-DD.log`) and the status file
  * `zoopa backup status` reads (`<state>/backup/status.json`: the last run per stack).
+ *
+ * Both are readable by their owner only (0600; a log folder zoopa creates is 0700;
+ * an older log file found readable by others is narrowed to 0600), and every log
+ * line has the credentials of URLs redacted.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeJsonAtomic } from './journal.js';
+import { redactUrls } from './redact.js';
 
 export class StackLog {
   private failed = false;
@@ -17,9 +22,15 @@ export class StackLog {
   line(text: string): void {
     if (this.failed) return;
     try {
-      fs.mkdirSync(path.dirname(this.file), { recursive: true });
+      fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
       const stamp = new Date().toISOString();
-      fs.appendFileSync(this.file, text.split('\n').map((l) => `${stamp} [${process.pid}] ${l}\n`).join(''));
+      const fd = fs.openSync(this.file, 'a', 0o600);
+      try {
+        if ((fs.fstatSync(fd).mode & 0o077) !== 0) fs.fchmodSync(fd, 0o600);
+        fs.writeSync(fd, redactUrls(text).split('\n').map((l) => `${stamp} [${process.pid}] ${l}\n`).join(''));
+      } finally {
+        fs.closeSync(fd);
+      }
     } catch (e) {
       // A log we cannot write must not fail the backup: say so once, keep going.
       this.failed = true;

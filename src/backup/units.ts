@@ -7,6 +7,9 @@
  *    back before exiting; TimeoutStopSec leaves it the time to.
  *  - `<unit>.timer`: OnCalendar= from config (default *-*-* 03:30:00), Persistent=true.
  * Rendered only when `backup.stacks` lists stacks.
+ *  - `<unit>-check.service` and `.timer`, when `backup.check_calendar` is set: run
+ *    `zoopa backup check` (restic check, each stack's latest snapshot within max_age)
+ *    on that calendar.
  */
 import { ConfigError } from '../errors.js';
 import { stackUnitName } from '../names.js';
@@ -16,9 +19,35 @@ import { DEFAULT_DUPLICATI_STACK } from './config.js';
 import { backupConfig, configuredStacks } from './plan.js';
 
 export function renderBackupUnits(ctx: RenderContext): RenderedUnit[] {
+  const cfg = backupConfig(ctx.project);
+  return [...(cfg.stacks.length ? renderRunUnits(ctx) : []), ...renderCheckUnits(ctx)];
+}
+
+function renderCheckUnits(ctx: RenderContext): RenderedUnit[] {
   const project = ctx.project;
   const cfg = backupConfig(project);
-  if (!cfg.stacks.length) return [];
+  if (!cfg.check_calendar) return [];
+  const name = `${cfg.unit}-check`;
+  const service = new UnitFile(generatedHeader('zoopa.yaml backup.check_calendar'));
+  service.section('Unit').add('Description', 'Zoopa backup check (restic check, latest snapshots within max_age)');
+  service
+    .section('Service')
+    .add('Type', 'oneshot')
+    .add('ExecStart', exec([ctx.tools.node, ctx.tools.zoopa, '--root', project.root, 'backup', 'check']))
+    .add('TimeoutStartSec', 'infinity');
+  const timer = new UnitFile(generatedHeader('zoopa.yaml backup.check_calendar'));
+  timer.section('Unit').add('Description', 'Zoopa backup check timer');
+  timer.section('Timer').add('OnCalendar', cfg.check_calendar).add('Persistent', true).add('Unit', `${name}.service`);
+  timer.section('Install').add('WantedBy', 'timers.target');
+  return [
+    { name: `${name}.service`, content: service.toString(), kind: 'backup' },
+    { name: `${name}.timer`, content: timer.toString(), kind: 'backup' },
+  ];
+}
+
+function renderRunUnits(ctx: RenderContext): RenderedUnit[] {
+  const project = ctx.project;
+  const cfg = backupConfig(project);
   const stacks = configuredStacks(project);
   stacks.forEach((s) => {
     if (!s.config.backup?.jobs.length) {

@@ -1,23 +1,21 @@
 /**
  * zoopa doctor's checks. Each explains what it found and, when something is
- * wrong, the exact fix. Checks only read, with one exception: a journal left by
- * a killed backup run is repaired (the stacks and sockets are put back as they
- * were before that run), because leaving a stack stopped is never right.
+ * wrong, the exact fix. Checks only read (a journal left by a killed backup run
+ * is repaired by `zoopa doctor --fix` or `zoopa backup repair`, not here).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { backupJournalCheck } from '../backup/doctor.js';
+import { backupChecks } from '../backup/doctor.js';
 import { podmanNetworkChecks } from './capabilities.js';
-import { repairFromJournal } from '../backup/journal.js';
 import { run } from '../exec.js';
 import { llamaChecks } from '../llama/doctor.js';
+import { readEnvFile } from '../envfile.js';
 import { InputError } from '../errors.js';
 import { ondemandEnvDir, ondemandRuntimeDir, runtimeDir } from '../paths.js';
 import { resolveProxySettings } from '../proxy/config.js';
 import { rootfulFilesCheck } from './rootful.js';
 import { sudoRuleChecks } from './sudo.js';
-import { readEnvFile } from '../stacks/envfile.js';
 import type { Project } from '../stacks/discover.js';
 import { planInstall } from '../units/install.js';
 import { which } from '../unitfile/tools.js';
@@ -148,23 +146,8 @@ const projectCheck: Check = async ({ project, projectError }) =>
     ? { check: 'stacks root', verdict: 'ok', detail: `${project.root}: ${project.stacks.length} stack(s)${project.configFile ? ', zoopa.yaml valid' : ', no zoopa.yaml (defaults)'}` }
     : { check: 'stacks root', verdict: 'fail', detail: projectError ?? 'not found', fix: 'pass --root DIR or set ZOOPA_ROOT' };
 
-/** A journal left by a killed backup: repair it (as the next `zoopa backup` would), then say what was done. */
-const backupJournal: Check = async ({ env }) => {
-  const found = await backupJournalCheck({ env });
-  if (found.verdict !== 'fail') return found;
-  const lines: string[] = [];
-  const report = await repairFromJournal({ env, log: (l) => lines.push(l) });
-  if (report.skipped) return { check: 'backup journal', verdict: 'ok', detail: report.skipped };
-  if (report.failed.length || report.unreadable.length) {
-    return {
-      check: 'backup journal',
-      verdict: 'fail',
-      detail: `${found.detail}; repair failed: ${[...report.failed.map((f) => `${f.stack}: ${f.errors.join('; ')}`), ...report.unreadable.map((u) => `${u.file}: ${u.error}`)].join(', ')}`,
-      fix: 'zoopa backup repair, after fixing what the error names',
-    };
-  }
-  return { check: 'backup journal', verdict: 'warn', detail: `${found.detail}: repaired, put back ${report.repaired.join(', ')}` };
-};
+/** Backups: a journal left by a killed run (repaired by "zoopa backup repair" or "zoopa doctor --fix", never here), the restic password file's mode. */
+const backupJournal: Check = async ({ project, env }) => backupChecks({ project, env });
 
 const llama: Check = async ({ project, env }) => llamaChecks(project, env);
 

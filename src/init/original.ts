@@ -16,8 +16,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseDuration } from '../config/duration.js';
+import { stackOfUnitName, stackUnitName } from '../names.js';
 import { homeDir, ondemandEnvDir, ondemandEnvFile, userUnitDir } from '../paths.js';
-import { parseEnvText } from '../stacks/envfile.js';
+import { parseEnvText } from '../envfile.js';
 import { isGenerated } from '../units/install.js';
 import { parseUnitText } from '../unitfile/model.js';
 
@@ -139,14 +140,14 @@ function last(parsed: Map<string, Array<[string, string]>>, section: string, key
 export function readStackUnit(file: string, text: string, env: NodeJS.ProcessEnv): OriginalStackUnit {
   const parsed = parseUnitText(text);
   const out: OriginalStackUnit = { file, oddTimeouts: [], rootful: false, extraFiles: [], requires: [], afterOnly: [], stopWhenUnneeded: false, unmapped: [] };
-  const stackOf = (v: string) => v.split(/\s+/).filter((u) => u.endsWith('-stack.service')).map((u) => u.slice(0, -'-stack.service'.length));
+  const stackOf = (v: string) => v.split(/\s+/).flatMap((u) => stackOfUnitName(u) ?? []);
   out.requires = [...new Set([...values(parsed, 'Unit', 'Requires'), ...values(parsed, 'Unit', 'BindsTo')].flatMap(stackOf))];
   out.afterOnly = [...new Set(values(parsed, 'Unit', 'After').flatMap(stackOf))].filter((s) => !out.requires.includes(s));
   out.stopWhenUnneeded = /^(yes|true|on|1)$/i.test(last(parsed, 'Unit', 'StopWhenUnneeded') ?? '');
   for (const [section, entries] of parsed) {
     for (const [k, v] of entries) {
       const known = MAPPED[section]?.includes(k);
-      const otherTargets = (k === 'Requires' || k === 'BindsTo' || k === 'After') && v.split(/\s+/).some((u) => !u.endsWith('-stack.service'));
+      const otherTargets = (k === 'Requires' || k === 'BindsTo' || k === 'After') && v.split(/\s+/).some((u) => stackOfUnitName(u) === undefined);
       const otherWanted = section === 'Install' && k === 'WantedBy' && v !== 'default.target';
       const oddService = (k === 'Type' && v !== 'oneshot') || (k === 'RemainAfterExit' && !/^(yes|true|on|1)$/i.test(v));
       if (!known || otherTargets || otherWanted || oddService) out.unmapped.push(`[${section}] ${k}=${v}`);
@@ -205,7 +206,7 @@ export function readOriginal(opts: ReadOriginalOptions): OriginalSetup {
   const stackUnits = new Map<string, OriginalStackUnit>();
   const envFiles = new Map<string, OriginalEnvFile>();
   for (const name of opts.stacks) {
-    const u = handWritten(`${name}-stack.service`, dirs);
+    const u = handWritten(stackUnitName(name), dirs);
     if (u) stackUnits.set(name, readStackUnit(u.file, u.text, opts.env));
     const file = ondemandEnvFile(name, opts.env);
     const text = readText(file);

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { formatDuration, parseDuration } from '../config/duration.js';
-import { DEFAULT_STACK_START_TIMEOUT_S as DEFAULT_START_TIMEOUT, DEFAULT_STACK_STOP_TIMEOUT_S as DEFAULT_STOP_TIMEOUT } from '../names.js';
+import { DEFAULT_STACK_START_TIMEOUT_S as DEFAULT_START_TIMEOUT, DEFAULT_STACK_STOP_TIMEOUT_S as DEFAULT_STOP_TIMEOUT, ENV_IDLE_MODE, ENV_IDLE_TIMEOUT, ENV_READY, ENV_STACK_UNIT, ENV_START_TIMEOUT, ENV_STOP_CHECK, ENV_UPSTREAM, ENV_UPSTREAM_PREFIX, stackOfUnitName, stackUnitName } from '../names.js';
 import { stackOndemandSchema } from '../ondemand/config.js';
 import { checkRequires } from '../stacks/requires.js';
 import { which } from '../unitfile/tools.js';
@@ -61,7 +61,7 @@ export function propose(scan: Scan, original: OriginalSetup, env: NodeJS.Process
   if (b) {
     for (const arg of b.stacks) {
       const base = path.basename(arg.replace(/\/+$/, ''));
-      const name = base.endsWith('-stack.service') ? base.slice(0, -'-stack.service'.length) : base;
+      const name = stackOfUnitName(base) ?? base;
       if (names.has(name)) backupStacks.push(name);
       else notes.push(`${tilde(b.serviceFile!, env)}: the backup script is given "${arg}", which is no stack folder here; left out of backup.stacks`);
     }
@@ -189,7 +189,7 @@ function fromUnit(s: FoundStack, unit: OriginalStackUnit, settings: Record<strin
   if (unit.extraFiles.length) settings.files = unit.extraFiles;
   if (unit.requires.length) settings.requires = unit.requires;
   if (unit.stopWhenUnneeded) settings.stop_when_unneeded = true;
-  if (unit.afterOnly.length) notes.push(`${where} is ordered After= ${unit.afterOnly.map((x) => `${x}-stack.service`).join(', ')} without requiring it; zoopa orders only what a stack requires (stacks.${s.name}.requires)`);
+  if (unit.afterOnly.length) notes.push(`${where} is ordered After= ${unit.afterOnly.map(stackUnitName).join(', ')} without requiring it; zoopa orders only what a stack requires (stacks.${s.name}.requires)`);
   for (const u of unit.unmapped) notes.push(`${where}: ${u} has no zoopa.yaml key; zoopa's unit will not have it`);
   if (unit.mainFile && path.basename(unit.mainFile) !== s.composeFile) {
     notes.push(`${where} passes -f ${unit.mainFile} first; zoopa always uses ${s.composeFile} as the main file`);
@@ -209,23 +209,23 @@ function fromEnvFile(stack: string, file: string, vars: Map<string, string>, not
   const od: Record<string, unknown> = {};
   const listeners: Array<{ name: string; upstream: string }> = [];
   for (const [k, v] of vars) {
-    if (k === 'ZOOPA_UPSTREAM') od.upstream = v;
-    else if (k === 'ZOOPA_IDLE_TIMEOUT' || k === 'ZOOPA_START_TIMEOUT') {
+    if (k === ENV_UPSTREAM) od.upstream = v;
+    else if (k === ENV_IDLE_TIMEOUT || k === ENV_START_TIMEOUT) {
       const sec = parseDuration(v);
       if (sec === undefined) {
         notes.push(`${where}: ${k}=${v} is not a number of seconds; ${keep}`);
         return undefined;
       }
-      od[k === 'ZOOPA_IDLE_TIMEOUT' ? 'idle' : 'start_timeout'] = secs(sec);
-    } else if (k === 'ZOOPA_IDLE_MODE') od.idle_mode = v;
-    else if (k === 'ZOOPA_READY') od.ready = v;
-    else if (k === 'ZOOPA_STOP_CHECK') od.stop_check = v.trim().split(/\s+/);
-    else if (k === 'ZOOPA_STACK_UNIT') {
-      if (v !== `${stack}-stack.service`) {
+      od[k === ENV_IDLE_TIMEOUT ? 'idle' : 'start_timeout'] = secs(sec);
+    } else if (k === ENV_IDLE_MODE) od.idle_mode = v;
+    else if (k === ENV_READY) od.ready = v;
+    else if (k === ENV_STOP_CHECK) od.stop_check = v.trim().split(/\s+/);
+    else if (k === ENV_STACK_UNIT) {
+      if (v !== stackUnitName(stack)) {
         notes.push(`${where}: ZOOPA_STACK_UNIT=${v} is not the stack's own unit and zoopa.yaml has no key for it; ${keep}`);
         return undefined;
       }
-    } else if (k.startsWith('ZOOPA_UPSTREAM_')) listeners.push({ name: k.slice('ZOOPA_UPSTREAM_'.length).toLowerCase(), upstream: v });
+    } else if (k.startsWith(ENV_UPSTREAM_PREFIX)) listeners.push({ name: k.slice(ENV_UPSTREAM_PREFIX.length).toLowerCase(), upstream: v });
     else {
       notes.push(`${where}: ${k} has no zoopa.yaml key; ${keep}`);
       return undefined;

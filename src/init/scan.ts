@@ -10,7 +10,7 @@ import path from 'node:path';
 import { NAME_RE } from '../names.js';
 import { interpolate, readCompose } from '../stacks/compose.js';
 import { composeFileIn } from '../stacks/discover.js';
-import { readEnvFile } from '../stacks/envfile.js';
+import { readEnvFile } from '../envfile.js';
 
 /** Files podman-compose reads on its own besides the main file when no -f is given. */
 export const AUTO_OVERRIDES = [

@@ -22,6 +22,7 @@ import { CONFIG_FILE, parseConfigText } from '../config/load.js';
 import { DURATION_HINT, formatDuration, parseDuration } from '../config/duration.js';
 import { defaultStackConfig } from '../config/schema.js';
 import type { UnitManager } from '../core/ports.js';
+import { editEnvText, parseEnvText } from '../envfile.js';
 import { EnvFileError, InputError, StateError, UsageError } from '../errors.js';
 import { run } from '../exec.js';
 import {
@@ -37,7 +38,6 @@ import {
 } from '../names.js';
 import { ondemandEnvFile } from '../paths.js';
 import { resolveProxySettings } from '../proxy/config.js';
-import { parseEnvText } from '../stacks/envfile.js';
 import { loadProject, resolveStack, type Project } from '../stacks/discover.js';
 import { applyInstall, checkConflicts, isGenerated, planInstall, type InstallPlan } from '../units/install.js';
 import { normalizeUpstream } from './config.js';
@@ -105,21 +105,6 @@ function setPath(doc: Document, keys: readonly string[], value: unknown): void {
 
 function yamlValueForIdle(text: string): string | number {
   return /^\d+$/.test(text.trim()) ? Number(text.trim()) : text.trim();
-}
-
-/** Edit KEY=VALUE lines of an env file in place; keys not present are appended. */
-export function editEnvText(text: string, set: ReadonlyArray<[string, string]>): string {
-  const lines = text.split('\n');
-  const trailingNewline = text.endsWith('\n');
-  if (trailingNewline) lines.pop();
-  for (const [key, value] of set) {
-    const re = new RegExp(`^\\s*(?:export\\s+)?${key}\\s*=`);
-    const i = lines.findIndex((l) => re.test(l));
-    const line = `${key}=${value}`;
-    if (i >= 0) lines[i] = line;
-    else lines.push(line);
-  }
-  return lines.join('\n') + '\n';
 }
 
 /** Check what the proxy will read, with the proxy's own parser; errors name `file`. */

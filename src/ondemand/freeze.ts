@@ -85,8 +85,6 @@ export interface ThawResult {
   recordError?: string;
 }
 
-export { freezeRecordPath };
-
 /**
  * The freeze record, or undefined when the stack is not frozen. Never throws on a
  * bad file: an unreadable, torn or foreign record comes back with `unreadable`

@@ -37,6 +37,7 @@
  * ZOOPA_UPSTREAM_<NAME> (upper-cased, - → _).
  */
 import path from 'node:path';
+import { formatEnvLine } from '../envfile.js';
 import { ConfigError } from '../errors.js';
 import { llamaOndemandTargets, type LlamaOndemandTarget } from '../llama/resolve.js';
 import {
@@ -194,14 +195,6 @@ export function renderOndemandUnits(ctx: RenderContext): RenderedUnit[] {
 // ---------------------------------------------------------------------------
 // Env files
 
-/** One KEY=VALUE line as systemd's EnvironmentFile= (and the original's readers) parse it. */
-export function envLine(key: string, value: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new Error(`bad environment variable name ${key}`);
-  if (/[\n\r\0]/.test(value)) throw new Error(`environment value contains a line break: ${JSON.stringify(value)}`);
-  if (/^[A-Za-z0-9_@%+=:,./[\]-]*$/.test(value)) return `${key}=${value}`;
-  return `${key}="${value.replace(/[\\"$`]/g, (c) => '\\' + c)}"`;
-}
-
 /** Seconds as ZOOPA_IDLE_TIMEOUT / ZOOPA_START_TIMEOUT carry them (the original: seconds). */
 function seconds(s: number): string {
   return Number.isInteger(s) ? String(s) : String(Math.round(s * 1000) / 1000);
@@ -226,7 +219,7 @@ function envFile(file: string, source: string, service: string, vars: Array<[str
   ];
   for (const [k, v] of vars) {
     try {
-      lines.push(envLine(k, v));
+      lines.push(formatEnvLine(k, v));
     } catch (e) {
       throw new ConfigError(`${source}: ${(e as Error).message}`, { file: ctx.project.configFile, key: source, value: v, cause: e });
     }

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readCompose } from './compose.js';
 import type { Stack } from './discover.js';
-import { readEnvFile } from './envfile.js';
+import { readEnvFile } from '../envfile.js';
 
 export type InitResult = 'created' | 'exists' | 'no-example';
 

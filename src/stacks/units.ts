@@ -47,12 +47,16 @@ export function renderStackUnit(stack: Stack, ctx: RenderContext): RenderedUnit 
   const argv = stackUnitArgvs(stack, ctx);
   // podman-compose 1.0.3 exits 0 when a container cannot be created or started:
   // the start fails here instead, naming each container (src/stacks/verify.ts).
+  // The rootful stack's files go by absolute path, so check-stack's clean-up
+  // (`sudo -n podman-compose -p <stack> -f <file> down`) is exactly ExecStop=,
+  // which the sudo rule allows.
   const check = [
     ctx.tools.node,
     ctx.tools.zoopa,
     'check-stack',
     stack.name,
-    ...[stack.composeFile, ...stack.extraFiles].flatMap((f) => ['--file', path.relative(stack.dir, f) || f]),
+    // The rootful stack's files by absolute path, as in its ExecStop= (check-stack's clean-up runs exactly that, which the sudo rule allows).
+    ...[stack.composeFile, ...stack.extraFiles].flatMap((f) => ['--file', c.rootful ? f : path.relative(stack.dir, f) || f]),
     '--timeout',
     String(Math.ceil(c.start_timeout)),
     ...(c.rootful ? ['--rootful'] : []),

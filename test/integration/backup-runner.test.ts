@@ -19,7 +19,7 @@
  *    backup began;
  *  - a stack the user froze stays frozen;
  *  - SIGKILL of an on-demand stack's run: a repair while it runs does nothing, the check
- *    names what was left, `zoopa doctor` repairs it (undo, thaw); a freeze made by someone
+ *    names what was left, `zoopa doctor` only reports it, `zoopa doctor --fix` repairs it (undo, thaw); a freeze made by someone
  *    else afterwards is left alone by the repair;
  *  - SIGTERM during the first of two stacks: put back, the second skipped untouched;
  *  - pings (start, success, fail with the summary; unreachable is a warning), and after a
@@ -31,19 +31,23 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { backupJournalCheck } from '../../src/backup/doctor.js';
 import type { JournalEntry } from '../../src/backup/journal.js';
 import { httpStack, type StackFixture } from '../fixtures/stacks.js';
 import { IMAGE, freePort, httpGet, useTestbed, type Spawned, type Testbed } from '../testbed/index.js';
-import { runningContainers, socketOf, tryConnect, unitStates } from './ondemand-lib.js';
+import { isZombie, pidAlive } from '../testbed/procs.js';
+import { containerStarts, runningContainers, socketOf, tryConnect, unitStates } from './ondemand-lib.js';
 import { DUPLICATI_STANDIN, type StandinJob } from '../helpers/duplicati-standin.js';
 
 const STANDIN_SRC = DUPLICATI_STANDIN;
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 200 };
-/** web: running; idle: stopped; woke: starts slowly (held by a drop-in); duo: asleep on demand. */
-const STACKS = ['web', 'idle', 'woke', 'duo'] as const;
+/**
+ * web: running; idle: stopped; woke: starts slowly (held by a drop-in); duo: asleep on
+ * demand (zoopa.yaml); hand: asleep on demand through a hand-written env file only.
+ */
+const STACKS = ['web', 'idle', 'woke', 'duo', 'hand'] as const;
 type StackName = (typeof STACKS)[number];
 
 
@@ -157,7 +161,8 @@ describe('the backup runner on the test bed', () => {
     return (JSON.parse(fs.readFileSync(path.join(tb.stateHome, 'zoopa', 'backup', 'status.json'), 'utf8')) as { stacks: Record<string, { result: string }> }).stacks;
   }
 
-  it('set up: four stacks, stand-in, units installed with two drop-ins; web running, idle and woke stopped, duo asleep on demand', async () => {
+  // Set up: four stacks, stand-in, units installed with two drop-ins; web running, idle and woke stopped, duo asleep on demand.
+  before(async () => {
     const tb = bed();
     for (const s of STACKS) fx[s] = httpStack(tb.root, s, { port: await freePort() });
     standin = tb.writeFile('bin/duplicati-server-util', fs.readFileSync(STANDIN_SRC), 0o755);
@@ -166,6 +171,9 @@ describe('the backup runner on the test bed', () => {
     config(tb);
     await ok(tb.zoopa(['--root', tb.root, 'install']), 'zoopa install');
     await ok(tb.zoopa(['--root', tb.root, 'ondemand', 'enable', 'duo']), 'ondemand enable');
+    // hand is on demand as the original set it up: an env file written by hand, the socket enabled by hand.
+    tb.writeFile(path.join(tb.configHome, 'zoopa-ondemand', 'hand.env'), `ZOOPA_UPSTREAM=127.0.0.1:${fx.hand.port}\nZOOPA_IDLE_TIMEOUT=600\n`, 0o600);
+    await ok(tb.systemctl(['enable', '--now', 'zoopa-ondemand@hand.socket']), 'enable the socket of hand');
     const unitDir = path.join(tb.configHome, 'systemd', 'user');
     // While systemd stops web, it copies web's backup journal as it is at that moment.
     tb.writeFile(path.join(unitDir, 'web-stack.service.d', 'journal-at-stop.conf'), `[Service]\nExecStop=-/bin/cp ${journal(tb, 'web')} ${atStop(tb)}\n`);
@@ -174,8 +182,8 @@ describe('the backup runner on the test bed', () => {
     await ok(tb.systemctl(['daemon-reload']), 'daemon-reload');
     await ok(tb.systemctl(['start', 'web-stack.service']), 'start web');
     assert.equal((await httpGet(fx.web.url)).body, fx.web.expectBody);
-    const st = await unitStates(tb, ['idle-stack.service', 'woke-stack.service', 'duo-stack.service', 'zoopa-ondemand@duo.socket']);
-    assert.deepEqual([...st.values()].map((u) => u.active), ['inactive', 'inactive', 'inactive', 'active']);
+    const st = await unitStates(tb, ['idle-stack.service', 'woke-stack.service', 'duo-stack.service', 'zoopa-ondemand@duo.socket', 'hand-stack.service', 'zoopa-ondemand@hand.socket']);
+    assert.deepEqual([...st.values()].map((u) => u.active), ['inactive', 'inactive', 'inactive', 'active', 'inactive', 'active']);
   });
 
   it('a running stack, step by step: the journal holds the prior state when systemd stops the unit; stop, wait, job, start, wait, DONE', async () => {
@@ -228,7 +236,7 @@ describe('the backup runner on the test bed', () => {
     const ids = await containerIds(tb, 'web');
     const flag = path.join(tb.home, 'web-pre-stop-flag');
     try {
-      config(tb, { web: { hooks: { pre_stop: [{ run: ['touch', flag], undo: ['rm', flag] }, 'false'] } } });
+      config(tb, { web: { hooks: { pre_stop: [{ run: ['touch', flag], undo: ['rm', flag] }, { run: ['false'] }] } } });
       const h = await backup(tb, 'web');
       assert.equal(h.status, 1, h.stderr);
       assert.match(rows(h.stdout).web!, /FAILED .*pre_stop hook false exited with status 1/);
@@ -341,6 +349,93 @@ describe('the backup runner on the test bed', () => {
     assert.equal(await active(tb, 'zoopa-ondemand@duo.socket'), 'active');
   });
 
+  it('a stack on demand through a hand-written env file only, asleep: the dry run shows the freeze; a connection during its backup wakes nothing; the socket listens again after', async () => {
+    const tb = bed();
+    const go = path.join(tb.dir, 'hand-go');
+    const dry = await ok(tb.zoopa(['--root', tb.root, 'backup', '--dry-run', 'hand']), 'backup --dry-run hand');
+    assert.match(dry.stdout, /freeze on-demand activation \(on demand \(.*hand\.env exists\)\): stop zoopa-ondemand@hand\.socket \(active, enabled now\)/);
+    assert.match(dry.stdout, /thaw: start again exactly the on-demand units the freeze stopped/);
+    const startsBefore = await containerStarts(tb, 'hand');
+    standinJobs(tb, { hand: { until: go } });
+    const n = runs('hand') + 1;
+    const run = spawnBackup(tb, ['hand']);
+    try {
+      await tb.waitFor(() => fs.existsSync(record('hand', n)), { ...DEADLINE, what: 'the hand job to start' });
+      assert.ok(fs.existsSync(frozenRecord(tb, 'hand')), 'frozen during the job');
+      assert.equal(await tryConnect(socketOf(tb, 'hand')), 'ENOENT', 'a connection during the backup finds no socket');
+      assert.equal(await active(tb, 'hand-stack.service'), 'inactive', 'not woken');
+      tb.writeFile(go, '');
+      const exit = await exitOf(tb, run);
+      assert.equal(exit.code, 0, run.log());
+    } finally {
+      tb.writeFile(go, '');
+      await run.stop();
+      standinJobs(tb);
+    }
+    assert.equal(fs.readFileSync(record('hand', n), 'utf8'), '', 'no container of hand ran during its job');
+    assert.match(lastRunLog(tb, 'hand'), /freezing on-demand activation \(zoopa-ondemand@hand\.socket\)/);
+    assert.doesNotMatch(tb.managerLog(), /client connected while hand-stack\.service was inactive/);
+    assert.equal(await containerStarts(tb, 'hand'), startsBefore, 'never woken');
+    assert.equal(await active(tb, 'hand-stack.service'), 'inactive', 'still asleep');
+    assert.equal(await active(tb, 'zoopa-ondemand@hand.socket'), 'active', 'thawed');
+    assert.equal(fs.existsSync(frozenRecord(tb, 'hand')), false);
+    assert.ok(fs.statSync(socketOf(tb, 'hand')).isSocket(), 'listening again (not connected to: that would wake it)');
+  });
+
+  it('a journal folder that turns read-only mid-run: warnings, the stack and its socket still put back, the next stack still backed up', async () => {
+    const tb = bed();
+    const jdir = path.dirname(journal(tb, 'duo'));
+    // From post_stop on, no journal write of duo succeeds; its verify hook (after the put-back) makes the folder writable again.
+    config(tb, { duo: { hooks: { post_stop: { run: ['chmod', '500', jdir] }, verify: { run: ['chmod', '700', jdir] } } } });
+    try {
+      const r = await backup(tb, 'duo', 'web');
+      assert.equal(r.status, 0, r.stderr + r.stdout);
+      assert.match(r.stderr, /warning: duo: cannot write the journal \(EACCES[^)]*\); putting the stack back all the same/);
+      assert.match(lastRunLog(tb, 'duo'), /thawing the on-demand socket of duo/);
+      assert.match(rows(r.stdout).duo!, /^duo +ok /);
+      assert.match(rows(r.stdout).web!, /^web +ok /);
+    } finally {
+      await tb.run(['chmod', '700', jdir]);
+      config(tb);
+    }
+    assert.equal(await active(tb, 'zoopa-ondemand@duo.socket'), 'active', 'duo thawed');
+    assert.equal(fs.existsSync(frozenRecord(tb, 'duo')), false);
+    assert.equal(await active(tb, 'duo-stack.service'), 'inactive', 'duo still asleep');
+    assert.deepEqual(await runningContainers(tb, 'web'), ['web_web_1'], 'web backed up and running again');
+    assert.equal(fs.existsSync(journal(tb, 'duo')), false);
+    assert.equal(fs.existsSync(journal(tb, 'web')), false);
+  });
+
+  it('a podman ps that hangs mid-run: past backup.call_timeout the stack fails and is put back, the lock is released, nothing is left', async () => {
+    const tb = bed();
+    // A fault injector around the real podman (not a stand-in: every other call is podman's own):
+    // the first `podman ps` after the trigger file appears hangs.
+    const trigger = path.join(tb.dir, 'hang-next-ps');
+    const podman = (await tb.run(['sh', '-c', 'command -v podman'])).stdout.trim();
+    assert.ok(podman.startsWith('/'), `podman on PATH: ${podman}`);
+    const binDir = path.join(tb.dir, 'hung-bin');
+    const hungPid = path.join(tb.dir, 'hung-ps.pid');
+    tb.writeFile(path.join(binDir, 'podman'), `#!/bin/sh\nif [ "$1" = ps ] && [ -e ${trigger} ]; then rm -f ${trigger}; echo $$ > ${hungPid}; exec sleep 600; fi\nexec ${podman} "$@"\n`, 0o755);
+    config(tb, { web: { hooks: { pre_stop: { run: ['touch', trigger] } } } }, { call_timeout: 3 });
+    try {
+      const r = await tb.zoopa(['--root', tb.root, 'backup', 'web'], { timeoutMs: 300_000, env: { PATH: `${binDir}:${tb.env.PATH}` } });
+      assert.equal(r.status, 1, r.stderr + r.stdout);
+      assert.match(rows(r.stdout).web!, /FAILED .*podman ps did not finish within 3s/);
+      assert.equal(fs.existsSync(trigger), false, 'the hung call did happen');
+      inOrder(lastRunLog(tb, 'web'), [/stopping web-stack\.service/, /waiting for the containers of web to stop/, /failed: podman ps did not finish within 3s/, /starting web-stack\.service again/]);
+      const pid = Number(fs.readFileSync(hungPid, 'utf8').trim());
+      assert.ok(!pidAlive(pid) || isZombie(pid), `the hung podman ps (pid ${pid}) was killed, not left behind`);
+    } finally {
+      fs.rmSync(trigger, { force: true });
+      config(tb);
+    }
+    assert.deepEqual(await runningContainers(tb, 'web'), ['web_web_1'], 'put back: running again');
+    assert.equal((await httpGet(fx.web.url)).body, fx.web.expectBody);
+    assert.equal(fs.existsSync(journal(tb, 'web')), false, 'no journal left');
+    assert.equal(fs.existsSync(path.join(tb.stateHome, 'zoopa', 'backup', 'lock')), false, 'the lock is released');
+    assert.equal(status(tb).web!.result, 'failed');
+  });
+
   /** Start a backup of duo whose job waits for `go`, and SIGKILL it while the job runs. */
   async function killedRun(tb: Testbed, go: string, whileRunning: (run: Spawned) => Promise<void> = async () => {}): Promise<Spawned> {
     standinJobs(tb, { duo: { until: go } });
@@ -357,7 +452,7 @@ describe('the backup runner on the test bed', () => {
     return run;
   }
 
-  it('SIGKILL mid-run of an on-demand stack: a repair while it runs does nothing; afterwards the check names what was left and zoopa doctor puts it back', async () => {
+  it('SIGKILL mid-run of an on-demand stack: a repair while it runs does nothing; afterwards zoopa doctor names what was left and changes nothing, zoopa doctor --fix puts it back', async () => {
     const tb = bed();
     const maint = path.join(tb.home, 'duo-maintenance');
     config(tb, { duo: { hooks: { pre_stop: { run: ['touch', maint], undo: ['rm', maint] } } } });
@@ -378,10 +473,20 @@ describe('the backup runner on the test bed', () => {
       assert.match(check.fix ?? '', /zoopa backup repair/);
       assert.ok(fs.existsSync(journal(tb, 'duo')), 'the check changed nothing');
 
+      // zoopa doctor only reads: it names the journal and the fix, and puts nothing back.
       const doc = await tb.zoopa(['--root', tb.root, 'doctor', '--json'], { timeoutMs: 300_000 });
-      const found = (JSON.parse(doc.stdout) as Array<{ check: string; verdict: string; detail: string }>).find((c) => c.check === 'backup journal');
-      assert.equal(found?.verdict, 'warn', doc.stdout);
-      assert.match(found!.detail, /: repaired, put back duo$/);
+      const found = (JSON.parse(doc.stdout) as Array<{ check: string; verdict: string; detail: string; fix?: string }>).find((c) => c.check === 'backup journal');
+      assert.equal(found?.verdict, 'fail', doc.stdout);
+      assert.match(found!.fix ?? '', /zoopa backup repair, or zoopa doctor --fix/);
+      assert.ok(fs.existsSync(journal(tb, 'duo')), 'doctor changed nothing');
+      assert.ok(fs.existsSync(maint), 'doctor ran no undo hook');
+      assert.equal(await active(tb, 'zoopa-ondemand@duo.socket'), 'inactive', 'doctor thawed nothing');
+
+      // zoopa doctor --fix repairs first, then checks.
+      const fixed = await tb.zoopa(['--root', tb.root, 'doctor', '--fix', '--json'], { timeoutMs: 300_000 });
+      assert.match(fixed.stderr, /repaired: duo/);
+      const after = (JSON.parse(fixed.stdout) as Array<{ check: string; verdict: string }>).find((c) => c.check === 'backup journal');
+      assert.equal(after?.verdict, 'ok', fixed.stdout);
     } finally {
       config(tb);
     }
@@ -495,11 +600,26 @@ describe('the backup runner on the test bed', () => {
     try {
       config(tb, {}, { ping_url: `http://127.0.0.1:${closed}/x`, ping_timeout: 2 });
       const u = await ok(backup(tb, 'idle'), 'backup idle, ping unreachable');
-      assert.match(u.stderr, new RegExp(`warning: ping http://127\\.0\\.0\\.1:${closed}/x/start: .*\\(the backup goes on\\)`));
+      assert.match(u.stderr, new RegExp(`warning: ping http://127\\.0\\.0\\.1:${closed}/\\*\\*\\*/start: .*\\(the backup goes on\\)`));
+      assert.doesNotMatch(u.stderr, /\/x\/start/, 'the secret path of the ping URL is not shown');
       assert.match(u.stdout, /^idle +ok /m);
     } finally {
       config(tb);
     }
     assert.equal(await active(tb, 'idle-stack.service'), 'inactive');
+  });
+
+  it('zoopa backup snapshots of a stack with a Duplicati job: the job\'s versions as duplicati-server-util reports them', async () => {
+    const tb = bed();
+    const r = await ok(tb.zoopa(['--root', tb.root, 'backup', 'snapshots', 'web', '--json']), 'backup snapshots web');
+    const data = JSON.parse(r.stdout) as { stack: string; restic: unknown[]; duplicati: Array<{ job: string; found: string; versions: number; lastBackup: string | null }> };
+    assert.deepEqual(data.restic, [], 'no restic job: restic is not asked');
+    assert.equal(data.duplicati.length, 1);
+    assert.equal(data.duplicati[0]!.job, 'web');
+    assert.equal(data.duplicati[0]!.found, `${jobId('web')}: web`);
+    assert.ok(data.duplicati[0]!.versions >= 1, JSON.stringify(data));
+    assert.ok(data.duplicati[0]!.lastBackup);
+    const text = await ok(tb.zoopa(['--root', tb.root, 'backup', 'snapshots', 'web']), 'backup snapshots web (text)');
+    assert.match(text.stdout, new RegExp(`^duplicati job ${jobId('web')}: web: ${data.duplicati[0]!.versions} versions?, last backup \\d{4}-`, 'm'));
   });
 });

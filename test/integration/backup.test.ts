@@ -24,7 +24,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { IMAGE, freePort, httpGet, useTestbed, type Spawned, type Testbed } from '../testbed/index.js';
 import { containerStarts, runningContainers, socketOf, tryConnect, unitStates } from './ondemand-lib.js';
@@ -63,6 +63,8 @@ describe('zoopa backup on the test bed', () => {
     const hooks: Record<string, unknown> = {
       // Proof for the restic job: what runs just before it.
       pre_backup: { run: ['sh', '-c', `${psRecord('web').map((w) => `'${w}'`).join(' ')} > "$HOME/ps-before-restic.txt"`] },
+      // What a hook sees of the environment.
+      post_backup: { run: ['sh', '-c', 'env > "$HOME/hook-env.txt"'] },
     };
     if (extra.webUndo) hooks.pre_stop = { run: ['touch', path.join(tb.home, 'maintenance-on')], undo: ['rm', path.join(tb.home, 'maintenance-on')] };
     const cfg = {
@@ -113,7 +115,8 @@ describe('zoopa backup on the test bed', () => {
     return tb.spawn([process.execPath, path.join(tb.appDir, 'bin', 'zoopa.js'), '--root', tb.root, 'backup', ...stacks]);
   }
 
-  it('set up: four stacks, restic repository, stand-in, units installed; web, good and slow running, duo asleep on demand', async () => {
+  // Set up: four stacks, restic repository, stand-in, units installed; web, good and slow running, duo asleep on demand.
+  before(async () => {
     const tb = bed();
     started = new Date();
     for (const s of STACKS) ports[s] = await freePort();
@@ -176,6 +179,44 @@ describe('zoopa backup on the test bed', () => {
     const day = new Date();
     const log = path.join(tb.root, 'duplicati', 'logs', `backup-web-${day.getFullYear()}-${String(day.getMonth() + 1).padStart(2, '0')}-${String(day.getDate()).padStart(2, '0')}.log`);
     assert.match(fs.readFileSync(log, 'utf8'), /DONE in /);
+  });
+
+  it('secrets: hooks get a minimal environment without the caller\'s secrets; nothing under the log or backup state folder is readable by others', async () => {
+    const tb = bed();
+    const secrets = { RESTIC_PASSWORD: 'correct horse battery staple', AWS_SECRET_ACCESS_KEY: 'aws-secret-zoopa', MY_API_TOKEN: 'token-zoopa' };
+    await ok(tb.zoopa(['--root', tb.root, 'backup', 'web'], { timeoutMs: 300_000, env: secrets }), 'zoopa backup web');
+    const seen = fs.readFileSync(path.join(tb.home, 'hook-env.txt'), 'utf8');
+    for (const [k, v] of Object.entries(secrets)) {
+      assert.doesNotMatch(seen, new RegExp(`^${k}=`, 'm'), `${k} reached the hook`);
+      assert.ok(!seen.includes(v), `the value of ${k} reached the hook`);
+    }
+    assert.match(seen, /^ZOOPA_STACK=web$/m);
+    assert.match(seen, /^ZOOPA_BACKUP_PHASE=post_backup$/m);
+    assert.match(seen, new RegExp(`^ZOOPA_STACK_DIR=${stackDir(tb, 'web')}$`, 'm'));
+    assert.match(seen, new RegExp(`^HOME=${tb.home}$`, 'm'));
+    assert.match(seen, /^PATH=/m);
+    assert.match(seen, /^XDG_RUNTIME_DIR=/m);
+
+    // Walk what the backups wrote: logs and the backup state (status, journal folder).
+    const found: string[] = [];
+    const walk = (p: string) => {
+      const st = fs.lstatSync(p);
+      found.push(p);
+      if (st.isDirectory()) {
+        assert.equal(st.mode & 0o007, 0, `${p} (mode ${(st.mode & 0o777).toString(8)}) can be read by others`);
+        for (const n of fs.readdirSync(p)) walk(path.join(p, n));
+      } else {
+        assert.equal(st.mode & 0o077, 0, `${p} (mode ${(st.mode & 0o777).toString(8)}) can be read by group or others`);
+      }
+    };
+    walk(path.join(tb.root, 'duplicati', 'logs'));
+    walk(path.join(tb.stateHome, 'zoopa', 'backup'));
+    assert.ok(found.some((f) => /backup-web-\d{4}-\d\d-\d\d\.log$/.test(f)), found.join('\n'));
+    assert.ok(found.some((f) => f.endsWith('status.json')), found.join('\n'));
+    for (const f of found.filter((x) => x.endsWith('.log'))) {
+      const text = fs.readFileSync(f, 'utf8');
+      for (const v of Object.values(secrets)) assert.ok(!text.includes(v), `${f} holds a secret`);
+    }
   });
 
   it('a sleeping on-demand stack stays asleep: socket frozen during the run (a connection wakes nothing), active after; a concurrent run is refused', async () => {

@@ -245,6 +245,42 @@ describe('a stack whose containers do not run', () => {
   });
 });
 
+describe('a rootful stack that cannot start, under exactly the rule zoopa sudoers prints', () => {
+  const bed = useTestbed({ name: 'rootfulfail' });
+
+  it('zoopa up fails naming the missing image; the check lists root\'s containers and removes them with the allowed argvs only', async (t) => {
+    if (process.getuid?.() !== 0) {
+      assert.ok(!process.env.CI, 'CI runs the integration tests as root');
+      t.skip('needs root (rootful podman, sudoers)');
+      return;
+    }
+    const tb = bed();
+    tb.writeFile(
+      path.join(tb.root, 'rf', 'compose.yaml'),
+      YAML.stringify({
+        services: {
+          app: { image: 'localhost/zoopa-missing-rootful:1', command: ['sleep', '1000'], stop_signal: 'SIGKILL' },
+          ok: { image: IMAGE, command: ['sleep', '1000'], stop_signal: 'SIGKILL' },
+        },
+      }),
+    );
+    writeZoopaYaml(tb.root, { stacks: { rf: { rootful: true, start_timeout: 60 } } });
+    await tb.importImageRootful();
+    const rule = await tb.zoopa(['--root', tb.root, 'sudoers', '--user', tb.user]);
+    assert.equal(rule.status, 0, rule.stderr);
+    await tb.installSudoers(rule.stdout);
+    assert.equal((await tb.zoopa(['--root', tb.root, 'install'])).status, 0);
+    const up = await tb.zoopa(['--root', tb.root, 'up', 'rf'], { timeoutMs: 150_000 });
+    assert.notEqual(up.status, 0);
+    assert.match(up.stderr, /rf-stack\.service failed: 1 container\(s\) of rf do not run:\n.*service app \(image localhost\/zoopa-missing-rootful:1, state missing\)/);
+    const log = tb.managerLog();
+    assert.match(log, /check-stack rf: removing its containers again/);
+    assert.doesNotMatch(log, /check-stack rf: .* failed|password is required|not allowed/, 'every sudo -n call was allowed');
+    const left = await tb.podmanRootful(['ps', '-a', '--format', '{{.Names}}', '--filter', 'label=io.podman.compose.project=rf']);
+    assert.equal(left.stdout.trim(), '', 'root\'s containers of the failed start are gone');
+  });
+});
+
 describe('the demo', () => {
   it('npm run demo with an image that does not exist fails with the named cause, not a gateway error', async () => {
     const demo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'demo.js');

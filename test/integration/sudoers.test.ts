@@ -181,6 +181,25 @@ describe('the rootful stack and Duplicati under exactly the rule zoopa sudoers p
     assert.deepEqual(await rootContainers(tb, 'duplicati'), []);
   });
 
+  it('a rootful start that fails: check-stack\'s clean-up is exactly ExecStop=, which the rule allows', async () => {
+    const tb = bed();
+    const good = fs.readFileSync(dup.composeFile, 'utf8');
+    fs.writeFileSync(dup.composeFile, good.replace(IMAGE, 'localhost/zoopa-missing-image:1'));
+    try {
+      const up = await tb.zoopa(['--root', tb.root, 'up', 'duplicati']);
+      assert.notEqual(up.status, 0, 'the start fails: the image is missing');
+      await tb.waitFor(() => /check-stack duplicati: removing its containers again: \S+ -n \S+podman-compose -p duplicati -f \S+compose\.yaml down/.test(tb.managerLog()), {
+        what: "check-stack's clean-up line",
+        timeoutMs: 120_000,
+      });
+      assert.doesNotMatch(tb.managerLog(), /check-stack duplicati: .* down failed/, 'sudo allowed the clean-up');
+      assert.deepEqual(await rootContainers(tb, 'duplicati'), []);
+    } finally {
+      fs.writeFileSync(dup.composeFile, good);
+      await tb.systemctl(['reset-failed', 'duplicati-stack.service']);
+    }
+  });
+
   it('doctor probes each exact argv: a rule allowing only the bare Duplicati command fails; a broad rule is reported', async () => {
     const tb = bed();
     const bare = `/usr/bin/env DUPLICATI_STANDIN_DIR\\=${standinDir} ${standin}`;

@@ -185,7 +185,14 @@ describe('testbed', () => {
       "const p = process.argv[1]; require('node:http').createServer((q, s) => s.end('via unix ' + q.url)).listen(p);",
       sock,
     ]);
-    await tb.waitFor(() => fs.existsSync(sock), { what: `${sock} to exist (server log: ${server.log()})` });
+    // The file exists from bind() on; wait until the server accepts (listen()).
+    const accepts = () =>
+      new Promise<boolean>((resolve) => {
+        const c = net.connect({ path: sock });
+        c.once('connect', () => (c.destroy(), resolve(true)));
+        c.once('error', () => resolve(false));
+      });
+    await tb.waitFor(accepts, { what: `${sock} to accept connections (server log: ${server.log()})` });
     const web = await tb.startNginx([{ path: '/', upstream: `unix:${sock}` }]);
     const res = await httpGet(`${web.url}/hello`);
     assert.equal(res.status, 200, web.errorLog());

@@ -24,6 +24,15 @@ const KNOWN_UPWARD = new Set<string>([
   'src/proxy/main.ts -> src/cli/report.ts',
 ]);
 
+/** Small modules: no file in src/ over this many lines. */
+const MAX_LINES = 400;
+/**
+ * Files over MAX_LINES remain (src/proxy/proxy.ts, src/proxy/connection.ts,
+ * src/llama/resolve.ts; other changes of issue 13 split them), so that check runs as
+ * a todo: it reports, it does not fail the run. Remove the todo once it passes.
+ */
+const LONG_FILES_TODO = 'files over 400 lines remain; remove this todo once they are split';
+
 /** Folders of the features and layers above src/unitfile/. */
 const ABOVE_UNITFILE = ['src/units/', 'src/cli/', 'src/doctor/', 'src/ondemand/', 'src/backup/', 'src/llama/', 'src/proxy/', 'src/config/'];
 
@@ -53,10 +62,20 @@ describe('src/ import graph', () => {
     assert.deepEqual(importsBetween(graph, (f) => f.startsWith('src/unitfile/'), ABOVE_UNITFILE), []);
   });
 
-  test('src/names.ts loads nothing but src/errors.ts, which loads nothing (the proxy imports names without zod)', () => {
+  test('src/names.ts and src/envfile.ts load nothing but src/errors.ts, which loads nothing (the proxy can import them without zod)', () => {
     const read = (f: string): string[] => specifiersOf(fs.readFileSync(path.join(repo, f), 'utf8'));
     assert.deepEqual(read('src/names.ts'), ['./errors.js']);
+    assert.deepEqual(read('src/envfile.ts'), ['node:fs', './errors.js']);
     assert.deepEqual(read('src/errors.ts'), []);
+  });
+
+  test(`no file in src/ over ${MAX_LINES} lines`, { todo: LONG_FILES_TODO }, () => {
+    const long: string[] = [];
+    for (const f of graph.keys()) {
+      const lines = fs.readFileSync(path.join(repo, f), 'utf8').split('\n').length - 1;
+      if (lines > MAX_LINES) long.push(`${f}: ${lines} lines`);
+    }
+    assert.deepEqual(long, [], 'split the file: one module, one job');
   });
 
   test('only src/units/ knows every feature: feature renderers never import src/units/', () => {

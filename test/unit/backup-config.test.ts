@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { buildPlan, planSteps, renderPlan, resolveTargets } from '../../src/backup/plan.js';
+import { buildPlan, planJson, planSteps, renderPlan, resolveTargets } from '../../src/backup/plan.js';
+import { ondemandEnvFile } from '../../src/paths.js';
 import { renderBackupUnits } from '../../src/backup/units.js';
 import { ConfigError, InputError, UsageError } from '../../src/errors.js';
 import { run } from '../../src/exec.js';
@@ -130,13 +131,111 @@ describe('backup config and plan validation', () => {
     assert.equal(sp.project, 'web');
     assert.equal(sp.stopTimeoutSec, 45);
     assert.equal(sp.restore, 'previous');
-    assert.equal(sp.freeze, true);
+    assert.equal(sp.freeze, 'yes');
     assert.deepEqual(sp.jobs[0], { engine: 'duplicati', job: 'web', timeoutSec: 6 * 3600 });
     assert.deepEqual(sp.jobs[1], { engine: 'duplicati', job: '3', timeoutSec: 7200 });
     assert.equal(sp.jobs[2]!.engine, 'restic');
     assert.deepEqual((sp.jobs[2] as { paths: string[] }).paths, [path.join(root, 'web', 'data')]);
     assert.equal(sp.logFile, path.join(root, 'duplicati', 'logs', 'backup-web-2026-11-29.log'));
     assert.equal(plan.restic?.repository, path.join(root, 'repo'));
+  });
+});
+
+describe('hooks read as written', () => {
+  const withHooks = (hooks: string) => `stacks:\n  web:\n    backup:\n      jobs: [web]\n      hooks:\n${hooks}`;
+  const hooksOf = (hooks: string) => {
+    const { p, env } = project(withHooks(hooks));
+    return buildPlan(p, resolveTargets(p, ['web']), { env }).stacks[0]!.hooks;
+  };
+
+  test('a flow list of plain words ([sh, -c, "..."]) is an input error naming file, key and value, with the run: fix', () => {
+    const e = planErr(withHooks('        pre_backup: [sh, -c, "pg_dump db > /srv/dump.sql"]\n'), ['web']);
+    assert.ok(e instanceof ConfigError);
+    assert.equal(e.key, 'stacks.web.backup.hooks.pre_backup');
+    assert.deepEqual(e.value, ['sh', '-c', 'pg_dump db > /srv/dump.sql']);
+    assert.match(e.file ?? '', /zoopa\.yaml$/);
+    assert.match(e.message, /^line 6: stacks\.web\.backup\.hooks\.pre_backup: a list of plain words would run each word as a hook of its own.*write \{ run: \[sh, -c, "\.\.\."\] \}/);
+  });
+
+  test('[false] (a YAML boolean), and a one-line hook with quotes, are input errors with the argv form as the fix', () => {
+    const b = planErr(withHooks('        verify: [false]\n'), ['web']);
+    assert.equal(b.key, 'stacks.web.backup.hooks.verify.0');
+    assert.match(b.message, /false is a YAML boolean, not a command: write \{ run: \["false"\] \}/);
+    const q = planErr(withHooks(`        pre_stop: "sh -c 'echo hi'"\n`), ['web']);
+    assert.equal(q.key, 'stacks.web.backup.hooks.pre_stop');
+    assert.match(q.message, /split on white space only \(no shell, no quotes\)/);
+  });
+
+  test('what reads unambiguously: a command line, a list of command lines, run: with an argv', () => {
+    const h = hooksOf('        pre_stop: touch /tmp/a\n        post_stop: ["touch /tmp/a", "rm -f /tmp/b"]\n        pre_backup: { run: [sh, -c, "echo hi > /tmp/x"] }\n        verify: [healthcheck.sh]\n');
+    assert.deepEqual(h.pre_stop.map((x) => x.run), [['touch', '/tmp/a']]);
+    assert.deepEqual(h.post_stop.map((x) => x.run), [['touch', '/tmp/a'], ['rm', '-f', '/tmp/b']]);
+    assert.deepEqual(h.pre_backup.map((x) => x.run), [['sh', '-c', 'echo hi > /tmp/x']]);
+    assert.deepEqual(h.verify.map((x) => x.run), [['healthcheck.sh']]);
+    assert.equal(h.pre_stop[0]!.timeout, 600, 'backup.hook_timeout by default');
+  });
+
+  test('through the real CLI: exit 2, the file, key and value, and nothing written', async () => {
+    const { root, env, base } = world(withHooks('        pre_backup: [sh, -c, "echo hi"]\n'));
+    const before = snapshot(base);
+    const r = await zoopa(['--root', root, 'backup', 'web'], { env });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /zoopa\.yaml: line 6: stacks\.web\.backup\.hooks\.pre_backup: a list of plain words/);
+    assert.match(r.stderr, /run: \[sh, -c, "\.\.\."\]/);
+    assert.deepEqual(snapshot(base), before);
+  });
+});
+
+describe('which stacks a backup freezes', () => {
+  const yaml = 'stacks:\n  web:\n    backup:\n      jobs: [web]\n  db:\n    backup:\n      jobs: [db]\n      freeze: false\n';
+  const sleeping = { unitActive: false, unitState: 'inactive', containers: [] };
+
+  test('on demand through a hand-written env file only (no ondemand: section): frozen, and the dry run shows it', () => {
+    const { p, env } = project(yaml);
+    fs.mkdirSync(path.dirname(ondemandEnvFile('web', env)), { recursive: true });
+    fs.writeFileSync(ondemandEnvFile('web', env), 'ZOOPA_UPSTREAM=127.0.0.1:8080\n');
+    const sp = buildPlan(p, resolveTargets(p, ['web']), { env }).stacks[0]!;
+    assert.equal(sp.freeze, 'yes');
+    assert.match(sp.freezeReason, /web\.env exists/);
+    const steps = planSteps(sp);
+    assert.ok(steps.some((s) => /^freeze on-demand activation \(on demand \(.*web\.env exists\)\): stop zoopa-ondemand@web\.socket/.test(s)), steps.join('\n'));
+    assert.ok(steps.some((s) => /^thaw: /.test(s)));
+  });
+
+  test('no env file, no ondemand: section: frozen when its socket unit is enabled or active as the run starts, else not', () => {
+    const { p, env } = project(yaml);
+    const plan = buildPlan(p, resolveTargets(p, ['web']), { env });
+    const sp = plan.stacks[0]!;
+    assert.equal(sp.freeze, 'auto');
+    const enabled = planSteps(sp, { ...sleeping, socket: { unit: 'zoopa-ondemand@web.socket', active: false, enabled: true } });
+    assert.ok(enabled.some((s) => /^freeze on-demand activation \(on demand: zoopa-ondemand@web\.socket is enabled\)/.test(s)), enabled.join('\n'));
+    const active = planSteps(sp, { ...sleeping, socket: { unit: 'zoopa-ondemand@web.socket', active: true } });
+    assert.ok(active.some((s) => /^freeze on-demand activation \(on demand: zoopa-ondemand@web\.socket is active\)/.test(s)), active.join('\n'));
+    const none = planSteps(sp, { ...sleeping, socket: null });
+    assert.ok(!none.some((s) => /freeze|thaw/.test(s)), none.join('\n'));
+    const json = planJson(plan, new Map([['web', { ...sleeping, socket: { unit: 'zoopa-ondemand@web.socket', active: true } }]])) as { stacks: Array<{ freeze: unknown }> };
+    assert.equal(json.stacks[0]!.freeze, true);
+  });
+
+  test('a stack requiring the one backed up is frozen by the same rule (its env file), else if its socket is enabled or active', async () => {
+    const { dependentPlans, dependentSteps } = await import('../../src/backup/dependents.js');
+    const { p, env } = project('stacks:\n  web:\n    requires: [db]\n  duplicati:\n    requires: [db]\n  db:\n    backup:\n      jobs: [db]\n');
+    fs.mkdirSync(path.dirname(ondemandEnvFile('web', env)), { recursive: true });
+    fs.writeFileSync(ondemandEnvFile('web', env), 'ZOOPA_UPSTREAM=127.0.0.1:8080\n');
+    const plans = dependentPlans(p.stacks, p.stacks.find((s) => s.name === 'db')!, env);
+    assert.deepEqual(plans.map((d) => [d.name, d.freeze, d.freezeIfSocket]).sort(), [['duplicati', false, true], ['web', true, false]]);
+    const steps = dependentSteps('db', 'db-stack.service', plans).beforeStop.join('\n');
+    assert.match(steps, /^freeze their on-demand activation: zoopa-ondemand@web\.socket$/m);
+    assert.match(steps, /^freeze, if enabled or active when the run starts: zoopa-ondemand@duplicati\.socket$/m);
+  });
+
+  test('freeze: false opts out even with an env file', () => {
+    const { p, env } = project(yaml);
+    fs.mkdirSync(path.dirname(ondemandEnvFile('db', env)), { recursive: true });
+    fs.writeFileSync(ondemandEnvFile('db', env), 'ZOOPA_UPSTREAM=127.0.0.1:8080\n');
+    const sp = buildPlan(p, resolveTargets(p, ['db']), { env }).stacks[0]!;
+    assert.equal(sp.freeze, 'no');
+    assert.ok(!planSteps(sp, { ...sleeping, socket: { unit: 'zoopa-ondemand@db.socket', active: true } }).some((s) => /freeze/.test(s)));
   });
 });
 
@@ -205,6 +304,23 @@ describe('backup units', () => {
     assert.deepEqual(units.map((u) => u.name), ['zoopa-backup.service', 'zoopa-backup.timer']);
     assert.equal(new Map(parseUnitText(units[0]!.content).get('Unit')).get('Wants'), undefined);
     assert.equal(new Map(parseUnitText(units[1]!.content).get('Timer')).get('OnCalendar'), 'Sun *-*-* 04:00:00');
+  });
+
+  test('backup.check_calendar: <unit>-check.service runs zoopa backup check on that calendar; they pass systemd-analyze verify', async () => {
+    const { units, tools, root, base, env } = render('backup:\n  check_calendar: "Sun *-*-* 05:00:00"\nstacks:\n  db:\n    backup:\n      jobs: [{ restic: { paths: [.] } }]\n');
+    assert.deepEqual(units.map((u) => u.name), ['duplicati-backup-check.service', 'duplicati-backup-check.timer']);
+    const s = new Map(parseUnitText(units[0]!.content).get('Service'));
+    assert.equal(s.get('Type'), 'oneshot');
+    assert.equal(s.get('ExecStart'), `${tools.node} ${tools.zoopa} --root ${root} backup check`);
+    const t = new Map(parseUnitText(units[1]!.content).get('Timer'));
+    assert.equal(t.get('OnCalendar'), 'Sun *-*-* 05:00:00');
+    assert.equal(t.get('Unit'), 'duplicati-backup-check.service');
+    const dir = path.join(base, 'check-units');
+    fs.mkdirSync(dir);
+    for (const u of units) fs.writeFileSync(path.join(dir, u.name), u.content);
+    const r = await run(['systemd-analyze', '--user', 'verify', ...units.map((u) => path.join(dir, u.name))], { env, reject: false });
+    assert.equal(r.stdout + r.stderr, '', 'verify prints nothing');
+    assert.equal(r.status, 0);
   });
 
   test('no backup.stacks: no units', () => {

@@ -80,7 +80,15 @@ describe('backup lock', () => {
   test('garbage in the lock file is taken over', () => {
     const file = path.join(tmpDir('zoopa-lock-'), 'lock');
     fs.writeFileSync(file, 'not json');
-    acquireLock(file).release();
+    assert.deepEqual(readLock(file), { pid: 0, startedAt: 'unknown', argv: [] }, 'read as a holder that does not exist');
+    const lock = acquireLock(file, { argv: ['backup', 'web'] });
+    assert.deepEqual(lock.tookOverFrom, { pid: 0, startedAt: 'unknown', argv: [] }, 'taken over from nobody');
+    const now = readLock(file)!;
+    assert.equal(now.pid, process.pid, 'the file now names us');
+    assert.deepEqual(now.argv, ['backup', 'web']);
+    assert.deepEqual(fs.readdirSync(path.dirname(file)), ['lock'], 'no stale or temporary file left beside it');
+    lock.release();
+    assert.equal(fs.existsSync(file), false);
   });
 
   test('release does not remove a lock someone else holds now', () => {

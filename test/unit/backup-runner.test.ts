@@ -9,8 +9,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { backupJournalCheck } from '../../src/backup/doctor.js';
-import { backupStateDir, journalDir, JournalStore, repairFromJournal, type JournalEntry } from '../../src/backup/journal.js';
+import { backupStateDir, journalDir, JournalStore, type JournalEntry } from '../../src/backup/journal.js';
+import { repairFromJournal } from '../../src/backup/put-back.js';
 import { summaryTable } from '../../src/backup/run.js';
+import { bounded } from '../../src/backup/bounded.js';
+import { TimeoutError } from '../../src/errors.js';
+import { run } from '../../src/exec.js';
 import { isolatedEnv, tmpDir } from '../helpers/cli.js';
 
 function entry(stack: string): JournalEntry {
@@ -85,5 +89,26 @@ describe('backup summary table', () => {
         '',
       ].join('\n'),
     );
+  });
+});
+
+describe('bounded calls', () => {
+  test('a call that hangs past its deadline is killed and becomes a TimeoutError naming it, so the run can put the stack back', async () => {
+    await assert.rejects(
+      bounded((c) => run(['sh', '-c', 'sleep 600 & wait'], { timeoutMs: c.timeoutMs, reject: false }), 200, 'podman ps'),
+      (e: unknown) => e instanceof TimeoutError && /^podman ps did not finish within 200ms$/.test(e.message) && e.cause instanceof TimeoutError,
+    );
+  });
+
+  test('a call that ignores its deadline still settles a little after it', async () => {
+    await assert.rejects(
+      bounded(() => new Promise<never>(() => {}), 100, 'thawing web'),
+      (e: unknown) => e instanceof TimeoutError && /^thawing web did not finish within /.test(e.message),
+    );
+  });
+
+  test('a call that settles in time passes its value or its error through', async () => {
+    assert.equal((await bounded((c) => run(['true'], c), 60_000, 'true')).status, 0);
+    await assert.rejects(bounded((c) => run(['false'], c), 60_000, 'false'), /false exited with status 1/);
   });
 });

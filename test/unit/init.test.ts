@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import YAML from 'yaml';
 import { parseConfigText } from '../../src/config/load.js';
-import { parseEnvText } from '../../src/stacks/envfile.js';
+import { parseEnvText } from '../../src/envfile.js';
 import { parseUnitText } from '../../src/unitfile/model.js';
 import { originalSetup, type OriginalSetupFixture } from '../fixtures/original-setup.js';
 import { isolatedEnv, snapshot, tmpDir, writeFiles, zoopa } from '../helpers/cli.js';

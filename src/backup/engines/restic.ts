@@ -4,14 +4,18 @@
  * message; then, when configured, `restic forget --keep-* [--prune]` over that
  * stack's snapshots.
  *
+ * The repository reaches restic as RESTIC_REPOSITORY, never in argv; restic's
+ * output is logged with URL credentials redacted (src/backup/redact.ts).
+ *
  * Exit statuses (restic 0.14): 0 done, 1 fatal (no snapshot), 3 snapshot
  * written but some files could not be read. 3 counts as failure: the backup is incomplete.
  */
 import { formatArgv, TimeoutError, trimOutput } from '../../errors.js';
 import { run, type RunResult } from '../../exec.js';
-import type { ForgetConfig } from '../config.js';
+import { DEFAULT_JOB_TIMEOUT, type ForgetConfig } from '../config.js';
 import { BackupJobError, throwIfAborted, type BackupEngine, type JobContext, type JobResult, type JobSpec } from '../engine.js';
 import { formatBytes } from '../../format.js';
+import { redactUrls } from '../redact.js';
 
 export interface ResticEngineOptions {
   /** restic executable. */
@@ -25,6 +29,8 @@ export interface ResticEngineOptions {
   init?: boolean;
   forget?: ForgetConfig | undefined;
   env?: NodeJS.ProcessEnv;
+  /** Deadline of opening (or creating) the repository; the backup itself has the job's timeout. Default 2 minutes. */
+  callTimeoutMs?: number;
 }
 
 /** restic's `summary` message of `backup --json`. */
@@ -66,6 +72,16 @@ export function summarize(s: ResticSummary): string {
   );
 }
 
+/** One entry of `restic snapshots --json`. */
+export interface ResticSnapshot {
+  id: string;
+  short_id: string;
+  time: string;
+  paths: string[];
+  tags?: string[];
+  hostname?: string;
+}
+
 export function stackTags(stack: string, extra: readonly string[] = []): string[] {
   return ['zoopa', `stack:${stack}`, ...extra];
 }
@@ -88,40 +104,43 @@ export function forgetArgs(f: ForgetConfig): string[] {
 
 export class ResticEngine implements BackupEngine {
   readonly kind = 'restic' as const;
-  private readonly env: NodeJS.ProcessEnv;
+  private readonly baseEnv: NodeJS.ProcessEnv;
   private ready: Promise<void> | undefined;
 
   constructor(private readonly opts: ResticEngineOptions) {
-    this.env = opts.env ?? process.env;
+    this.baseEnv = opts.env ?? process.env;
   }
 
-  /** restic argv with the repository and password options. */
+  /**
+   * restic argv with the password option. The repository is never in argv (which
+   * every user can read in /proc, and which logs and errors print): it may carry
+   * credentials, so it goes to restic as RESTIC_REPOSITORY (see env()).
+   */
   argv(args: readonly string[]): string[] {
-    return [
-      ...(this.opts.prefix ?? []),
-      this.opts.command,
-      ...(this.opts.repository ? ['-r', this.opts.repository] : []),
-      ...(this.opts.passwordFile ? ['--password-file', this.opts.passwordFile] : []),
-      ...args,
-    ];
+    return [...(this.opts.prefix ?? []), this.opts.command, ...(this.opts.passwordFile ? ['--password-file', this.opts.passwordFile] : []), ...args];
+  }
+
+  /** restic's environment: ours, with RESTIC_REPOSITORY set when the repository is configured. */
+  childEnv(): NodeJS.ProcessEnv {
+    return this.opts.repository ? { ...this.baseEnv, RESTIC_REPOSITORY: this.opts.repository } : this.baseEnv;
   }
 
   private restic(args: readonly string[], opts: { timeoutMs?: number; signal?: AbortSignal | undefined } = {}): Promise<RunResult> {
-    return run(this.argv(args), { env: this.env, reject: false, timeoutMs: opts.timeoutMs, signal: opts.signal });
+    return run(this.argv(args), { env: this.childEnv(), reject: false, timeoutMs: opts.timeoutMs, signal: opts.signal });
   }
 
   private failed(what: string, r: RunResult): BackupJobError {
-    const err = trimOutput(r.stderr, 1000).split('\n').filter((l) => l.trim());
+    const err = trimOutput(redactUrls(r.stderr), 1000).split('\n').filter((l) => l.trim());
     return new BackupJobError(`${what}: ${formatArgv(r.argv)} exited with status ${r.status ?? r.signal}${err.length ? `: ${err.slice(-2).join(' ')}` : ''}`);
   }
 
   /** The repository opens with the password (created first when `init` is set). */
   private ensureRepository(signal?: AbortSignal): Promise<void> {
     this.ready ??= (async () => {
-      const r = await this.restic(['cat', 'config'], { timeoutMs: 120_000, signal });
+      const r = await this.restic(['cat', 'config'], { timeoutMs: this.opts.callTimeoutMs ?? 120_000, signal });
       if (r.status === 0) return;
       if (this.opts.init && /no such file or directory|Is there a repository/i.test(r.stderr)) {
-        const i = await this.restic(['init'], { timeoutMs: 120_000, signal });
+        const i = await this.restic(['init'], { timeoutMs: this.opts.callTimeoutMs ?? 120_000, signal });
         if (i.status !== 0) throw this.failed('creating the restic repository', i);
         return;
       }
@@ -152,7 +171,7 @@ export class ResticEngine implements BackupEngine {
       throw e;
     }
     throwIfAborted(ctx.signal);
-    for (const line of r.stderr.split('\n')) if (line.trim()) ctx.log(`  restic: ${line}`);
+    for (const line of redactUrls(r.stderr).split('\n')) if (line.trim()) ctx.log(`  restic: ${line}`);
     const summary = parseResticSummary(r.stdout);
     if (r.status === 3) {
       throw new BackupJobError(this.failed(`restic backup of ${ctx.stack} is incomplete (some files could not be read)`, r).message, {
@@ -173,11 +192,40 @@ export class ResticEngine implements BackupEngine {
         ctx.log(`running ${formatArgv(this.argv(fargs))}`);
         const f = await this.restic(fargs, { timeoutMs: job.timeoutSec * 1000, signal: ctx.signal });
         throwIfAborted(ctx.signal);
-        for (const line of (f.stdout + f.stderr).split('\n')) if (line.trim()) ctx.log(`  restic: ${line}`);
+        for (const line of redactUrls(f.stdout + f.stderr).split('\n')) if (line.trim()) ctx.log(`  restic: ${line}`);
         if (f.status !== 0) throw this.failed(`restic forget for ${ctx.stack} failed (the backup itself succeeded)`, f);
       }
     }
     return { engine: 'restic', job: job.paths.join(' '), summary: text, data: { ...summary } };
+  }
+
+  /** The stack's snapshots (tags zoopa and stack:<name>), as restic lists them (oldest first). */
+  async snapshots(stack: string, opts: { timeoutMs?: number } = {}): Promise<ResticSnapshot[]> {
+    const r = await this.restic(['snapshots', '--json', '--tag', stackTags(stack).join(',')], { timeoutMs: opts.timeoutMs ?? this.opts.callTimeoutMs ?? 120_000 });
+    if (r.status !== 0) throw this.failed(`listing the snapshots of ${stack}`, r);
+    try {
+      return JSON.parse(r.stdout || '[]') as ResticSnapshot[];
+    } catch (e) {
+      throw new BackupJobError(`cannot read the output of ${formatArgv(r.argv)}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Size and file count of one snapshot (restic stats, restore-size mode). */
+  async stats(id: string, opts: { timeoutMs?: number } = {}): Promise<{ total_size: number; total_file_count: number }> {
+    const r = await this.restic(['stats', '--json', '--', id], { timeoutMs: opts.timeoutMs ?? this.opts.callTimeoutMs ?? 120_000 });
+    if (r.status !== 0) throw this.failed(`reading the size of snapshot ${id}`, r);
+    return JSON.parse(r.stdout) as { total_size: number; total_file_count: number };
+  }
+
+  /** `restic check` (reading `subset` of the data, e.g. "10%", when given): ok, and restic's last lines. */
+  async check(opts: { subset?: string | undefined; timeoutMs?: number } = {}): Promise<{ ok: boolean; detail: string }> {
+    const r = await this.restic(['check', ...(opts.subset ? ['--read-data-subset', opts.subset] : [])], { timeoutMs: opts.timeoutMs ?? DEFAULT_JOB_TIMEOUT * 1000 });
+    const lines = redactUrls(`${r.stdout}\n${r.stderr}`)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !/^\[\d+:\d\d\]/.test(l));
+    if (r.status === 0) return { ok: true, detail: lines.filter((l) => /no errors|read .* of data/.test(l)).join('; ') || 'no errors were found' };
+    return { ok: false, detail: `restic check exited with status ${r.status ?? r.signal}: ${lines.slice(-3).join('; ')}` };
   }
 
   /** Restore the stack's latest snapshot into `target` (what a user does by hand; used by tests). */

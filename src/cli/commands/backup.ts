@@ -4,30 +4,38 @@
  * zoopa backup list                            stacks with backup jobs
  * zoopa backup status                          the last run per stack
  * zoopa backup repair                          put back what a killed run left (also done first by every run)
+ * zoopa backup snapshots <stack>               the stack's restic snapshots, newest first
+ * zoopa backup check [<stack>...]              restic check, and each stack's latest snapshot within max_age
  * --dry-run prints the plan and changes nothing; --json for data output.
  */
 import { Command } from 'commander';
 import { formatDuration } from '../../config/duration.js';
-import { CommandError } from '../../errors.js';
+import { CommandError, UsageError } from '../../errors.js';
 import { DuplicatiEngine } from '../../backup/engines/duplicati.js';
 import { ResticEngine } from '../../backup/engines/restic.js';
 import type { BackupEngine } from '../../backup/engine.js';
 import { loadFreezer } from '../../backup/freeze.js';
-import { backupStateDir, journalDir, JournalStore, lockFile, repairFromJournal, type PriorState } from '../../backup/journal.js';
+import { backupStateDir, journalDir, JournalStore, lockFile, type PriorState } from '../../backup/journal.js';
 import { holderAlive, readLock } from '../../backup/lock.js';
+import { freezeMode } from '../../backup/freeze.js';
 import { backupConfig, buildPlan, planJson, renderPlan, resolveTargets, stacksWithJobs, type BackupPlan } from '../../backup/plan.js';
-import { chooseProgress } from '../../backup/progress.js';
-import { readPrior, runBackup, summaryTable } from '../../backup/run.js';
+import { repairFromJournal } from '../../backup/put-back.js';
+import { callTimeouts } from '../../backup/bounded.js';
+import { readPrior } from '../../backup/prior.js';
+import { runBackup, summaryTable } from '../../backup/run.js';
 import { readStatus } from '../../backup/status.js';
 import { createLogger } from '../../log.js';
-import { PodmanEngine } from '../../podman/podman.js';
+import { rootfulContainerEngine } from '../../podman/podman.js';
 import type { Project } from '../../stacks/discover.js';
 import { which } from '../../unitfile/tools.js';
-import { containerEngine, output, projectFor, unitManager } from '../context.js';
+import { chooseProgress } from '../backup-progress.js';
+import { backupCheck, backupSnapshots } from '../backup-restic.js';
+import { containerEngine, output, projectFor, returnsStatus, unitManager } from '../context.js';
 
 interface BackupOptions {
   dryRun?: boolean;
   json?: boolean;
+  readDataSubset?: string;
 }
 
 const HELP_AFTER = `
@@ -57,6 +65,11 @@ zoopa.yaml:
         restore: previous
         hooks: { pre_stop: { run: [touch, maint], undo: [rm, maint] }, verify: "curl -fsS http://127.0.0.1:3000/" }
 
+Restic, reading only: "zoopa backup snapshots <stack>" lists the stack's snapshots
+(newest first: id, time, size, files, tags, paths); "zoopa backup check [<stack>...]
+[--read-data-subset 10%]" runs restic check and fails when a stack's latest snapshot
+is older than its max_age (backup.restic.max_age, default 2d; per stack backup.max_age).
+
 Exit status: 0 all stacks backed up; 1 a stack failed (summary table); 2 bad input,
 nothing touched; 130/143 interrupted by SIGINT/SIGTERM (the stack was put back).
 `;
@@ -65,7 +78,13 @@ function engineFor(plan: BackupPlan, env: NodeJS.ProcessEnv): Partial<Record<'du
   const cfg = plan.config;
   const engines: Partial<Record<'duplicati' | 'restic', BackupEngine>> = {};
   if (plan.engines.includes('duplicati')) {
-    engines.duplicati = new DuplicatiEngine({ command: cfg.duplicati.command, wait: cfg.duplicati.wait, pollIntervalSec: cfg.duplicati.poll_interval, env });
+    engines.duplicati = new DuplicatiEngine({
+      command: cfg.duplicati.command,
+      wait: cfg.duplicati.wait,
+      pollIntervalSec: cfg.duplicati.poll_interval,
+      callTimeoutMs: cfg.call_timeout * 1000,
+      env,
+    });
   }
   if (plan.engines.includes('restic')) {
     engines.restic = new ResticEngine({
@@ -75,14 +94,11 @@ function engineFor(plan: BackupPlan, env: NodeJS.ProcessEnv): Partial<Record<'du
       passwordFile: plan.restic?.passwordFile,
       init: cfg.restic.init,
       forget: cfg.restic.forget,
+      callTimeoutMs: cfg.call_timeout * 1000,
       env,
     });
   }
   return engines;
-}
-
-function rootfulEngine(env: NodeJS.ProcessEnv): PodmanEngine {
-  return new PodmanEngine(env, which('podman', env) ?? 'podman', [which('sudo', env) ?? 'sudo', '-n']);
 }
 
 async function currentState(plan: BackupPlan, env: NodeJS.ProcessEnv): Promise<{ prior?: Map<string, PriorState>; note?: string }> {
@@ -90,7 +106,7 @@ async function currentState(plan: BackupPlan, env: NodeJS.ProcessEnv): Promise<{
     const units = unitManager(env);
     const prior = new Map<string, PriorState>();
     for (const sp of plan.stacks) {
-      prior.set(sp.name, await readPrior(sp, { units, containers: sp.rootful ? rootfulEngine(env) : containerEngine(env) }));
+      prior.set(sp.name, await readPrior(sp, { units, containers: sp.rootful ? rootfulContainerEngine(env) : containerEngine(env) }));
     }
     return { prior };
   } catch (e) {
@@ -99,7 +115,7 @@ async function currentState(plan: BackupPlan, env: NodeJS.ProcessEnv): Promise<{
   }
 }
 
-async function backupList(project: Project, json: boolean | undefined): Promise<void> {
+async function backupList(project: Project, json: boolean | undefined, env: NodeJS.ProcessEnv): Promise<void> {
   const cfg = backupConfig(project);
   const timer = new Set(cfg.stacks.includes('all') ? stacksWithJobs(project).map((s) => s.name) : cfg.stacks);
   const rows = stacksWithJobs(project).map((s) => {
@@ -108,7 +124,7 @@ async function backupList(project: Project, json: boolean | undefined): Promise<
       stack: s.name,
       jobs: b.jobs.map((j) => (j.engine === 'duplicati' ? `duplicati:${j.job}` : `restic:${j.paths?.join(',') ?? '(bind mounts)'}`)),
       restore: b.restore,
-      freeze: b.freeze ?? s.config.ondemand !== undefined,
+      freeze: freezeMode(s, env).mode,
       timer: timer.has(s.name),
     };
   });
@@ -117,7 +133,7 @@ async function backupList(project: Project, json: boolean | undefined): Promise<
     const w = Math.max(5, ...rows.map((r) => r.stack.length));
     return (
       [`${'STACK'.padEnd(w)}  TIMER  RESTORE   FREEZE  JOBS`]
-        .concat(rows.map((r) => `${r.stack.padEnd(w)}  ${(r.timer ? 'yes' : 'no').padEnd(5)}  ${r.restore.padEnd(8)}  ${(r.freeze ? 'yes' : 'no').padEnd(6)}  ${r.jobs.join(' ')}`))
+        .concat(rows.map((r) => `${r.stack.padEnd(w)}  ${(r.timer ? 'yes' : 'no').padEnd(5)}  ${r.restore.padEnd(8)}  ${r.freeze.padEnd(6)}  ${r.jobs.join(' ')}`))
         .join('\n') + '\n'
     );
   });
@@ -149,10 +165,18 @@ function backupStatus(project: Project, json: boolean | undefined, env: NodeJS.P
   });
 }
 
-async function backupRepair(project: Project, json: boolean | undefined, env: NodeJS.ProcessEnv): Promise<void> {
+async function backupRepair(project: Project, json: boolean | undefined, env: NodeJS.ProcessEnv): Promise<number> {
   const units = unitManager(env);
   const logger = createLogger();
-  const report = await repairFromJournal({ env, units, containers: containerEngine(env), freezer: loadFreezer(units, project.stacks), log: (l) => logger.info(l) });
+  const report = await repairFromJournal({
+    env,
+    units,
+    containers: containerEngine(env),
+    rootfulContainers: rootfulContainerEngine(env),
+    freezer: loadFreezer(units, project.stacks),
+    calls: callTimeouts(backupConfig(project).call_timeout),
+    log: (l) => logger.info(l),
+  });
   output(json, report, () => {
     if (report.skipped) return `${report.skipped}\n`;
     const lines = [
@@ -162,28 +186,40 @@ async function backupRepair(project: Project, json: boolean | undefined, env: No
     ].filter(Boolean);
     return lines.join('\n') + '\n';
   });
-  if (report.failed.length || report.unreadable.length) process.exitCode = 1;
+  return report.failed.length || report.unreadable.length ? 1 : 0;
 }
 
 export function register(program: Command): void {
   program
     .command('backup')
-    .argument('[targets...]', 'stacks (name, <name>-stack.service, or a path), "all", or one of: list, status, repair')
+    .argument('[targets...]', 'stacks (name, <name>-stack.service, or a path), "all", or one of: list, status, repair, snapshots <stack>, check [<stack>...]')
     .description('back up stacks: stop each, run its Duplicati or restic jobs, put it back exactly as it was')
     .option('--dry-run', 'print the plan (with the current state) and change nothing')
-    .option('--json', 'print data (plan, list, status, results) as JSON')
+    .option('--json', 'print data (plan, list, status, results, snapshots, check) as JSON')
+    .option('--read-data-subset <N%>', 'with check: also read this share of the repository\'s data (restic check --read-data-subset)')
     .addHelpText('after', HELP_AFTER)
-    .action(async (targets: string[], opts: BackupOptions, cmd: Command) => {
+    .action(returnsStatus(async (targets: string[], opts: BackupOptions, cmd: Command): Promise<number> => {
       const env = process.env;
       const project = projectFor(cmd);
+      if (opts.readDataSubset !== undefined && targets[0] !== 'check') {
+        throw new UsageError('--read-data-subset goes with "zoopa backup check"', { key: '--read-data-subset', value: opts.readDataSubset, hint: 'zoopa backup check --read-data-subset 10%' });
+      }
+      if (targets[0] === 'snapshots') return backupSnapshots(project, targets.slice(1), opts.json, env);
+      if (targets[0] === 'check') return backupCheck(project, targets.slice(1), { json: opts.json, subset: opts.readDataSubset }, env);
       const verb = targets.length === 1 ? targets[0] : undefined;
-      if (verb === 'list') return backupList(project, opts.json);
-      if (verb === 'status') return backupStatus(project, opts.json, env);
+      if (verb === 'list') {
+        await backupList(project, opts.json, env);
+        return 0;
+      }
+      if (verb === 'status') {
+        backupStatus(project, opts.json, env);
+        return 0;
+      }
       if (verb === 'repair') {
         if (opts.dryRun) {
           const { entries } = new JournalStore(journalDir(backupStateDir(env))).list();
           output(opts.json, entries, () => (entries.length ? entries.map((e) => `would repair ${e.stack}: ${JSON.stringify(e.prior)}`).join('\n') + '\n' : 'nothing to repair\n'));
-          return;
+          return 0;
         }
         return backupRepair(project, opts.json, env);
       }
@@ -193,7 +229,7 @@ export function register(program: Command): void {
       if (opts.dryRun) {
         const { prior, note } = await currentState(plan, env);
         output(opts.json, planJson(plan, prior), () => renderPlan(plan, prior, note));
-        return;
+        return 0;
       }
       const logger = createLogger();
       const units = unitManager(env);
@@ -206,7 +242,7 @@ export function register(program: Command): void {
             env,
             units,
             containers: containerEngine(env),
-            rootfulContainers: rootfulEngine(env),
+            rootfulContainers: rootfulContainerEngine(env),
             freezer: loadFreezer(units, project.stacks),
             engines: engineFor(plan, env),
             progress,
@@ -219,6 +255,6 @@ export function register(program: Command): void {
         progress.stop();
       }
       output(opts.json, outcome, () => summaryTable(outcome));
-      process.exitCode = outcome.exitCode;
-    });
+      return outcome.exitCode;
+    }));
 }

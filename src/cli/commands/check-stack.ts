@@ -73,7 +73,10 @@ export function register(program: Command): void {
         log.warn(`check-stack ${stack}: could not save the problems for "zoopa up": ${(e as Error).message}`);
       }
       if (opts.compose) {
-        const fileArgs = opts.file?.length ? opts.file.flatMap((f) => ['-f', f]) : [];
+        // Exactly the unit's ExecStop= (src/stacks/units.ts composeArgv): the rootful stack's
+        // absolute -f files (the sudo rule allows that argv only); -f for several files otherwise.
+        const given = opts.file ?? [];
+        const fileArgs = opts.rootful || given.length > 1 ? given.flatMap((f) => ['-f', f]) : [];
         const down = [...(opts.rootful ? [which('sudo') ?? '/usr/bin/sudo', '-n'] : []), opts.compose, '-p', stack, ...fileArgs, 'down'];
         log.info(`check-stack ${stack}: removing its containers again: ${down.join(' ')}`);
         const r = await run(down, { reject: false, timeoutMs: 120_000 }).catch((e: Error) => ({ status: null, stderr: e.message }));

@@ -1,0 +1,189 @@
+/**
+ * The one interpreter of render fixtures' `expect` files (test/unit/render-cases/*,
+ * test/unit/ondemand-cases/*), in the manner of Podman quadlet's test files: each
+ * line states exact values.
+ *
+ * A line is words separated by spaces; a word with spaces is written in double
+ * quotes (`\"` and `\\` inside). `{name}` placeholders (e.g. {root}, {compose}) are
+ * replaced in each word after splitting, so a path with a space stays one word.
+ * Values are compared as written in the unit file (specifiers such as `%i`, `%%`
+ * and `$$` stay as they are). `#` starts a comment line.
+ *
+ *   units <n> [<glob>]                       exactly n units (whose name matches glob, `*` any text)
+ *   no-unit <name>                           the unit is not rendered
+ *   key-is <unit> <Section> <Key> <v>...     the key's values, in order, are exactly v... (one or more)
+ *   no-key <unit> <Section> <Key>            the key is not set
+ *   argv-is <unit> <Section> <Key> <w>...    the key is set once; split as systemd splits a command line
+ *                                            (quotes and backslash escapes undone), its words are exactly w...
+ *   env-is <name>                            the env file of <name> is exactly the following lines,
+ *     <line>...                              up to a line `end` (no placeholders, no quoting)
+ *   end
+ *   no-env <name>                            no env file for <name>
+ *
+ * Every unit a line names must carry zoopa's generated header.
+ */
+import assert from 'node:assert/strict';
+import { parseUnitText } from '../../src/unitfile/model.js';
+
+export interface ExpectScope {
+  /** Unit name → content. */
+  units: ReadonlyMap<string, string>;
+  /** Env-file name (a stack or service) → content and mode; absent: the scope has none. */
+  envFiles?: ReadonlyMap<string, { content: string; mode: number }>;
+  /** Placeholder → text (keys without braces: { root: '/tmp/x' }). */
+  placeholders?: Readonly<Record<string, string>>;
+}
+
+/** Split one expect line into words (double quotes group, `\"` and `\\` escape inside them). */
+export function expectWords(line: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  while (i < line.length) {
+    if (line[i] === ' ') {
+      i++;
+      continue;
+    }
+    let w = '';
+    if (line[i] === '"') {
+      i++;
+      while (i < line.length && line[i] !== '"') {
+        if (line[i] === '\\' && i + 1 < line.length) i++;
+        w += line[i++];
+      }
+      if (line[i] !== '"') throw new Error(`unterminated quote in expect line: ${line}`);
+      i++;
+    } else {
+      while (i < line.length && line[i] !== ' ') w += line[i++];
+    }
+    words.push(w);
+  }
+  return words;
+}
+
+const C_ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', '"': '"', "'": "'", ';': ';', ' ': ' ' };
+
+/**
+ * Split an Exec*= value into words as systemd does (systemd.service(5), "Command
+ * lines"): double or single quotes group, backslash escapes (C-style, `\xNN`) are
+ * undone; specifiers and `$` are left as written.
+ */
+export function splitCommandLine(value: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  const escape = (): string => {
+    const c = value[i + 1];
+    if (c === undefined) throw new Error(`trailing backslash in ${value}`);
+    if (c === 'x') {
+      const hex = value.slice(i + 2, i + 4);
+      i += 4;
+      return String.fromCharCode(parseInt(hex, 16));
+    }
+    i += 2;
+    const out = C_ESCAPES[c];
+    if (out === undefined) throw new Error(`unknown escape \\${c} in ${value}`);
+    return out;
+  };
+  while (i < value.length) {
+    if (/\s/.test(value[i]!)) {
+      i++;
+      continue;
+    }
+    let w = '';
+    while (i < value.length && !/\s/.test(value[i]!)) {
+      const ch = value[i]!;
+      if (ch === '"' || ch === "'") {
+        i++;
+        while (i < value.length && value[i] !== ch) w += value[i] === '\\' ? escape() : value[i++];
+        if (value[i] !== ch) throw new Error(`unterminated quote in ${value}`);
+        i++;
+      } else if (ch === '\\') w += escape();
+      else {
+        w += ch;
+        i++;
+      }
+    }
+    words.push(w);
+  }
+  return words;
+}
+
+function globRe(glob: string): RegExp {
+  return new RegExp(`^${glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+}
+
+/** Check an expect file's text against what was rendered; throws an AssertionError naming the line. */
+export function checkExpect(text: string, scope: ExpectScope): void {
+  const lines = text.split('\n');
+  const subst = (w: string): string => w.replace(/\{([a-z]+)\}/g, (m, k: string) => scope.placeholders?.[k] ?? m);
+  const have = (): string => [...scope.units.keys()].join(', ');
+  const values = (unit: string, section: string, key: string): string[] => {
+    const content = scope.units.get(unit);
+    assert.ok(content !== undefined, `${unit} rendered (have: ${have()})`);
+    assert.ok(content.startsWith('# Generated by zoopa'), `${unit} carries the generated header`);
+    return (parseUnitText(content).get(section) ?? []).filter(([k]) => k === key).map(([, v]) => v);
+  };
+  const arity = (words: string[], min: number, max: number, line: string): void => {
+    assert.ok(words.length - 1 >= min && words.length - 1 <= max, `expect line ${JSON.stringify(line)}: ${words[0]} takes ${min === max ? min : `${min} to ${max === Infinity ? 'any' : max}`} words`);
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (!line || line.startsWith('#')) continue;
+    const words = expectWords(line);
+    const [verb, ...args] = words;
+    const at = `expect line ${i + 1}`;
+    switch (verb) {
+      case 'units': {
+        arity(words, 1, 2, line);
+        const re = globRe(args[1] ?? '*');
+        const names = [...scope.units.keys()].filter((u) => re.test(u));
+        assert.equal(names.length, Number(args[0]), `${at}: units ${args[1] ?? '*'}: ${names.join(', ')}`);
+        break;
+      }
+      case 'no-unit':
+        arity(words, 1, 1, line);
+        assert.ok(!scope.units.has(args[0]!), `${at}: ${args[0]} must not be rendered`);
+        break;
+      case 'key-is': {
+        arity(words, 4, Infinity, line);
+        const [unit, section, key, ...want] = args;
+        assert.deepEqual(values(unit!, section!, key!), want.map(subst), `${at}: ${unit} [${section}] ${key}`);
+        break;
+      }
+      case 'no-key': {
+        arity(words, 3, 3, line);
+        const [unit, section, key] = args;
+        assert.deepEqual(values(unit!, section!, key!), [], `${at}: ${unit} [${section}] ${key} is not set`);
+        break;
+      }
+      case 'argv-is': {
+        arity(words, 4, Infinity, line);
+        const [unit, section, key, ...want] = args;
+        const got = values(unit!, section!, key!);
+        assert.equal(got.length, 1, `${at}: ${unit} [${section}] ${key} is set once (got ${JSON.stringify(got)})`);
+        assert.deepEqual(splitCommandLine(got[0]!), want.map(subst), `${at}: ${unit} [${section}] ${key} argv`);
+        break;
+      }
+      case 'env-is': {
+        arity(words, 1, 1, line);
+        assert.ok(scope.envFiles, `${at}: this case has no env files`);
+        const want: string[] = [];
+        for (i++; lines[i] !== 'end'; i++) {
+          assert.ok(i < lines.length, `${at}: env-is ${args[0]} ends with a line "end"`);
+          want.push(lines[i]!);
+        }
+        const f = scope.envFiles.get(args[0]!);
+        assert.ok(f, `${at}: env file ${args[0]} rendered (have: ${[...scope.envFiles.keys()].join(', ')})`);
+        assert.equal(f.content, want.join('\n') + '\n', `${at}: env file ${args[0]}`);
+        assert.equal(f.mode, 0o600, `${at}: env file ${args[0]} mode`);
+        break;
+      }
+      case 'no-env':
+        arity(words, 1, 1, line);
+        assert.ok(scope.envFiles, `${at}: this case has no env files`);
+        assert.ok(!scope.envFiles.has(args[0]!), `${at}: no env file for ${args[0]}`);
+        break;
+      default:
+        assert.fail(`${at}: unknown verb in ${JSON.stringify(line)} (see test/helpers/unit-expect.ts)`);
+    }
+  }
+}
