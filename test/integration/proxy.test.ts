@@ -36,8 +36,8 @@ import { freePort, httpGet, sleep, useTestbed, type Testbed } from '../testbed/i
 
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 100 };
 
-/** The app each hand-written stack unit runs (test/standins/slow-app.cjs, in the source tree). */
-const APP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'slow-app.cjs');
+/** The app each test stack runs (a stand-in for a stack's containers); see its header. */
+const APP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'stack-app.mjs');
 
 interface StackOptions {
   /** ms before the app listens */
@@ -80,7 +80,7 @@ function writeProxyUnits(tb: Testbed): void {
       '',
     ].join('\n'),
   );
-  tb.writeFile(path.join(tb.home, 'app.js'), fs.readFileSync(APP));
+  tb.writeFile(path.join(tb.home, 'app.mjs'), fs.readFileSync(APP));
 }
 
 async function makeStack(tb: Testbed, name: string, o: StackOptions = {}): Promise<TestStack> {
@@ -88,7 +88,7 @@ async function makeStack(tb: Testbed, name: string, o: StackOptions = {}): Promi
   const port = await freePort();
   const log = path.join(tb.home, `${name}.log`);
   tb.writeFile(log, '');
-  const args = [process.execPath, path.join(tb.home, 'app.js'), String(port), String(o.delayMs ?? 0), log, ...(o.apiPort ? [String(o.apiPort)] : [])];
+  const args = [process.execPath, path.join(tb.home, 'app.mjs'), String(port), String(o.delayMs ?? 0), log, ...(o.apiPort ? [String(o.apiPort)] : [])];
   tb.writeFile(
     path.join(unitDir(tb), `${name}-stack.service`),
     ['[Service]', `Environment=STOP_DELAY_MS=${o.stopDelayMs ?? 0}`, ...(o.execStartPre ? [`ExecStartPre=${o.execStartPre}`] : []), `ExecStart=${args.join(' ')}`, ''].join('\n'),
