@@ -71,6 +71,10 @@ const REQUIREMENTS = [
   { pkg: 'util-linux', cmd: 'setpriv' },
   { pkg: 'passwd', cmd: 'useradd' },
   { pkg: 'tar', cmd: 'tar' },
+  // zoopa web's tests: Debian's Chromium (driven by playwright-core) and promtool (checks /metrics).
+  // Without recommends: prometheus would pull in and start prometheus-node-exporter; only promtool is used.
+  { pkg: 'chromium', file: '/usr/bin/chromium', noRecommends: true },
+  { pkg: 'prometheus', cmd: 'promtool', noRecommends: true },
 ];
 
 const SEARCH_PATH = [
@@ -161,7 +165,10 @@ function packagesStep() {
   console.error(`prereqs: missing ${what}; installing ${pkgs.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   runOrDie(['apt-get', 'update'], env);
-  runOrDie(['apt-get', 'install', '-y', ...pkgs], env);
+  const plain = [...new Set(missing.filter((r) => !r.noRecommends).map((r) => r.pkg))];
+  const lean = [...new Set(missing.filter((r) => r.noRecommends).map((r) => r.pkg))];
+  if (plain.length) runOrDie(['apt-get', 'install', '-y', ...plain], env);
+  if (lean.length) runOrDie(['apt-get', 'install', '-y', '--no-install-recommends', ...lean], env);
   missing = missingRequirements();
   if (missing.length > 0) {
     console.error(`prereqs: still missing after apt-get install: ${missing.map(describe).join(', ')}`);

@@ -38,10 +38,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   const program = await buildProgram(commandWord(argv.slice(2)));
   try {
     await program.parseAsync(argv);
-    const returned = takeExitStatus();
-    if (returned !== undefined) return returned;
-    // Commands not yet returning their status (backup) still set process.exitCode.
-    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+    // Every command returns its exit status (context.ts returnsStatus); none sets process.exitCode.
+    return takeExitStatus() ?? 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;

@@ -28,6 +28,8 @@ import {
   type LlamaServiceConfig,
 } from './config.js';
 import { CpusSpecError, formatCpus, parseCpus } from './cpus.js';
+import { expandPath, hostSet, isUnixSocketHost, loopbackPort, overlaps, upstreamFor } from './address.js';
+import { loadModeOf, MANAGED_FLAGS, OLD_LOAD_FLAGS } from './flags.js';
 
 export interface LlamaOndemand {
   /** host:port the on-demand proxy forwards to (or a unix socket path). */
@@ -75,76 +77,6 @@ export interface ResolveOptions {
 }
 
 type TuningKey = keyof LlamaDefaults;
-
-/**
- * Flags zoopa writes itself from config keys. They may not appear in
- * extra_args: llama-server takes the last of a repeated flag, so a second
- * --port or --threads there would silently override the key (and the port
- * clash check, and cpus-derived threads).
- */
-const MANAGED_FLAGS: Record<string, string> = {
-  '-m': 'model', '--model': 'model',
-  '-a': 'alias', '--alias': 'alias',
-  '-mm': 'mmproj', '--mmproj': 'mmproj',
-  '-c': 'ctx_size', '--ctx-size': 'ctx_size',
-  '-t': 'threads', '--threads': 'threads',
-  '-tb': 'threads_batch', '--threads-batch': 'threads_batch',
-  '-b': 'batch_size', '--batch-size': 'batch_size',
-  '-ub': 'ubatch_size', '--ubatch-size': 'ubatch_size',
-  '-np': 'parallel', '--parallel': 'parallel',
-  '--host': 'host', '--port': 'port',
-  '-ctk': 'cache_type_k', '--cache-type-k': 'cache_type_k',
-  '-ctv': 'cache_type_v', '--cache-type-v': 'cache_type_v',
-  '-lm': 'load_mode', '--load-mode': 'load_mode',
-  '--sleep-idle-seconds': 'sleep_idle',
-  '--models-dir': 'router', '--models-max': 'models_max',
-};
-
-/** Loading flags of llama.cpp builds before --load-mode: allowed in extra_args for them. */
-const OLD_LOAD_FLAGS = ['--mmap', '--no-mmap', '--mlock'];
-
-/** `~` and `~/x` → home; relative → against the stacks root. */
-export function expandPath(p: string, root: string, env: NodeJS.ProcessEnv): string {
-  if (p === '~') return homeDir(env);
-  if (p.startsWith('~/')) return path.join(homeDir(env), p.slice(2));
-  return path.resolve(root, p);
-}
-
-/** Hosts a listener binds, normalised for overlap checks: '*' is every address. */
-function hostSet(host: string): string[] {
-  return host.split(',').map((h) => {
-    const t = h.trim().replace(/^\[(.*)\]$/, '$1');
-    if (t === '' || t === '0.0.0.0' || t === '::') return '*';
-    if (t === 'localhost') return '127.0.0.1';
-    return t;
-  });
-}
-
-function isUnixSocketHost(host: string): boolean {
-  return host.trim().endsWith('.sock');
-}
-
-function overlaps(a: string[], b: string[]): boolean {
-  return a.some((x) => b.some((y) => x === '*' || y === '*' || x === y));
-}
-
-/** The address the on-demand proxy dials for a service listening on host:port. */
-export function upstreamFor(host: string, port: number): string {
-  if (isUnixSocketHost(host)) return host.trim();
-  const first = hostSet(host)[0] ?? '127.0.0.1';
-  const h = first === '*' ? '127.0.0.1' : first;
-  return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
-}
-
-/** A stack's on-demand upstream as a loopback TCP port, or undefined when it is not one. */
-export function loopbackPort(upstream: string): { host: string; port: number } | undefined {
-  const t = upstream.trim();
-  let m = /^(\d+)$/.exec(t);
-  if (m) return { host: '127.0.0.1', port: Number(m[1]) };
-  m = /^(127\.0\.0\.1|localhost|\[::1\]):(\d+)$/.exec(t);
-  if (m) return { host: m[1] === '[::1]' ? '::1' : '127.0.0.1', port: Number(m[2]) };
-  return undefined;
-}
 
 /** Service names in the order written in zoopa.yaml. */
 export function llamaServiceNames(config: LlamaConfig | undefined): string[] {
@@ -378,20 +310,6 @@ function resolveOne(project: Project, name: string, s: LlamaServiceConfig, defau
     argv,
     ondemand: ondemandOf(s, defaults.host),
   };
-}
-
-/**
- * mmap/mlock as llama-server takes them today. Its --mmap, --no-mmap and --mlock were
- * replaced by --load-mode (llama.cpp 0.7.0, build 11669, refuses them: "error: invalid
- * argument: --mmap"), so the keys render --load-mode: mmap → mmap, no mmap → none (read
- * into memory), mlock → mmap+mlock (mmap is the default) or mlock (with mmap: false).
- * mlock: false alone is llama-server's default: nothing is written.
- */
-export function loadModeOf(mmap: boolean | undefined, mlock: boolean | undefined): string | undefined {
-  if (mlock === true) return mmap === false ? 'mlock' : 'mmap+mlock';
-  if (mmap === true) return 'mmap';
-  if (mmap === false) return 'none';
-  return undefined;
 }
 
 function checkFile(p: string, key: string, value: string, sh: Shared, what: string): void {

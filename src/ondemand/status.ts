@@ -30,6 +30,10 @@ export interface OndemandStatus {
   owned: boolean;
   /** When frozen: since when (ISO time). */
   frozenAt?: string;
+  /** The last failed wake (when, and the cause the proxy found), kept after the proxy exits. */
+  lastFailure?: { at: string; cause: string } | null;
+  /** Seconds until a new connection may try to start the stack again after a failure known to repeat. */
+  backoffSeconds?: number | null;
 }
 
 function isSocketFile(p: string): boolean {
@@ -45,8 +49,9 @@ export function stackOndemandStatus(stack: string, env: NodeJS.ProcessEnv = proc
   const ps = readProxyState(stack, env);
   const owned = ps ? ps.owned : fs.existsSync(ownedMarkerPath(stack, env));
   const lastWake = ps?.lastWake ?? null;
+  const lastFailure = ps?.lastFailure ?? null;
   if (frozen) {
-    return { state: 'frozen', connections: 0, bytes: 0, secondsUntilIdleStop: null, lastWake, owned, frozenAt: frozen.frozenAt };
+    return { state: 'frozen', connections: 0, bytes: 0, secondsUntilIdleStop: null, lastWake, owned, frozenAt: frozen.frozenAt, lastFailure };
   }
   if (ps && ps.pid !== null) {
     return {
@@ -56,6 +61,8 @@ export function stackOndemandStatus(stack: string, env: NodeJS.ProcessEnv = proc
       secondsUntilIdleStop: ps.idleDeadline === null ? null : Math.max(0, (ps.idleDeadline - now) / 1000),
       lastWake,
       owned,
+      lastFailure,
+      backoffSeconds: typeof ps.backoffUntil === 'number' && ps.backoffUntil > now ? (ps.backoffUntil - now) / 1000 : null,
     };
   }
   return {
@@ -65,6 +72,7 @@ export function stackOndemandStatus(stack: string, env: NodeJS.ProcessEnv = proc
     secondsUntilIdleStop: null,
     lastWake,
     owned,
+    lastFailure,
   };
 }
 

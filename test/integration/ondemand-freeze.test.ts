@@ -116,9 +116,7 @@ describe('on demand: two listeners, freeze and thaw', () => {
     // After a wake and a freeze: nothing zoopa wrote under the runtime folder is open to other users.
     const runtime = path.join(tb.runtimeDir, 'ondemand');
     assert.ok(fs.readdirSync(runtime).includes('duo.frozen.json'), 'the freeze record is there');
-    // PROXY_STATE_0644: the proxy's <stack>.state.json is the proxy helper's (src/proxy/state-file.ts,
-    // issue 9 finding 6); drop this exception once it writes 0600.
-    assert.deepEqual(exposedFiles(runtime).filter((f) => !/\/duo\.state\.json \(mode 644\)$/.test(f)), [], 'runtime files are 0600');
+    assert.deepEqual(exposedFiles(runtime), [], 'runtime files are 0600 (the proxy state, the owned marker, the freeze record)');
     assert.equal(fs.statSync(path.join(runtime, 'duo.frozen.json')).mode & 0o777, 0o600);
     const t = await tb.zoopa(['--root', tb.root, 'thaw', 'duo']);
     assert.equal(t.status, 0, t.stderr);

@@ -24,6 +24,11 @@ function ondemandCell(o: StackStatus['ondemand']): string {
     if (o.secondsUntilIdleStop !== null) parts.push(`idle stop in ${Math.max(0, Math.round(o.secondsUntilIdleStop))}s`);
   }
   if (o.owned) parts.push('started by zoopa');
+  // A failed wake newer than the last wake: its cause (the 502 page sends the admin here).
+  if (o.lastFailure && (!o.lastWake || o.lastFailure.at >= o.lastWake.at)) {
+    parts.push(`last wake FAILED ${o.lastFailure.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}: ${o.lastFailure.cause}`);
+    if (o.backoffSeconds) parts.push(`next try in ${Math.ceil(o.backoffSeconds)}s`);
+  }
   if (o.socket !== 'active' && o.state !== 'frozen') parts.push(`socket ${o.socket}`);
   return parts.join(', ');
 }
