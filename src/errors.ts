@@ -1,6 +1,6 @@
 /**
  * Zoopa's error classes. Every error the core throws is a ZoopaError with a
- * stable `code`; only the CLI edge (src/cli/report.ts) turns them into text and
+ * stable `code`; only the edge (src/report.ts, used by the CLI and the proxy) turns them into text and
  * exit statuses. The original error, when there is one, is kept as `cause`.
  *
  *  - InputError (exit 2): bad config, env file, stack name or CLI argument.

@@ -33,10 +33,10 @@
  *           verify: curl -fsS http://127.0.0.1:8080/
  */
 import { z } from 'zod';
+import { DEFAULT_BACKUP_UNIT } from '../names.js';
 import { argvCommand, duration } from '../config/types.js';
 
 export const DEFAULT_ON_CALENDAR = '*-*-* 03:30:00';
-export const DEFAULT_BACKUP_UNIT = 'duplicati-backup';
 export const DEFAULT_LOG_DIR = 'duplicati/logs';
 export const DEFAULT_DUPLICATI_COMMAND = ['sudo', '-n', 'podman', 'exec', 'duplicati', 'duplicati-server-util'];
 export const DEFAULT_DUPLICATI_STACK = 'duplicati';

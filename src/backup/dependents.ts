@@ -18,7 +18,7 @@
  * journals; what it cannot put back keeps its journal.
  */
 import type { CallOptions, ContainerEngine, UnitManager } from '../core/ports.js';
-import { ondemandSocketUnit } from '../names.js';
+import { ondemandSocketUnit, stackUnitName } from '../names.js';
 import type { Stack } from '../stacks/discover.js';
 import { dependentsToStop } from '../stacks/requires.js';
 import type { OndemandFreezer } from './freeze.js';
@@ -59,7 +59,7 @@ export function dependentPlans(stacks: readonly Stack[], stack: Stack, env: Node
     return {
       name,
       dir: d.dir,
-      unit: d.config.backup?.unit ?? `${name}-stack.service`,
+      unit: d.config.backup?.unit ?? stackUnitName(name),
       project: d.config.backup?.project ?? name,
       requires: d.config.requires.find((r) => onChain.has(r)) ?? stack.name,
       stopTimeoutSec: d.config.backup?.stop_timeout ?? d.config.stop_timeout,

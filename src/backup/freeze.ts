@@ -24,11 +24,6 @@ export interface OndemandFreezer {
   thaw(stack: string, env: NodeJS.ProcessEnv, owner?: number): Promise<void>;
 }
 
-/** The on-demand socket unit of a stack. */
-export function socketUnitName(stack: string): string {
-  return ondemandSocketUnit(stack);
-}
-
 export class OndemandModuleFreezer implements OndemandFreezer {
   constructor(
     private readonly units: UnitManager,
@@ -70,7 +65,7 @@ export function freezeMode(stack: Pick<Stack, 'name' | 'config'>, env: NodeJS.Pr
   if (stack.config.ondemand !== undefined) return { mode: 'yes', reason: 'on demand (zoopa.yaml)' };
   const file = ondemandEnvFile(stack.name, env);
   if (fs.existsSync(file)) return { mode: 'yes', reason: `on demand (${file} exists)` };
-  return { mode: 'auto', reason: `if ${socketUnitName(stack.name)} is enabled or active when the run starts` };
+  return { mode: 'auto', reason: `if ${ondemandSocketUnit(stack.name)} is enabled or active when the run starts` };
 }
 
 /** Will this run freeze the stack? `prior` (its socket's state) decides `auto`. */

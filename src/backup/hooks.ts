@@ -9,6 +9,7 @@
  * caller's secrets are not passed on.
  */
 import { formatArgv, StateError, TimeoutError } from '../errors.js';
+import { ENV_HOOK_PHASE, ENV_HOOK_PROJECT, ENV_HOOK_STACK, ENV_HOOK_STACK_DIR, ENV_HOOK_UNIT } from '../names.js';
 import { run } from '../exec.js';
 import { DEFAULT_HOOK_TIMEOUT, type HookConfig, type HookPoint } from './config.js';
 import { throwIfAborted } from './engine.js';
@@ -65,11 +66,11 @@ export function hookEnv(base: NodeJS.ProcessEnv, info: HookEnvInfo, phase: strin
   env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
   return {
     ...env,
-    ZOOPA_STACK: info.stack,
-    ZOOPA_STACK_DIR: info.stackDir,
-    ZOOPA_UNIT: info.unit,
-    ZOOPA_PROJECT: info.project,
-    ZOOPA_BACKUP_PHASE: phase,
+    [ENV_HOOK_STACK]: info.stack,
+    [ENV_HOOK_STACK_DIR]: info.stackDir,
+    [ENV_HOOK_UNIT]: info.unit,
+    [ENV_HOOK_PROJECT]: info.project,
+    [ENV_HOOK_PHASE]: phase,
   };
 }
 

@@ -15,7 +15,8 @@ import { resolveStack, type Project, type Stack } from '../stacks/discover.js';
 import { defaultGlobalBackupConfig, HOOK_POINTS, type GlobalBackupConfig, type HookConfig, type HooksConfig, type RestorePolicy } from './config.js';
 import { dependentPlans, dependentSteps, type DependentPlan } from './dependents.js';
 import { describeJob, type JobSpec } from './engine.js';
-import { freezeMode, socketUnitName, willFreeze, type FreezeMode } from './freeze.js';
+import { freezeMode, willFreeze, type FreezeMode } from './freeze.js';
+import { ondemandSocketUnit } from '../names.js';
 import { redactPingUrl, redactUrls } from './redact.js';
 import type { PriorState } from './journal.js';
 
@@ -189,7 +190,7 @@ function stackPlan(project: Project, stack: Stack, cfg: GlobalBackupConfig, logD
       const f = freezeMode(stack, env);
       return { freeze: f.mode, freezeReason: f.reason };
     })(),
-    socketUnit: socketUnitName(stack.name),
+    socketUnit: ondemandSocketUnit(stack.name),
     // A hook without its own timeout gets backup.hook_timeout.
     hooks: Object.fromEntries(HOOK_POINTS.map((pt) => [pt, b.hooks[pt].map((h) => ({ ...h, timeout: h.timeout ?? cfg.hook_timeout }))])) as HooksConfig,
     jobs,

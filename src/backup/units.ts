@@ -12,6 +12,7 @@
  *    on that calendar.
  */
 import { ConfigError } from '../errors.js';
+import { backupServiceUnit, backupTimerUnit } from '../names.js';
 import { stackUnitName } from '../names.js';
 import { exec, generatedHeader, UnitFile } from '../unitfile/model.js';
 import type { RenderContext, RenderedUnit } from '../unitfile/types.js';
@@ -92,11 +93,11 @@ function renderRunUnits(ctx: RenderContext): RenderedUnit[] {
   timer.section('Unit').add('Description', `Zoopa backup timer (${names.join(', ')})`);
   const t = timer.section('Timer').add('OnCalendar', cfg.on_calendar).add('Persistent', true);
   if (cfg.randomized_delay !== undefined) t.add('RandomizedDelaySec', Math.ceil(cfg.randomized_delay));
-  t.add('Unit', `${cfg.unit}.service`);
+  t.add('Unit', backupServiceUnit(cfg.unit));
   timer.section('Install').add('WantedBy', 'timers.target');
 
   return [
-    { name: `${cfg.unit}.service`, content: service.toString(), kind: 'backup' },
-    { name: `${cfg.unit}.timer`, content: timer.toString(), kind: 'backup' },
+    { name: backupServiceUnit(cfg.unit), content: service.toString(), kind: 'backup' },
+    { name: backupTimerUnit(cfg.unit), content: timer.toString(), kind: 'backup' },
   ];
 }

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { InputError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { listenerEnvKey } from '../names.js';
+import { listenerEnvKey, ondemandSocketUnit } from '../names.js';
 import type { ProxySettings } from './config.js';
 import { listenOnFd, listenOnSpec, type ListenFd } from './listen-fds.js';
 import type { Upstream } from './upstream.js';
@@ -24,7 +24,7 @@ export function requireSockets(settings: ProxySettings, fds: readonly ListenFd[]
   if (settings.listen !== null || fds.length > 0) return;
   throw new InputError('ZOOPA_NO_SOCKET', `no socket to listen on for stack ${settings.stack}: systemd passed none (LISTEN_FDS) and --listen is not given`, {
     key: '--listen',
-    hint: `start it through zoopa-ondemand@${settings.stack}.socket (systemd passes the socket), or pass --listen PATH|HOST:PORT`,
+    hint: `start it through ${ondemandSocketUnit(settings.stack)} (systemd passes the socket), or pass --listen PATH|HOST:PORT`,
   });
 }
 
