@@ -78,7 +78,7 @@ describe('requires: an on-demand app needing a db that stops when unneeded', () 
     assert.deepEqual(rows.get('db')!.requiredBy, ['app', 'app2']);
     assert.deepEqual(rows.get('db')!.requires, []);
     const text = await tb.zoopa(['--root', tb.root, 'status']);
-    assert.match(text.stdout, /^STACK +UNIT STATE +CONTAINERS +REQUIRES +REQUIRED BY +ON DEMAND$/m);
+    assert.match(text.stdout, /^STACK +UNIT STATE +CONTAINERS +REQUIRES +REQUIRED BY +ON DEMAND +LAST BACKUP$/m);
     assert.match(text.stdout, /^db +inactive \(dead\) +0 +- +app, app2 /m);
   });
 
