@@ -99,6 +99,22 @@ export async function startAndWait(
   return w.running;
 }
 
+/** Stop the unit and wait until none of its containers runs. Returns the errors (none: stopped). */
+export async function stopAndWait(
+  deps: { units: UnitManager; containers: ContainerEngine },
+  t: { unit: string; project: string; stopTimeoutSec: number },
+  opts: { pollMs?: number | undefined; calls?: CallTimeouts | undefined } = {},
+): Promise<string[]> {
+  const calls = opts.calls ?? callTimeouts();
+  try {
+    await bounded((c) => deps.units.stop(t.unit, c), calls.systemctlMs + t.stopTimeoutSec * 1000, `systemctl stop ${t.unit}`);
+    const w = await waitForContainers(deps.containers, t.project, (r) => r.length === 0, { timeoutSec: t.stopTimeoutSec, pollMs: opts.pollMs, calls });
+    return w.ok ? [] : [`containers of ${t.project} still running after ${formatDuration(t.stopTimeoutSec)}: ${w.running.join(', ')}`];
+  } catch (e) {
+    return [`stopping ${t.unit}: ${(e as Error).message}`];
+  }
+}
+
 export interface PutBackDeps {
   units: UnitManager;
   /** Sees the entry's containers (the rootful one for a rootful stack). */
