@@ -27,6 +27,7 @@ import { journalDir, JournalStore, lockFile, type JournalEntry } from './journal
 import { readPrior } from './prior.js';
 import { putBack, repairFromJournal, saveBestEffort, shouldStart, startAndWait, stopAndWait, waitForContainers, type RepairReport } from './put-back.js';
 import { acquireLock } from './lock.js';
+import { notifyRun } from './notify.js';
 import { ping } from './ping.js';
 import { redactUrls } from './redact.js';
 import { willFreeze } from './freeze.js';
@@ -386,6 +387,7 @@ export async function runBackup(plan: BackupPlan, deps: RunnerDeps, opts: { argv
       interrupted,
       exitCode: interrupted ? 128 + (interrupted === 'SIGINT' ? 2 : 15) : ok ? 0 : 1,
     };
+    await notifyRun(cfg.notify, stacks, (m) => deps.progress.note(m, 'warn'));
     await pingNow(ok ? 'success' : 'fail', summaryTable(outcome));
     return outcome;
   } finally {
