@@ -211,7 +211,7 @@ export function restoreStackPlan(sp: StackPlan, plan: RestorePlan): StackPlan {
 
 export interface RestoreOutcome {
   outcome: StackOutcome;
-  /** The set-aside copies of the data a successful restore replaced. */
+  /** The set-aside copies of the data the restore replaced (none when it was put back). */
   kept: string[];
   exitCode: number;
 }
@@ -245,7 +245,8 @@ export async function runRestore(sp: StackPlan, plan: RestorePlan, engine: Resti
       record: false,
       rollback: { pending: () => job.pending(), run: (log) => job.rollback(log) },
     });
-    const kept = outcome.result === 'ok' ? job.moved.flatMap((m) => (m.aside ? [m.aside] : [])) : [];
+    // Still set aside: after a success, or a failure that left the restored data in place (e.g. a thaw that failed).
+    const kept = job.moved.flatMap((m) => (m.aside ? [m.aside] : []));
     return { outcome, kept, exitCode: interrupted ? 128 + (interrupted === 'SIGINT' ? 2 : 15) : outcome.result === 'ok' ? 0 : 1 };
   } finally {
     process.off('SIGINT', onSignal);

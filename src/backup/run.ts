@@ -233,8 +233,8 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
       }
       step('putting the previous data back');
       restoreErrors.push(...(await runOpts.rollback.run(log)));
-      for (const r of restoreErrors) warn(`could not put back: ${redactUrls(r)}`);
       restoreErrors = [...restoreErrors, ...(await putBack(entry, putBackDeps))];
+      for (const r of restoreErrors) warn(`could not put back: ${redactUrls(r)}`);
     } else if (entry && !restoreErrors.length && (entry.stopped || entry.frozen || entry.pendingUndo.length)) {
       step('putting the stack back as it was');
       restoreErrors = [...restoreErrors, ...(await putBack(entry, putBackDeps))];

@@ -277,7 +277,7 @@ async function backupRestore(project: Project, args: readonly string[], opts: Ba
   output(opts.json, { plan: rp, outcome: res.outcome, kept: res.kept }, () => {
     const lines = [summaryTable({ stacks: [res.outcome] }).trimEnd()];
     if (res.kept.length) lines.push('the data it replaced is kept (nothing was deleted):', ...res.kept.map((k) => `  ${k}`));
-    else if (res.outcome.result !== 'ok') lines.push('the previous data and the stack were put back');
+    else if (res.outcome.result !== 'ok') lines.push(`the previous data and the stack were put back${res.outcome.restoreErrors?.length ? ', except: ' + res.outcome.restoreErrors.join('; ') : ''}`);
     return lines.join('\n') + '\n';
   });
   return res.exitCode;
