@@ -11,6 +11,8 @@
  * Journal writes here are best effort: a full or read-only state folder must not
  * stop the stack and its socket from being put back (a warning says so).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { ContainerEngine, UnitManager } from '../core/ports.js';
 import { formatDuration } from '../config/duration.js';
 import { TimeoutError } from '../errors.js';
@@ -191,6 +193,42 @@ export async function putBack(entry: JournalEntry, deps: PutBackDeps): Promise<s
   return errors;
 }
 
+/** A restore's moves of data (src/backup/restore.ts), recorded before each rename: `<state>/restore/<stack>.json`. */
+export interface RestoreMoves {
+  stamp: string;
+  moves: Array<{ path: string; aside: string | null; placed: boolean }>;
+}
+export function restoreMovesFile(stateDir: string, stack: string): string {
+  return path.join(stateDir, 'restore', `${stack}.json`);
+}
+
+/**
+ * After a restore killed while its stack was down: put the set-aside data back (the
+ * restored copy kept as `<path>.zoopa-failed-restore-<stamp>`; renames within one
+ * folder). The record goes once all is back. Returns the errors.
+ */
+export function undoRestoreMoves(stateDir: string, stack: string, log: (line: string) => void): string[] {
+  const file = restoreMovesFile(stateDir, stack);
+  let rec: RestoreMoves;
+  try {
+    rec = JSON.parse(fs.readFileSync(file, 'utf8')) as RestoreMoves;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? [] : [`reading ${file}: ${(e as Error).message}`];
+  }
+  const errors: string[] = [];
+  for (const m of [...rec.moves].reverse()) {
+    try {
+      if (m.placed && fs.existsSync(m.path)) fs.renameSync(m.path, `${m.path}.zoopa-failed-restore-${rec.stamp}`);
+      if (m.aside && fs.existsSync(m.aside)) fs.renameSync(m.aside, m.path);
+      log(`put the data of ${m.path} back as it was before the interrupted restore`);
+    } catch (e) {
+      errors.push(`putting ${m.path} back from ${m.aside}: ${(e as Error).message}`);
+    }
+  }
+  if (!errors.length) fs.rmSync(file, { force: true });
+  return errors;
+}
+
 export interface RepairOptions {
   env?: NodeJS.ProcessEnv;
   units?: UnitManager;
@@ -250,7 +288,9 @@ export async function repairFromJournal(opts: RepairOptions = {}): Promise<Repai
     const freezer = opts.freezer ?? loadFreezer(units);
     for (const entry of entries) {
       log(`${entry.stack}: repairing after an interrupted backup (pid ${entry.pid}, started ${entry.startedAt})`);
-      const errors = await putBack(entry, {
+      // A restore killed with its stack down: its data goes back before the stack starts.
+      const dataErrors = entry.stopped ? undoRestoreMoves(stateDir, entry.stack, (line) => log(`${entry.stack}: ${line}`)) : [];
+      const errors = dataErrors.length ? dataErrors : await putBack(entry, {
         units,
         containers: entry.rootful ? rootfulContainers : containers,
         freezer,

@@ -14,6 +14,8 @@
  * the restored copy into place. A failure at any step (of the job, or a hook
  * after it) moves the restored copy to `<path>.zoopa-failed-restore-<timestamp>`
  * and the set-aside data back, with the stack stopped, before it is put back.
+ * The moves are recorded (`<state>/restore/<stack>.json`) before each rename: a
+ * restore killed with SIGKILL is undone by the next repair (src/backup/put-back.ts).
  *
  * `--to DIR` restores into a folder and touches nothing of the stack.
  */
@@ -22,9 +24,9 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { callTimeouts } from './bounded.js';
 import { InterruptedError, type BackupEngine, type JobContext, type JobResult, type JobSpec } from './engine.js';
-import { lockFile } from './journal.js';
+import { lockFile, writeJsonAtomic } from './journal.js';
 import { acquireLock } from './lock.js';
-import { repairFromJournal } from './put-back.js';
+import { repairFromJournal, restoreMovesFile, type RestoreMoves } from './put-back.js';
 import { runStack, type RunnerDeps, type StackOutcome } from './run.js';
 import type { ResticEngine, ResticSnapshot } from './engines/restic.js';
 import type { PriorState } from './journal.js';
@@ -137,7 +139,16 @@ export class RestoreJob implements BackupEngine {
     private readonly engine: ResticEngine,
     private readonly plan: RestorePlan,
     private readonly timeoutMs: number,
+    /** `<state>/restore/<stack>.json`: the moves, for a repair after SIGKILL (src/backup/put-back.ts). */
+    private readonly recordFile?: string,
   ) {}
+
+  /** Record the moves (before each rename), or drop the record when there are none. */
+  record(): void {
+    if (!this.recordFile) return;
+    if (!this.moved.length) fs.rmSync(this.recordFile, { force: true });
+    else writeJsonAtomic(this.recordFile, { stamp: this.plan.stamp, moves: this.moved } satisfies RestoreMoves);
+  }
 
   async prepare(): Promise<void> {
     /* the snapshot was found while planning */
@@ -150,15 +161,17 @@ export class RestoreJob implements BackupEngine {
       await this.engine.restoreInto(this.plan.snapshot.id, staging, { include: [r.path], timeoutMs: this.timeoutMs, signal: ctx.signal, log: ctx.log });
       const restored = path.join(staging, r.path);
       if (!fs.existsSync(restored)) throw new Error(`restic restored nothing for ${r.path} (into ${staging})`);
-      const m = { path: r.path, aside: null as string | null, placed: false };
+      const exists = fs.existsSync(r.path);
+      const m = { path: r.path, aside: exists ? r.asideTo : null, placed: false };
       this.moved.push(m);
-      if (fs.existsSync(r.path)) {
+      this.record();
+      if (exists) {
         await this.engine.rename(r.path, r.asideTo);
-        m.aside = r.asideTo;
         ctx.log(`moved the current ${r.path} aside to ${r.asideTo}`);
       }
-      await this.engine.rename(restored, r.path);
       m.placed = true;
+      this.record();
+      await this.engine.rename(restored, r.path);
       ctx.log(`restored ${r.path}`);
       // Only the empty folders leading to the path are left there: a failure to remove them is no failed restore.
       const left = await this.engine.removeStaging(staging);
@@ -196,6 +209,7 @@ export class RestoreJob implements BackupEngine {
       }
       this.moved.pop();
     }
+    if (!errors.length) this.record();
     return errors;
   }
 }
@@ -239,12 +253,13 @@ export async function runRestore(sp: StackPlan, plan: RestorePlan, engine: Resti
     const repair = await repairFromJournal({ env: deps.env, units: deps.units, containers: deps.containers, rootfulContainers: deps.rootfulContainers, freezer: deps.freezer, stateDir: deps.stateDir, lockHeld: true, pollMs: deps.pollMs, calls, log: (l) => deps.progress.note(l, 'warn') });
     if (repair.failed.some((f) => f.stack === sp.name)) throw new Error(`${sp.name}: its journal from an interrupted run could not be repaired; run "zoopa backup repair"`);
     const rsp = restoreStackPlan(sp, plan);
-    const job = new RestoreJob(engine, plan, rsp.jobs[0]!.timeoutSec * 1000);
+    const job = new RestoreJob(engine, plan, rsp.jobs[0]!.timeoutSec * 1000, restoreMovesFile(deps.stateDir, sp.name));
     const outcome = await runStack(rsp, { ...deps, engines: { restic: job } }, controller.signal, {
       what: 'restore',
       record: false,
       rollback: { pending: () => job.pending(), run: (log) => job.rollback(log) },
     });
+    if (outcome.result === 'ok') fs.rmSync(restoreMovesFile(deps.stateDir, sp.name), { force: true });
     // Still set aside: after a success, or a failure that left the restored data in place (e.g. a thaw that failed).
     const kept = job.moved.flatMap((m) => (m.aside ? [m.aside] : []));
     return { outcome, kept, exitCode: interrupted ? 128 + (interrupted === 'SIGINT' ? 2 : 15) : outcome.result === 'ok' ? 0 : 1 };

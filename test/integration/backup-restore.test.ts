@@ -12,7 +12,9 @@
  *    snapshot (content, type, mode, owner as seen in the user namespace), the
  *    altered data is kept aside and named in the output;
  *  - a verify hook that fails after the data was moved: the previous data is back,
- *    the stack is running, the restored copy kept aside as failed.
+ *    the stack is running, the restored copy kept aside as failed;
+ *  - a restore killed with SIGKILL after the swap (in its pre_start hook): `zoopa
+ *    backup repair` puts the previous data back, then the stack.
  *
  *   npm run build && node scripts/run-tests.mjs backup-restore
  */
@@ -31,6 +33,7 @@ describe('zoopa backup restore on the test bed', () => {
   let dir: string;
   let data: string;
   let snapshotState: string;
+  let cfg: { backup: unknown; stacks: { vault: { stop_timeout: number; backup: { jobs: unknown[]; restore: string; hooks: Record<string, unknown> } } } };
 
   const journal = (tb: Testbed) => path.join(tb.stateHome, 'zoopa', 'backup', 'journal', 'vault.json');
   const psFile = (tb: Testbed, point: string) => path.join(tb.home, `ps-${point}.txt`);
@@ -87,7 +90,7 @@ describe('zoopa backup restore on the test bed', () => {
       }),
     );
     const ps = (point: string) => ({ run: ['sh', '-c', `podman ps --filter label=io.podman.compose.project=vault --format '{{.Names}}' > "$HOME/ps-${point}.txt"`] });
-    const cfg = {
+    cfg = {
       backup: { restic: { repository: repo, password_file: pwFile, unshare: true } },
       stacks: {
         vault: {
@@ -95,7 +98,7 @@ describe('zoopa backup restore on the test bed', () => {
           backup: {
             jobs: [{ restic: {} }],
             restore: 'always',
-            hooks: { post_stop: ps('post-stop'), post_start: ps('post-start'), verify: { run: ['test', '!', '-e', failFlag(tb)] } },
+            hooks: { post_stop: ps('post-stop'), post_start: ps('post-start'), verify: { run: ['test', '!', '-e', failFlag(tb)] } } as Record<string, unknown>,
           },
         },
       },
@@ -182,5 +185,33 @@ describe('zoopa backup restore on the test bed', () => {
     assert.equal(failed.length, 1, 'the restored copy is kept, not deleted');
     assert.equal(await state(tb, path.join(dir, failed[0]!)), snapshotState);
     assert.equal(fs.existsSync(journal(tb)), false);
+  });
+
+  it('a restore killed with SIGKILL after the data was swapped: zoopa backup repair puts the previous data and the stack back', async () => {
+    const tb = bed();
+    const reached = path.join(tb.home, 'pre-start-reached');
+    const go = path.join(tb.home, 'pre-start-go');
+    cfg.stacks.vault.backup.hooks.pre_start = { run: ['sh', '-c', `touch '${reached}'; while [ ! -e '${go}' ]; do sleep 0.2; done`] };
+    tb.writeFile(path.join(tb.root, 'zoopa.yaml'), YAML.stringify(cfg));
+    tb.writeFile(path.join(data, 'public.txt'), 'before the killed restore\n');
+    const current = await state(tb, data);
+    const failedBefore = fs.readdirSync(dir).filter((n) => n.startsWith('data.zoopa-failed-restore-')).length;
+    const run = tb.spawn([process.execPath, path.join(tb.appDir, 'bin', 'zoopa.js'), '--root', tb.root, 'backup', 'restore', 'vault', '--yes']);
+    await tb.waitFor(() => fs.existsSync(reached), { ...DEADLINE, what: 'the restore to reach its pre_start hook' });
+    await run.stop('SIGKILL');
+    tb.writeFile(go, ''); // lets the orphaned hook end
+    assert.equal(await state(tb, data), snapshotState, 'killed with the snapshot in place');
+    assert.ok(fs.existsSync(journal(tb)), 'the journal is left');
+    assert.ok(fs.existsSync(path.join(tb.stateHome, 'zoopa', 'backup', 'restore', 'vault.json')), 'the moves are recorded');
+
+    delete cfg.stacks.vault.backup.hooks.pre_start;
+    tb.writeFile(path.join(tb.root, 'zoopa.yaml'), YAML.stringify(cfg));
+    const r = await ok(zoopa(tb, ['repair']), 'repair');
+    assert.match(r.stdout, /repaired: vault/);
+    assert.equal(await state(tb, data), current, 'the previous data is back');
+    assert.deepEqual(await runningContainers(tb, 'vault'), ['vault_app_1'], 'running again');
+    assert.equal(fs.readdirSync(dir).filter((n) => n.startsWith('data.zoopa-failed-restore-')).length, failedBefore + 1, 'the restored copy kept');
+    assert.equal(fs.existsSync(journal(tb)), false);
+    assert.equal(fs.existsSync(path.join(tb.stateHome, 'zoopa', 'backup', 'restore', 'vault.json')), false);
   });
 });
