@@ -61,6 +61,15 @@ describe('notifications', () => {
     assert.equal(globalBackupSchema.safeParse({ notify: [{ ntfy: 'https://x/y', priority: 5 }] }).success, false);
   });
 
+  test('the dry-run plan shows the targets with their secret paths redacted', async () => {
+    const { renderPlan } = await import('../../src/backup/plan.js');
+    const config = globalBackupSchema.parse({ notify: [{ ntfy: 'https://ntfy.sh/secret-topic' }, { webhook: 'https://h.example/x/token', on: ['failure', 'success'] }] });
+    const text = renderPlan({ root: '/srv', logDir: '/srv/logs', stacks: [], engines: [], config } as unknown as Parameters<typeof renderPlan>[0]);
+    assert.match(text, /^ {2}notify: ntfy https:\/\/ntfy\.sh\/\*\*\* \(on failure; timeout 10s\)$/m);
+    assert.match(text, /^ {2}notify: webhook https:\/\/h\.example\/\*\*\* \(on failure, success; timeout 10s\)$/m);
+    assert.doesNotMatch(text, /secret-topic|token/);
+  });
+
   test('ntfy: a one-line body with title, priority and tags; webhook: JSON with every field, credentials redacted', () => {
     const [ntfy, hook] = globalBackupSchema.parse({ notify: [{ ntfy: 'https://ntfy.sh/topic' }, { webhook: 'https://h/x' }] }).notify;
     const e = { stack: 'web', result: 'failed' as const, durationSec: 12.5, error: 'restic: rest:https://u:pw@host/repo unreachable' };
