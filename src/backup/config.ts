@@ -208,6 +208,20 @@ export const resticSchema = z.strictObject({
 });
 export type ResticConfig = z.output<typeof resticSchema>;
 
+export const NOTIFY_EVENTS = ['failure', 'success'] as const;
+const notifyCommon = {
+  /** When to send: `[failure]` (default) or `[failure, success]`. */
+  on: z.array(z.enum(NOTIFY_EVENTS)).min(1).default(['failure']),
+  /** Deadline of the POST: a target that does not answer delays the run by at most this. */
+  timeout: duration.default(10),
+};
+/** `{ ntfy: URL }` (a plain POST with Title/Priority/Tags headers) or `{ webhook: URL }` (a JSON POST). */
+export const notifyTargetSchema = z.union([
+  z.strictObject({ ntfy: z.url({ protocol: /^https?$/ }), ...notifyCommon }),
+  z.strictObject({ webhook: z.url({ protocol: /^https?$/ }), ...notifyCommon }),
+]);
+export type NotifyTarget = z.output<typeof notifyTargetSchema>;
+
 export const globalBackupSchema = z.strictObject({
   /** Stacks the backup service backs up, in order ("all" for every stack with jobs). */
   stacks: z.array(z.string().min(1)).default([]),
@@ -225,6 +239,8 @@ export const globalBackupSchema = z.strictObject({
   /** healthchecks-style URL: <url>/start, <url> on success, <url>/fail on failure. */
   ping_url: z.url({ protocol: /^https?$/ }).optional(),
   ping_timeout: duration.default(10),
+  /** Where to report a stack's result (src/backup/notify.ts). */
+  notify: z.array(notifyTargetSchema).default([]),
   /** Deadline of each systemctl/podman call of a run (a stop or start adds the stack's stop/start timeout). */
   call_timeout: duration.default(DEFAULT_CALL_TIMEOUT),
   /** Deadline of a hook that sets no `timeout` of its own. */

@@ -304,6 +304,7 @@ export function renderPlan(plan: BackupPlan, prior?: Map<string, PriorState>, no
   if (note) out.push(note);
   out.push(`  logs: ${plan.logDir}/backup-<stack>-YYYY-MM-DD.log`);
   if (plan.config.ping_url) out.push(`  ping: ${redactPingUrl(plan.config.ping_url)} (/start, success, /fail)`);
+  for (const t of plan.config.notify) out.push(`  notify: ${'ntfy' in t ? `ntfy ${redactPingUrl(t.ntfy)}` : `webhook ${redactPingUrl(t.webhook)}`} (on ${t.on.join(', ')}; timeout ${t.timeout}s)`);
   if (plan.engines.includes('duplicati')) out.push(`  duplicati: ${plan.config.duplicati.command.join(' ')} (wait: ${plan.config.duplicati.wait})`);
   if (plan.restic) out.push(`  restic: repository ${plan.restic.repository ? redactUrls(plan.restic.repository) : '$RESTIC_REPOSITORY'}${plan.config.restic.forget ? ', then forget per policy' : ''}`);
   plan.stacks.forEach((sp, i) => {

@@ -11,6 +11,8 @@
  * Journal writes here are best effort: a full or read-only state folder must not
  * stop the stack and its socket from being put back (a warning says so).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { ContainerEngine, UnitManager } from '../core/ports.js';
 import { formatDuration } from '../config/duration.js';
 import { TimeoutError } from '../errors.js';
@@ -99,6 +101,22 @@ export async function startAndWait(
   return w.running;
 }
 
+/** Stop the unit and wait until none of its containers runs. Returns the errors (none: stopped). */
+export async function stopAndWait(
+  deps: { units: UnitManager; containers: ContainerEngine },
+  t: { unit: string; project: string; stopTimeoutSec: number },
+  opts: { pollMs?: number | undefined; calls?: CallTimeouts | undefined } = {},
+): Promise<string[]> {
+  const calls = opts.calls ?? callTimeouts();
+  try {
+    await bounded((c) => deps.units.stop(t.unit, c), calls.systemctlMs + t.stopTimeoutSec * 1000, `systemctl stop ${t.unit}`);
+    const w = await waitForContainers(deps.containers, t.project, (r) => r.length === 0, { timeoutSec: t.stopTimeoutSec, pollMs: opts.pollMs, calls });
+    return w.ok ? [] : [`containers of ${t.project} still running after ${formatDuration(t.stopTimeoutSec)}: ${w.running.join(', ')}`];
+  } catch (e) {
+    return [`stopping ${t.unit}: ${(e as Error).message}`];
+  }
+}
+
 export interface PutBackDeps {
   units: UnitManager;
   /** Sees the entry's containers (the rootful one for a rootful stack). */
@@ -175,6 +193,42 @@ export async function putBack(entry: JournalEntry, deps: PutBackDeps): Promise<s
   return errors;
 }
 
+/** A restore's moves of data (src/backup/restore.ts), recorded before each rename: `<state>/restore/<stack>.json`. */
+export interface RestoreMoves {
+  stamp: string;
+  moves: Array<{ path: string; aside: string | null; placed: boolean }>;
+}
+export function restoreMovesFile(stateDir: string, stack: string): string {
+  return path.join(stateDir, 'restore', `${stack}.json`);
+}
+
+/**
+ * After a restore killed while its stack was down: put the set-aside data back (the
+ * restored copy kept as `<path>.zoopa-failed-restore-<stamp>`; renames within one
+ * folder). The record goes once all is back. Returns the errors.
+ */
+export function undoRestoreMoves(stateDir: string, stack: string, log: (line: string) => void): string[] {
+  const file = restoreMovesFile(stateDir, stack);
+  let rec: RestoreMoves;
+  try {
+    rec = JSON.parse(fs.readFileSync(file, 'utf8')) as RestoreMoves;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? [] : [`reading ${file}: ${(e as Error).message}`];
+  }
+  const errors: string[] = [];
+  for (const m of [...rec.moves].reverse()) {
+    try {
+      if (m.placed && fs.existsSync(m.path)) fs.renameSync(m.path, `${m.path}.zoopa-failed-restore-${rec.stamp}`);
+      if (m.aside && fs.existsSync(m.aside)) fs.renameSync(m.aside, m.path);
+      log(`put the data of ${m.path} back as it was before the interrupted restore`);
+    } catch (e) {
+      errors.push(`putting ${m.path} back from ${m.aside}: ${(e as Error).message}`);
+    }
+  }
+  if (!errors.length) fs.rmSync(file, { force: true });
+  return errors;
+}
+
 export interface RepairOptions {
   env?: NodeJS.ProcessEnv;
   units?: UnitManager;
@@ -234,7 +288,9 @@ export async function repairFromJournal(opts: RepairOptions = {}): Promise<Repai
     const freezer = opts.freezer ?? loadFreezer(units);
     for (const entry of entries) {
       log(`${entry.stack}: repairing after an interrupted backup (pid ${entry.pid}, started ${entry.startedAt})`);
-      const errors = await putBack(entry, {
+      // A restore killed with its stack down: its data goes back before the stack starts.
+      const dataErrors = entry.stopped ? undoRestoreMoves(stateDir, entry.stack, (line) => log(`${entry.stack}: ${line}`)) : [];
+      const errors = dataErrors.length ? dataErrors : await putBack(entry, {
         units,
         containers: entry.rootful ? rootfulContainers : containers,
         freezer,

@@ -25,14 +25,15 @@ import { runHooks } from './hooks.js';
 import { bounded, callTimeouts, type CallTimeouts } from './bounded.js';
 import { journalDir, JournalStore, lockFile, type JournalEntry } from './journal.js';
 import { readPrior } from './prior.js';
-import { putBack, repairFromJournal, saveBestEffort, shouldStart, startAndWait, waitForContainers, type RepairReport } from './put-back.js';
+import { putBack, repairFromJournal, saveBestEffort, shouldStart, startAndWait, stopAndWait, waitForContainers, type RepairReport } from './put-back.js';
 import { acquireLock } from './lock.js';
+import { notifyRun } from './notify.js';
 import { ping } from './ping.js';
 import { redactUrls } from './redact.js';
 import { willFreeze } from './freeze.js';
 import type { BackupPlan, StackPlan } from './plan.js';
 import type { Progress } from './progress.js';
-import { recordStatus, StackLog, type StackStatus } from './status.js';
+import { recordStatus, StackLog, summaryTable, type StackStatus } from './status.js';
 
 export interface RunnerDeps {
   env: NodeJS.ProcessEnv;
@@ -69,8 +70,15 @@ function message(e: unknown): string {
   return redactUrls(e instanceof Error ? e.message : String(e));
 }
 
+/** A restore's changes to the steps (src/backup/restore.ts): log word, no status record, a rollback run on failure with the stack stopped. */
+export interface StackRunOptions {
+  what?: string;
+  record?: boolean;
+  rollback?: { pending: () => boolean; run: (log: (line: string) => void) => Promise<string[]> };
+}
+
 /** Back up one stack. Never throws: failures become the outcome. */
-export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal: AbortSignal): Promise<StackOutcome> {
+export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal: AbortSignal, runOpts: StackRunOptions = {}): Promise<StackOutcome> {
   const deps: RunnerDeps = sp.rootful && runnerDeps.rootfulContainers ? { ...runnerDeps, containers: runnerDeps.rootfulContainers } : runnerDeps;
   const started = new Date();
   const store = new JournalStore(journalDir(deps.stateDir));
@@ -112,7 +120,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
   };
   const ctx = { stack: sp.name, stackDir: sp.dir, log, signal };
 
-  stackLog.line(`=== backup of ${sp.name} (pid ${process.pid}) ===`);
+  stackLog.line(`=== ${runOpts.what ?? 'backup'} of ${sp.name} (pid ${process.pid}) ===`);
   let failure: unknown;
   let restoreErrors: string[] = [];
   let downtimeSec: number | undefined;
@@ -215,7 +223,19 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     failure = signal.aborted ? abortError(signal) : e;
     const what = failure instanceof InterruptedError ? 'interrupted' : 'failed';
     stackLog.line(`${what}: ${message(failure)}`); // the terminal/journal get it once, from done() below
-    if (entry && !restoreErrors.length && (entry.stopped || entry.frozen || entry.pendingUndo.length)) {
+    if (entry && runOpts.rollback?.pending() && !restoreErrors.length) {
+      if (!entry.stopped) {
+        // Started already (a failing post_start or verify hook): stopped again before the data goes back.
+        step(`stopping ${sp.unit} to put the data back`);
+        entry.stopped = true;
+        saveBestEffort(save, entry, warn);
+        restoreErrors.push(...(await stopAndWait(deps, sp, { pollMs: deps.pollMs, calls })));
+      }
+      step('putting the previous data back');
+      restoreErrors.push(...(await runOpts.rollback.run(log)));
+      restoreErrors = [...restoreErrors, ...(await putBack(entry, putBackDeps))];
+      for (const r of restoreErrors) warn(`could not put back: ${redactUrls(r)}`);
+    } else if (entry && !restoreErrors.length && (entry.stopped || entry.frozen || entry.pendingUndo.length)) {
       step('putting the stack back as it was');
       restoreErrors = [...restoreErrors, ...(await putBack(entry, putBackDeps))];
       for (const r of restoreErrors) warn(`could not put back: ${redactUrls(r)}`);
@@ -254,7 +274,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
     downtimeSec,
     logFile: sp.logFile,
   };
-  try {
+  if (runOpts.record !== false) try {
     recordStatus(deps.stateDir, outcome);
   } catch (e) {
     deps.progress.warn(sp.name, `cannot record the status: ${message(e)}`);
@@ -267,7 +287,7 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
  * with a UnitManager that stops its dependents first and starts them with it; then
  * the dependents are thawed and their journals removed.
  */
-async function backupChain(sp: StackPlan, runnerDeps: RunnerDeps, signal: AbortSignal): Promise<StackOutcome> {
+async function backupChain(sp: StackPlan, runnerDeps: RunnerDeps, signal: AbortSignal, runOpts: StackRunOptions = {}): Promise<StackOutcome> {
   const cd: ChainDeps = {
     units: runnerDeps.units,
     containers: sp.rootful && runnerDeps.rootfulContainers ? runnerDeps.rootfulContainers : runnerDeps.containers,
@@ -281,7 +301,7 @@ async function backupChain(sp: StackPlan, runnerDeps: RunnerDeps, signal: AbortS
     warn: (line) => runnerDeps.progress.warn(sp.name, line),
   };
   const chain = chainUnits(sp.unit, sp.dependents, cd);
-  const outcome = await backupStack(sp, { ...runnerDeps, units: chain.units }, signal);
+  const outcome = await backupStack(sp, { ...runnerDeps, units: chain.units }, signal, runOpts);
   const errors = await putBackDependents(chain, cd);
   if (errors.length) {
     outcome.restoreErrors = [...(outcome.restoreErrors ?? []), ...errors];
@@ -291,19 +311,12 @@ async function backupChain(sp: StackPlan, runnerDeps: RunnerDeps, signal: AbortS
   return outcome;
 }
 
-/** The summary table printed at the end of a run. */
-export function summaryTable(outcome: Pick<RunOutcome, 'stacks'>): string {
-  const rows = outcome.stacks.map((s) => [
-    s.stack,
-    s.result === 'ok' ? 'ok' : s.result.toUpperCase(),
-    'durationSec' in s ? formatDuration(s.durationSec) : '-',
-    s.result === 'ok' && 'jobs' in s ? s.jobs.map((j) => j.summary).join('; ') : (s.error ?? ''),
-  ]);
-  const head = ['STACK', 'RESULT', 'TIME', 'DETAILS'];
-  const w = [0, 1, 2].map((i) => Math.max(head[i]!.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((c, i) => (i < 3 ? c.padEnd(w[i]!) : c)).join('  ').trimEnd();
-  return [fmt(head), ...rows.map(fmt)].join('\n') + '\n';
+/** One stack through the runner's steps (with its dependents when others require it). Never throws. */
+export function runStack(sp: StackPlan, deps: RunnerDeps, signal: AbortSignal, runOpts: StackRunOptions = {}): Promise<StackOutcome> {
+  return sp.dependents.length ? backupChain(sp, deps, signal, runOpts) : backupStack(sp, deps, signal, runOpts);
 }
+
+export { summaryTable }; // the summary table printed at the end of a run
 
 /**
  * A whole run: take the lock (a concurrent run fails at once), repair what an
@@ -365,7 +378,7 @@ export async function runBackup(plan: BackupPlan, deps: RunnerDeps, opts: { argv
         stacks.push({ stack: sp.name, result: 'skipped', error: 'its journal from an interrupted run could not be repaired' });
         continue;
       }
-      stacks.push(sp.dependents.length ? await backupChain(sp, deps, controller.signal) : await backupStack(sp, deps, controller.signal));
+      stacks.push(await runStack(sp, deps, controller.signal));
     }
     const ok = stacks.every((s) => s.result === 'ok') && repair.failed.length === 0 && repair.unreadable.length === 0;
     const outcome: RunOutcome = {
@@ -374,6 +387,7 @@ export async function runBackup(plan: BackupPlan, deps: RunnerDeps, opts: { argv
       interrupted,
       exitCode: interrupted ? 128 + (interrupted === 'SIGINT' ? 2 : 15) : ok ? 0 : 1,
     };
+    await notifyRun(cfg.notify, stacks, (m) => deps.progress.note(m, 'warn'));
     await pingNow(ok ? 'success' : 'fail', summaryTable(outcome));
     return outcome;
   } finally {

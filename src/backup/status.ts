@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeJsonAtomic } from './journal.js';
 import { redactUrls } from './redact.js';
+import { formatDuration } from '../config/duration.js';
 
 export class StackLog {
   private failed = false;
@@ -92,4 +93,18 @@ export function recordStatus(stateDir: string, s: StackStatus): void {
   cur.stacks[s.stack] = { ...s, lastSuccessAt };
   cur.history = [...(cur.history ?? []), { ...s, lastSuccessAt }].slice(-HISTORY_KEEP);
   writeJsonAtomic(statusFile(stateDir), cur);
+}
+
+/** The summary table printed at the end of a run. */
+export function summaryTable(outcome: { stacks: Array<StackStatus | { stack: string; result: 'skipped'; error: string }> }): string {
+  const rows = outcome.stacks.map((s) => [
+    s.stack,
+    s.result === 'ok' ? 'ok' : s.result.toUpperCase(),
+    'durationSec' in s ? formatDuration(s.durationSec) : '-',
+    s.result === 'ok' && 'jobs' in s ? s.jobs.map((j) => j.summary).join('; ') : (s.error ?? ''),
+  ]);
+  const head = ['STACK', 'RESULT', 'TIME', 'DETAILS'];
+  const w = [0, 1, 2].map((i) => Math.max(head[i]!.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i < 3 ? c.padEnd(w[i]!) : c)).join('  ').trimEnd();
+  return [fmt(head), ...rows.map(fmt)].join('\n') + '\n';
 }

@@ -10,6 +10,7 @@
  * Exit statuses (restic 0.14): 0 done, 1 fatal (no snapshot), 3 snapshot
  * written but some files could not be read. 3 counts as failure: the backup is incomplete.
  */
+import fs from 'node:fs';
 import { formatArgv, TimeoutError, trimOutput } from '../../errors.js';
 import { run, type RunResult } from '../../exec.js';
 import { DEFAULT_JOB_TIMEOUT, type ForgetConfig } from '../config.js';
@@ -226,6 +227,43 @@ export class ResticEngine implements BackupEngine {
       .filter((l) => l && !/^\[\d+:\d\d\]/.test(l));
     if (r.status === 0) return { ok: true, detail: lines.filter((l) => /no errors|read .* of data/.test(l)).join('; ') || 'no errors were found' };
     return { ok: false, detail: `restic check exited with status ${r.status ?? r.signal}: ${lines.slice(-3).join('; ')}` };
+  }
+
+  /**
+   * Rename `from` to `to` (same filesystem) as restic runs: through the prefix (`podman
+   * unshare mv -T`) when there is one, so folders owned by container users move too.
+   */
+  async rename(from: string, to: string): Promise<void> {
+    if (!this.opts.prefix?.length) {
+      fs.renameSync(from, to);
+      return;
+    }
+    const r = await run([...this.opts.prefix, 'mv', '-T', '--', from, to], { reject: false, timeoutMs: this.opts.callTimeoutMs ?? 120_000 });
+    if (r.status !== 0) throw new BackupJobError(`moving ${from} to ${to}: ${formatArgv(r.argv)} exited with status ${r.status ?? r.signal}: ${trimOutput(r.stderr, 500)}`);
+  }
+
+  /** Remove a staging folder of ours (through the prefix, as restic wrote it). Returns an error text, or undefined. */
+  async removeStaging(dir: string): Promise<string | undefined> {
+    if (!this.opts.prefix?.length) {
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+        return undefined;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    }
+    const r = await run([...this.opts.prefix, 'rm', '-rf', '--one-file-system', '--', dir], { reject: false, timeoutMs: this.opts.callTimeoutMs ?? 120_000 });
+    return r.status === 0 ? undefined : `${formatArgv(r.argv)} exited with status ${r.status ?? r.signal}: ${trimOutput(r.stderr, 300)}`;
+  }
+
+  /** Restore snapshot `id` into `target`, only `include` when given (restic restore --include). Throws BackupJobError. */
+  async restoreInto(id: string, target: string, opts: { include?: readonly string[]; timeoutMs?: number; signal?: AbortSignal | undefined; log?: (line: string) => void } = {}): Promise<void> {
+    const args = ['restore', '--target', target, ...(opts.include ?? []).flatMap((p) => ['--include', p]), '--', id];
+    opts.log?.(`running ${formatArgv(this.argv(args))}`);
+    const r = await this.restic(args, { timeoutMs: opts.timeoutMs ?? DEFAULT_JOB_TIMEOUT * 1000, signal: opts.signal });
+    throwIfAborted(opts.signal);
+    for (const line of redactUrls(r.stderr).split('\n')) if (line.trim()) opts.log?.(`  restic: ${line}`);
+    if (r.status !== 0) throw this.failed(`restoring snapshot ${id}`, r);
   }
 
   /** Restore the stack's latest snapshot into `target` (what a user does by hand; used by tests). */

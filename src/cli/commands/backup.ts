@@ -6,8 +6,11 @@
  * zoopa backup repair                          put back what a killed run left (also done first by every run)
  * zoopa backup snapshots <stack>               the stack's restic snapshots, newest first
  * zoopa backup check [<stack>...]              restic check, and each stack's latest snapshot within max_age
+ * zoopa backup restore <stack> [--snapshot ID] [--path P]... [--to DIR] [--yes]   put a restic snapshot back
  * --dry-run prints the plan and changes nothing; --json for data output.
  */
+import path from 'node:path';
+import readline from 'node:readline/promises';
 import { Command } from 'commander';
 import { formatDuration } from '../../config/duration.js';
 import { CommandError, UsageError } from '../../errors.js';
@@ -24,6 +27,8 @@ import { callTimeouts } from '../../backup/bounded.js';
 import { readPrior } from '../../backup/prior.js';
 import { runBackup, summaryTable } from '../../backup/run.js';
 import { readStatus } from '../../backup/status.js';
+import { planRestore, renderRestorePlan, runRestore } from '../../backup/restore.js';
+import { resolveStack } from '../../stacks/discover.js';
 import { createLogger } from '../../log.js';
 import { rootfulContainerEngine } from '../../podman/podman.js';
 import type { Project } from '../../stacks/discover.js';
@@ -36,6 +41,10 @@ interface BackupOptions {
   dryRun?: boolean;
   json?: boolean;
   readDataSubset?: string;
+  snapshot?: string;
+  path?: string[];
+  to?: string;
+  yes?: boolean;
 }
 
 const HELP_AFTER = `
@@ -69,6 +78,16 @@ Restic, reading only: "zoopa backup snapshots <stack>" lists the stack's snapsho
 (newest first: id, time, size, files, tags, paths); "zoopa backup check [<stack>...]
 [--read-data-subset 10%]" runs restic check and fails when a stack's latest snapshot
 is older than its max_age (backup.restic.max_age, default 2d; per stack backup.max_age).
+
+Restore (restic): "zoopa backup restore <stack> [--snapshot ID|latest] [--path P]...
+[--to DIR] [--dry-run] [--yes]". The plan first (--dry-run prints it and changes
+nothing). In place, as for a backup: journal, freeze, pre_stop, stop, wait for no
+containers, post_stop; per path the snapshot's copy is restored next to it, the
+current data moved aside to <path>.zoopa-before-restore-<time> (never deleted,
+named at the end) and the copy renamed into place; then the stack starts per its
+restore policy, post_start and verify run. A failure puts the previous data and
+the stack back. --to DIR restores into a folder and touches nothing of the stack.
+Without a terminal, --yes is required.
 
 Exit status: 0 all stacks backed up; 1 a stack failed (summary table); 2 bad input,
 nothing touched; 130/143 interrupted by SIGINT/SIGTERM (the stack was put back).
@@ -189,13 +208,92 @@ async function backupRepair(project: Project, json: boolean | undefined, env: No
   return report.failed.length || report.unreadable.length ? 1 : 0;
 }
 
+/** Ask on the terminal; true when the answer is yes. */
+async function confirm(question: string): Promise<boolean> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+async function backupRestore(project: Project, args: readonly string[], opts: BackupOptions, env: NodeJS.ProcessEnv): Promise<number> {
+  if (args.length !== 1) {
+    throw new UsageError(`backup restore takes one stack, got ${args.length}`, { key: 'stack', value: args.join(' '), hint: 'e.g. "zoopa backup restore web --dry-run"' });
+  }
+  const stack = resolveStack(project, args[0]!);
+  if (!stack.config.backup?.jobs.some((j) => j.engine === 'restic')) {
+    throw new UsageError(`${stack.name} has no restic job to restore from`, { key: `stacks.${stack.name}.backup.jobs`, value: args[0], hint: 'restore works for restic jobs; for Duplicati use its own restore' });
+  }
+  const plan = buildPlan(project, [stack], { env });
+  const sp = plan.stacks[0]!;
+  const engine = engineFor(plan, env).restic as ResticEngine;
+  const rp = await planRestore(engine, sp, { snapshot: opts.snapshot, paths: opts.path ?? [], to: opts.to });
+  if (opts.dryRun) {
+    const { prior, note } = rp.to ? { prior: undefined, note: undefined } : await currentState(plan, env);
+    const p = prior?.get(sp.name);
+    output(opts.json, { plan: rp, state: p ?? null }, () => renderRestorePlan(rp, p, note));
+    return 0;
+  }
+  if (!opts.yes) {
+    if (!process.stdin.isTTY) {
+      throw new UsageError('backup restore replaces data: --yes is required when stdin is not a terminal', {
+        key: '--yes',
+        hint: `look first with "zoopa backup restore ${stack.name} --dry-run", then add --yes`,
+      });
+    }
+    process.stderr.write(renderRestorePlan(rp));
+    if (!(await confirm(`restore ${stack.name} from snapshot ${rp.snapshot.shortId}? [y/N] `))) {
+      process.stderr.write('nothing changed\n');
+      return 1;
+    }
+  }
+  if (rp.to) {
+    await engine.restoreInto(rp.snapshot.id, rp.to, { include: rp.paths, log: (l) => createLogger().info(l) });
+    output(opts.json, { plan: rp }, () => `restored snapshot ${rp.snapshot.shortId} of ${stack.name} into ${rp.to} (${rp.paths.map((p) => path.join(rp.to!, p)).join(', ')}); the stack was not touched\n`);
+    return 0;
+  }
+  const logger = createLogger();
+  const units = unitManager(env);
+  const progress = chooseProgress(env, logger);
+  let r;
+  try {
+    r = await runRestore(sp, rp, engine, {
+      env,
+      units,
+      containers: containerEngine(env),
+      rootfulContainers: rootfulContainerEngine(env),
+      freezer: loadFreezer(units, project.stacks),
+      engines: {},
+      progress,
+      logger,
+      stateDir: backupStateDir(env),
+    }, { argv: process.argv.slice(2), callTimeoutSec: plan.config.call_timeout });
+  } finally {
+    progress.stop();
+  }
+  const res = r;
+  output(opts.json, { plan: rp, outcome: res.outcome, kept: res.kept }, () => {
+    const lines = [summaryTable({ stacks: [res.outcome] }).trimEnd()];
+    if (res.kept.length) lines.push('the data it replaced is kept (nothing was deleted):', ...res.kept.map((k) => `  ${k}`));
+    else if (res.outcome.result !== 'ok') lines.push(`the previous data and the stack were put back${res.outcome.restoreErrors?.length ? ', except: ' + res.outcome.restoreErrors.join('; ') : ''}`);
+    return lines.join('\n') + '\n';
+  });
+  return res.exitCode;
+}
+
 export function register(program: Command): void {
   program
     .command('backup')
-    .argument('[targets...]', 'stacks (name, <name>-stack.service, or a path), "all", or one of: list, status, repair, snapshots <stack>, check [<stack>...]')
+    .argument('[targets...]', 'stacks (name, <name>-stack.service, or a path), "all", or one of: list, status, repair, snapshots <stack>, check [<stack>...], restore <stack>')
     .description('back up stacks: stop each, run its Duplicati or restic jobs, put it back exactly as it was')
     .option('--dry-run', 'print the plan (with the current state) and change nothing')
     .option('--json', 'print data (plan, list, status, results, snapshots, check) as JSON')
+    .option('--snapshot <id>', 'with restore: the snapshot (an id, a prefix of one, or latest)')
+    .option('--path <path>', 'with restore: only this path of the snapshot (repeatable; relative to the stack folder)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--to <dir>', 'with restore: restore into this new or empty folder, touching nothing of the stack')
+    .option('--yes', 'with restore: do not ask (required when stdin is not a terminal)')
     .option('--read-data-subset <N%>', 'with check: also read this share of the repository\'s data (restic check --read-data-subset)')
     .addHelpText('after', HELP_AFTER)
     .action(returnsStatus(async (targets: string[], opts: BackupOptions, cmd: Command): Promise<number> => {
@@ -206,6 +304,10 @@ export function register(program: Command): void {
       }
       if (targets[0] === 'snapshots') return backupSnapshots(project, targets.slice(1), opts.json, env);
       if (targets[0] === 'check') return backupCheck(project, targets.slice(1), { json: opts.json, subset: opts.readDataSubset }, env);
+      if (targets[0] === 'restore') return backupRestore(project, targets.slice(1), opts, env);
+      for (const [flag, v] of [['--snapshot', opts.snapshot], ['--path', opts.path], ['--to', opts.to], ['--yes', opts.yes]] as const) {
+        if (v !== undefined) throw new UsageError(`${flag} goes with "zoopa backup restore"`, { key: flag, value: String(v), hint: 'zoopa backup restore <stack> --snapshot latest --yes' });
+      }
       const verb = targets.length === 1 ? targets[0] : undefined;
       if (verb === 'list') {
         await backupList(project, opts.json, env);
