@@ -16,6 +16,8 @@
  *   ZOOPA_STOP_CHECK        veto command (split on white space, no shell)
  *   ZOOPA_MAX_HELD          connections held at most while the stack wakes (default 1024)
  *   ZOOPA_CONN_IDLE_TIMEOUT close a connection silent this long (default: never)
+ *   ZOOPA_WAIT              auto (default: browsers get the waiting page) | hold | page
+ *   ZOOPA_PAGE_AFTER        a held browser gets the waiting page after this long (default 1 s; 0: at once)
  */
 import path from 'node:path';
 import { DURATION_HINT, parseDuration } from '../config/duration.js';
@@ -34,11 +36,17 @@ import {
   ENV_STOP_CHECK,
   ENV_UPSTREAM,
   ENV_UPSTREAM_PREFIX,
+  ENV_PAGE_AFTER,
+  ENV_WAIT,
   stackUnitName,
 } from '../names.js';
 import { parseUpstream, type Upstream } from './upstream.js';
 
 export type IdleMode = 'traffic' | 'connections';
+/** How held HTTP clients wait for a wake (waitpage.ts): browsers get a page (auto), nobody (hold), every HTTP request (page). */
+export type WaitStyle = 'auto' | 'hold' | 'page';
+export const WAIT_STYLES: readonly WaitStyle[] = ['auto', 'hold', 'page'];
+export const DEFAULT_PAGE_AFTER_MS = 1000;
 export type ReadyCheck = { kind: 'tcp' } | { kind: 'http'; path: string };
 export type ListenSpec = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
@@ -63,6 +71,9 @@ export interface ProxySettings {
   maxHeld: number;
   /** Close an attached connection with no byte either way for this long; null: never. */
   connIdleTimeoutMs: number | null;
+  wait: WaitStyle;
+  /** In `auto`, a held navigation still waiting this long gets the waiting page. */
+  pageAfterMs: number;
 }
 
 /** Command-line flags; each one overrides its env var. */
@@ -246,5 +257,28 @@ export function resolveProxySettings(stack: string, env: NodeJS.ProcessEnv, flag
   const connIdleSrc = pick(undefined, '', env, ENV_CONN_IDLE_TIMEOUT);
   const connIdleTimeoutMs = connIdleSrc ? durationMs(connIdleSrc, { allowNever: true }) : null;
 
-  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen, maxHeld, connIdleTimeoutMs };
+  const waitSrc = pick(undefined, '', env, ENV_WAIT);
+  let wait: WaitStyle = 'auto';
+  if (waitSrc) {
+    const w = waitSrc.value.toLowerCase();
+    if (!(WAIT_STYLES as readonly string[]).includes(w)) {
+      throw new InputError('ZOOPA_BAD_WAIT', `${ENV_WAIT}=${JSON.stringify(waitSrc.value)} is not a wait style`, {
+        key: ENV_WAIT,
+        value: waitSrc.value,
+        hint: '"auto" (browsers get a waiting page, everything else is held), "hold" (every connection is held) or "page" (every HTTP request gets the waiting page)',
+      });
+    }
+    wait = w as WaitStyle;
+  }
+  const afterSrc = pick(undefined, '', env, ENV_PAGE_AFTER);
+  let pageAfterMs = DEFAULT_PAGE_AFTER_MS;
+  if (afterSrc) {
+    const s = parseDuration(afterSrc.value.trim().toLowerCase());
+    if (s === undefined) {
+      throw new InputError('ZOOPA_BAD_DURATION', `${ENV_PAGE_AFTER}=${JSON.stringify(afterSrc.value)} is not a duration`, { key: ENV_PAGE_AFTER, value: afterSrc.value, hint: `${DURATION_HINT}; 0 shows the page at once` });
+    }
+    pageAfterMs = Math.round(s * 1000);
+  }
+
+  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen, maxHeld, connIdleTimeoutMs, wait, pageAfterMs };
 }
