@@ -31,7 +31,7 @@ import { allUpstreams, describeListener, openListeners, requireSockets, type Lis
 import { ensureOndemandDir } from './owned-marker.js';
 import { classify, type Peeked } from './http-peek.js';
 import { refuse, refuseScout, type ErrorPageOptions } from './refuse.js';
-import { pageResponse, readyResponse, typicalWakeSeconds, waitingPage, type PageKind } from './waitpage.js';
+import { maintenancePage, pageResponse, readyResponse, typicalWakeSeconds, waitingPage, type PageKind } from './waitpage.js';
 import { Scout } from './scout.js';
 import { StackState, type WakeInfo } from './stack-state.js';
 import type { ProxyState } from './state-file.js';
@@ -61,6 +61,9 @@ export interface ProxyDeps {
 }
 
 export type ExitReason = 'idle' | 'signal' | 'closed';
+
+/** How long a connection to a frozen stack may take to send its first bytes (nginx sends them at once). */
+const MAINTENANCE_PEEK_MS = 500;
 
 /** How many times one connection may be re-held after its upstream refused it. */
 const MAX_REFUSALS = 3;
@@ -154,6 +157,7 @@ export class Proxy {
   }
 
   private hold(c: Connection, upstream: Upstream): void {
+    if (this.settings.wait !== 'hold' && this.admission.frozen(this.stack.isWaking)) return this.maintenance(c);
     if (!this.admission.hold(this.conns.size, () => this.conns.heldCount(), this.stack.isWaking)) return c.release();
     c.hold(upstream);
     this.stack.wake(c.peer);
@@ -170,6 +174,18 @@ export class Proxy {
     c.pagePending = true;
     const delay = this.settings.wait === 'page' ? 0 : Math.max(0, c.heldAt + this.settings.pageAfterMs - Date.now());
     setTimeout(() => this.serveWaitingPage(c, p), delay).unref();
+  }
+
+  /** Frozen (a socket started by hand during zoopa freeze): HTTP gets the maintenance page, anything else is closed; nothing wakes. */
+  private maintenance(c: Connection): void {
+    const timer = setTimeout(() => c.release(), MAINTENANCE_PEEK_MS);
+    c.peek((first) => {
+      clearTimeout(timer);
+      const p = classify(first);
+      if (p.kind === 'other') return c.release();
+      this.pageServed('maintenance', c);
+      c.answer(pageResponse('maintenance', maintenancePage(this.settings.stack), p.head));
+    });
   }
 
   private serveWaitingPage(c: Connection, p: Peeked): void {

@@ -7,7 +7,7 @@
 import { readStats } from '../ondemand/stats.js';
 import { READY_PATH } from './http-peek.js';
 
-export type PageKind = 'waiting' | 'error';
+export type PageKind = 'waiting' | 'error' | 'maintenance';
 
 /** Retry-After of the waiting page, seconds. */
 export const RETRY_AFTER_S = 5;
@@ -70,6 +70,16 @@ export function errorPage(title: string, stack: string): string {
   );
 }
 
+/** The page of a frozen stack (zoopa freeze, e.g. during a backup); it reloads itself now and then. */
+export function maintenancePage(title: string): string {
+  const t = escapeHtml(title);
+  return (
+    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">` +
+    `<meta http-equiv="refresh" content="${RETRY_AFTER_S * 6}"><title>${t}: maintenance</title><style>${STYLE}</style></head><body><main id="zoopa-maintenance">` +
+    `<h1>${t} is under maintenance</h1><p>It will be back shortly (a backup is probably running).</p><p><small>This page reloads by itself.</small></p></main></body></html>\n`
+  );
+}
+
 function response(status: string, headers: Array<[string, string]>, body: string, head: boolean): string {
   const all: Array<[string, string]> = [...headers, ['Content-Length', String(Buffer.byteLength(body))], ['Cache-Control', 'no-store'], ['Connection', 'close']];
   return `HTTP/1.1 ${status}\r\n${all.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${head ? '' : body}`;
@@ -78,6 +88,7 @@ function response(status: string, headers: Array<[string, string]>, body: string
 /** The whole HTTP response of a page (HEAD: the head only). */
 export function pageResponse(kind: PageKind, html: string, head = false): string {
   if (kind === 'waiting') return response('503 Service Unavailable', [['Content-Type', 'text/html; charset=utf-8'], ['Retry-After', String(RETRY_AFTER_S)], ['X-Zoopa-Page', 'waiting']], html, head);
+  if (kind === 'maintenance') return response('503 Service Unavailable', [['Content-Type', 'text/html; charset=utf-8'], ['Retry-After', String(RETRY_AFTER_S * 6)], ['X-Zoopa-Page', 'maintenance']], html, head);
   return response('502 Bad Gateway', [['Content-Type', 'text/html; charset=utf-8'], ['X-Zoopa-Page', 'error']], html, head);
 }
 

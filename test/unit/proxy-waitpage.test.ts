@@ -13,6 +13,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { createLogger } from '../../src/log.js';
+import { stackOndemandSchema } from '../../src/ondemand/config.js';
+import { ondemandEnvVars } from '../../src/ondemand/units.js';
 import { resolveProxySettings } from '../../src/proxy/config.js';
 import { classify } from '../../src/proxy/http-peek.js';
 import { Proxy } from '../../src/proxy/proxy.js';
@@ -145,6 +147,15 @@ describe('waiting page: a held browser gets it, everything else is held', { time
     server.listen({ host: '127.0.0.1', port });
     await once(server, 'listening');
     assert.equal(await raw, 'reply hello\n');
+  });
+
+  test('zoopa.yaml wait/page_after become ZOOPA_WAIT/ZOOPA_PAGE_AFTER; a bad wait is refused', () => {
+    const c = stackOndemandSchema.parse({ upstream: '127.0.0.1:8080', wait: 'page', page_after: '2s' });
+    const vars = new Map(ondemandEnvVars(c));
+    assert.equal(vars.get('ZOOPA_WAIT'), 'page');
+    assert.equal(vars.get('ZOOPA_PAGE_AFTER'), '2');
+    assert.equal(resolveProxySettings('wiki', Object.fromEntries(vars), { stackUnit: 'none' }).pageAfterMs, 2000);
+    assert.equal(stackOndemandSchema.safeParse({ upstream: '127.0.0.1:8080', wait: 'soon' }).success, false);
   });
 
   test('a bad ZOOPA_WAIT is an InputError naming it', () => {
