@@ -30,12 +30,12 @@ afterEach(async () => {
 const NAV = 'GET /some/page?x=1 HTTP/1.1\r\nHost: app\r\nAccept: text/html,application/xhtml+xml,*/*;q=0.8\r\n\r\n';
 const JSON_REQ = 'GET /api HTTP/1.1\r\nHost: app\r\nAccept: application/json\r\n\r\n';
 
-async function startProxy(port: number, env0: Record<string, string>): Promise<{ proxy: Proxy; sock: string; logs: string[] }> {
+async function startProxy(port: number, env0: Record<string, string>, flags: { startTimeout?: string } = {}): Promise<{ proxy: Proxy; sock: string; logs: string[] }> {
   const base = tmpDir('zoopa-waitpage-');
   const env = { ...isolatedEnv(base), ...env0 };
   const sock = path.join(base, 'proxy.sock');
   const logs: string[] = [];
-  const settings = resolveProxySettings('wiki', env, { upstream: `127.0.0.1:${port}`, listen: sock, stackUnit: 'none' });
+  const settings = resolveProxySettings('wiki', env, { upstream: `127.0.0.1:${port}`, listen: sock, stackUnit: 'none', ...flags });
   const proxy = await Proxy.start(settings, { env, units: null, logger: createLogger({ write: (l) => logs.push(l), journal: false }) });
   cleanups.push(async () => {
     await proxy.close();
@@ -147,6 +147,43 @@ describe('waiting page: a held browser gets it, everything else is held', { time
     server.listen({ host: '127.0.0.1', port });
     await once(server, 'listening');
     assert.equal(await raw, 'reply hello\n');
+  });
+
+  test('a failed wake: a browser gets the HTML error page (no cause), an API client the short text', async () => {
+    const port = await freePort();
+    const { sock, logs } = await startProxy(port, { ZOOPA_PAGE_AFTER: '1m' }, { startTimeout: '1s' });
+    const [nav, api] = await Promise.all([send(sock, NAV), send(sock, JSON_REQ)]);
+    assert.match(nav, /^HTTP\/1\.1 502 [\s\S]*Content-Type: text\/html[\s\S]*wiki could not be started[\s\S]*zoopa status wiki/);
+    assert.ok(!nav.includes('127.0.0.1'), 'no detail of the cause');
+    assert.match(api, /^HTTP\/1\.1 502 [\s\S]*Content-Type: text\/plain/);
+    await waitFor(() => logs.some((l) => l.includes('served the error page')), { what: 'the error page log line' });
+  });
+
+  test('auto: a WebSocket upgrade is held and upgraded', async () => {
+    const port = await freePort();
+    const { proxy, sock } = await startProxy(port, { ZOOPA_PAGE_AFTER: '0' });
+    const got = new Promise<string>((resolve) => {
+      let reply = '';
+      const c = net.connect({ path: sock });
+      c.on('connect', () => c.write('GET /ws HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
+      c.on('data', (b: Buffer) => {
+        reply += b.toString('latin1');
+        if (reply.includes('\r\n\r\n') && !reply.includes('echo:')) c.write('ping');
+        if (reply.includes('echo:ping')) c.end();
+      });
+      c.on('close', () => resolve(reply));
+    });
+    await waitFor(() => proxy.connectionCount === 1, { what: 'one held connection' });
+    const server = http.createServer();
+    server.on('upgrade', (_req, s: net.Socket) => {
+      s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      s.on('data', (b: Buffer) => s.write(`echo:${b.toString()}`));
+      s.on('end', () => s.end());
+    });
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    server.listen({ host: '127.0.0.1', port });
+    await once(server, 'listening');
+    assert.match(await got, /^HTTP\/1\.1 101 [\s\S]*echo:ping$/);
   });
 
   test('zoopa.yaml wait/page_after become ZOOPA_WAIT/ZOOPA_PAGE_AFTER; a bad wait is refused', () => {
