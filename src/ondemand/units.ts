@@ -47,6 +47,7 @@ import {
   ENV_READY,
   ENV_WAIT,
   ENV_PAGE_AFTER,
+  ENV_PAGE_TEMPLATE,
   ENV_STACK_UNIT,
   ENV_START_TIMEOUT,
   ENV_STOP_CHECK,
@@ -212,6 +213,7 @@ export function ondemandEnvVars(c: StackOndemandConfig): Array<[string, string]>
   if (c.stop_check !== undefined) vars.push([ENV_STOP_CHECK, c.stop_check.join(' ')]);
   if (c.wait !== undefined) vars.push([ENV_WAIT, c.wait]);
   if (c.page_after !== undefined) vars.push([ENV_PAGE_AFTER, seconds(c.page_after)]);
+  if (c.page_template !== undefined) vars.push([ENV_PAGE_TEMPLATE, c.page_template]);
   for (const l of c.listeners ?? []) vars.push([listenerEnvName(l.name), l.upstream]);
   return vars;
 }

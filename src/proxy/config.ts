@@ -18,7 +18,9 @@
  *   ZOOPA_CONN_IDLE_TIMEOUT close a connection silent this long (default: never)
  *   ZOOPA_WAIT              auto (default: browsers get the waiting page) | hold | page
  *   ZOOPA_PAGE_AFTER        a held browser gets the waiting page after this long (default 1 s; 0: at once)
+ *   ZOOPA_PAGE_TEMPLATE     an HTML file (absolute path) replacing the built-in waiting page
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { DURATION_HINT, parseDuration } from '../config/duration.js';
 import { InputError, UsageError } from '../errors.js';
@@ -37,6 +39,7 @@ import {
   ENV_UPSTREAM,
   ENV_UPSTREAM_PREFIX,
   ENV_PAGE_AFTER,
+  ENV_PAGE_TEMPLATE,
   ENV_WAIT,
   stackUnitName,
 } from '../names.js';
@@ -74,6 +77,8 @@ export interface ProxySettings {
   wait: WaitStyle;
   /** In `auto`, a held navigation still waiting this long gets the waiting page. */
   pageAfterMs: number;
+  /** The text of ZOOPA_PAGE_TEMPLATE (read once, at start), or null: the built-in page. */
+  pageTemplate: string | null;
 }
 
 /** Command-line flags; each one overrides its env var. */
@@ -280,5 +285,27 @@ export function resolveProxySettings(stack: string, env: NodeJS.ProcessEnv, flag
     pageAfterMs = Math.round(s * 1000);
   }
 
-  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen, maxHeld, connIdleTimeoutMs, wait, pageAfterMs };
+  const tplSrc = pick(undefined, '', env, ENV_PAGE_TEMPLATE);
+  const pageTemplate = tplSrc ? readPageTemplate(tplSrc.value) : null;
+
+  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen, maxHeld, connIdleTimeoutMs, wait, pageAfterMs, pageTemplate };
+}
+
+/** ZOOPA_PAGE_TEMPLATE: an absolute path to a readable file of at most 256 KiB. */
+function readPageTemplate(file: string): string {
+  const bad = (why: string, cause?: unknown) =>
+    new InputError('ZOOPA_BAD_PAGE_TEMPLATE', `${ENV_PAGE_TEMPLATE}=${JSON.stringify(file)}: ${why}`, {
+      key: ENV_PAGE_TEMPLATE,
+      value: file,
+      hint: 'name an HTML file by its absolute path, readable by the stack owner; it may use {{stack}}, {{elapsed}}, {{typical}}, {{ready_path}}, {{retry_after}}',
+      cause,
+    });
+  if (!path.isAbsolute(file)) throw bad('not an absolute path');
+  try {
+    if (fs.statSync(file).size > 256 * 1024) throw bad('larger than 256 KiB');
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw bad(`cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
+  }
 }

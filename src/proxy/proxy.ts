@@ -31,7 +31,7 @@ import { allUpstreams, describeListener, openListeners, requireSockets, type Lis
 import { ensureOndemandDir } from './owned-marker.js';
 import { classify, type Peeked } from './http-peek.js';
 import { refuse, refuseScout, type ErrorPageOptions } from './refuse.js';
-import { maintenancePage, pageResponse, readyResponse, typicalWakeSeconds, waitingPage, type PageKind } from './waitpage.js';
+import { maintenancePage, pageResponse, readyResponse, templatePage, typicalWakeSeconds, waitingPage, type PageKind } from './waitpage.js';
 import { Scout } from './scout.js';
 import { StackState, type WakeInfo } from './stack-state.js';
 import type { ProxyState } from './state-file.js';
@@ -191,7 +191,8 @@ export class Proxy {
   private serveWaitingPage(c: Connection, p: Peeked): void {
     if (c.closed || !c.held || !c.pagePending || this.closing || this.stack.state === 'awake') return;
     const since = this.stack.lastWake ? Date.parse(this.stack.lastWake.at) : c.heldAt;
-    const html = waitingPage({ title: this.settings.stack, elapsedS: (Date.now() - since) / 1000, typicalS: typicalWakeSeconds(this.settings.stack, this.deps.env) });
+    const vars = { title: this.settings.stack, elapsedS: (Date.now() - since) / 1000, typicalS: typicalWakeSeconds(this.settings.stack, this.deps.env) };
+    const html = this.settings.pageTemplate === null ? waitingPage(vars) : templatePage(this.settings.pageTemplate, vars);
     this.pageServed('waiting', c);
     c.answer(pageResponse('waiting', html, p.head));
   }

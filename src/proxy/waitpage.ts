@@ -61,6 +61,22 @@ export function waitingPage(v: WaitingPageVars): string {
   );
 }
 
+/**
+ * A custom waiting page (ZOOPA_PAGE_TEMPLATE): {{stack}}, {{elapsed}}, {{typical}}
+ * (empty when unknown), {{ready_path}} and {{retry_after}} are replaced, escaped;
+ * anything else is left as written.
+ */
+export function templatePage(template: string, v: WaitingPageVars): string {
+  const values: Record<string, string> = {
+    stack: v.title,
+    elapsed: String(Math.max(0, Math.round(v.elapsedS))),
+    typical: v.typicalS === null ? '' : String(Math.max(1, Math.round(v.typicalS))),
+    ready_path: READY_PATH,
+    retry_after: String(RETRY_AFTER_S),
+  };
+  return template.replace(/\{\{\s*(stack|elapsed|typical|ready_path|retry_after)\s*\}\}/g, (_m, name: string) => escapeHtml(values[name]!));
+}
+
 export function errorPage(title: string, stack: string): string {
   const t = escapeHtml(title);
   return (

@@ -18,7 +18,7 @@ import { ondemandEnvVars } from '../../src/ondemand/units.js';
 import { resolveProxySettings } from '../../src/proxy/config.js';
 import { classify } from '../../src/proxy/http-peek.js';
 import { Proxy } from '../../src/proxy/proxy.js';
-import { errorPage, escapeHtml, waitingPage } from '../../src/proxy/waitpage.js';
+import { errorPage, escapeHtml, templatePage, waitingPage } from '../../src/proxy/waitpage.js';
 import { freePort, waitFor } from '../testbed/util.js';
 import { isolatedEnv, tmpDir } from '../helpers/cli.js';
 
@@ -193,6 +193,22 @@ describe('waiting page: a held browser gets it, everything else is held', { time
     assert.equal(vars.get('ZOOPA_PAGE_AFTER'), '2');
     assert.equal(resolveProxySettings('wiki', Object.fromEntries(vars), { stackUnit: 'none' }).pageAfterMs, 2000);
     assert.equal(stackOndemandSchema.safeParse({ upstream: '127.0.0.1:8080', wait: 'soon' }).success, false);
+  });
+
+  test('ZOOPA_PAGE_TEMPLATE: the variables are replaced and escaped; the page is served; a missing file is an InputError', async () => {
+    assert.equal(templatePage('<h1>{{stack}}</h1>{{ elapsed }}|{{typical}}|{{ready_path}}|{{other}}', { title: 'a<b', elapsedS: 2, typicalS: null }), '<h1>a&lt;b</h1>2||/.zoopa/ready|{{other}}');
+    const dir = tmpDir('zoopa-waitpage-tpl-');
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const tpl = path.join(dir, 'wait.html');
+    fs.writeFileSync(tpl, '<p>custom {{stack}} page</p>');
+    const port = await freePort();
+    const { sock } = await startProxy(port, { ZOOPA_PAGE_AFTER: '0', ZOOPA_PAGE_TEMPLATE: tpl });
+    assert.match(await send(sock, NAV), /^HTTP\/1\.1 503 [\s\S]*<p>custom wiki page<\/p>$/);
+    assert.throws(
+      () => resolveProxySettings('wiki', { ZOOPA_PAGE_TEMPLATE: path.join(dir, 'none.html') }, { upstream: '127.0.0.1:1', stackUnit: 'none' }),
+      /ZOOPA_PAGE_TEMPLATE=".*none\.html": cannot be read \(ENOENT\)/,
+    );
+    assert.throws(() => resolveProxySettings('wiki', { ZOOPA_PAGE_TEMPLATE: 'wait.html' }, { upstream: '127.0.0.1:1', stackUnit: 'none' }), /not an absolute path/);
   });
 
   test('a bad ZOOPA_WAIT is an InputError naming it', () => {
