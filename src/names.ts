@@ -97,6 +97,11 @@ export const ENV_STOP_CHECK = 'ZOOPA_STOP_CHECK';
 /** Connections the proxy holds at most while a stack wakes, and its timeout for silent connections. */
 export const ENV_MAX_HELD = 'ZOOPA_MAX_HELD';
 export const ENV_CONN_IDLE_TIMEOUT = 'ZOOPA_CONN_IDLE_TIMEOUT';
+/** How a held browser waits (auto | hold | page), and after how long it gets the waiting page. */
+export const ENV_WAIT = 'ZOOPA_WAIT';
+export const ENV_PAGE_AFTER = 'ZOOPA_PAGE_AFTER';
+/** An HTML file replacing the built-in waiting page ({{stack}}, {{elapsed}}, {{typical}}, {{ready_path}}, {{retry_after}}). */
+export const ENV_PAGE_TEMPLATE = 'ZOOPA_PAGE_TEMPLATE';
 /** Prefix of ZOOPA_UPSTREAM_<NAME>, the upstream of the listening fd named NAME. */
 export const ENV_UPSTREAM_PREFIX = `${ENV_UPSTREAM}_`;
 

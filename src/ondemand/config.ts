@@ -13,6 +13,9 @@
  *         ready: http:/health        # ZOOPA_READY: "tcp" (default) or "http:/path"
  *         start_timeout: 2m          # ZOOPA_START_TIMEOUT (default 120 s)
  *         stop_check: [/usr/local/bin/busy, web]   # ZOOPA_STOP_CHECK: non-zero exit postpones the idle stop
+ *         wait: auto                 # ZOOPA_WAIT: auto (browsers get a waiting page) | hold | page
+ *         page_after: 1s             # ZOOPA_PAGE_AFTER: a waiting browser gets the page after this long
+ *         page_template: /srv/wait.html   # ZOOPA_PAGE_TEMPLATE: your own waiting page (absolute path)
  *         listeners:                 # extra sockets %t/ondemand/<stack>.<name>.sock waking the same stack
  *           - { name: api, upstream: 127.0.0.1:3003 }
  *
@@ -85,6 +88,12 @@ export const stackOndemandSchema = z
     ready: readyCheck.optional(),
     start_timeout: positiveDuration.optional(),
     stop_check: stopCheck.optional(),
+    wait: z.enum(['auto', 'hold', 'page']).optional(),
+    page_after: duration.optional(),
+    page_template: z
+      .string()
+      .refine((p) => p.startsWith('/') && !/[\n\r]/.test(p), 'must be an absolute path to an HTML file')
+      .optional(),
     listeners: z.array(extraListener).optional(),
   })
   .superRefine((v, ctx) => {

@@ -45,6 +45,9 @@ import {
   ENV_IDLE_MODE,
   ENV_IDLE_TIMEOUT,
   ENV_READY,
+  ENV_WAIT,
+  ENV_PAGE_AFTER,
+  ENV_PAGE_TEMPLATE,
   ENV_STACK_UNIT,
   ENV_START_TIMEOUT,
   ENV_STOP_CHECK,
@@ -208,6 +211,9 @@ export function ondemandEnvVars(c: StackOndemandConfig): Array<[string, string]>
   if (c.ready !== undefined) vars.push([ENV_READY, c.ready]);
   if (c.start_timeout !== undefined) vars.push([ENV_START_TIMEOUT, seconds(c.start_timeout)]);
   if (c.stop_check !== undefined) vars.push([ENV_STOP_CHECK, c.stop_check.join(' ')]);
+  if (c.wait !== undefined) vars.push([ENV_WAIT, c.wait]);
+  if (c.page_after !== undefined) vars.push([ENV_PAGE_AFTER, seconds(c.page_after)]);
+  if (c.page_template !== undefined) vars.push([ENV_PAGE_TEMPLATE, c.page_template]);
   for (const l of c.listeners ?? []) vars.push([listenerEnvName(l.name), l.upstream]);
   return vars;
 }

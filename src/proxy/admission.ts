@@ -27,10 +27,15 @@ export class Admission {
     return false;
   }
 
+  /** Frozen (zoopa freeze) and not waking already: nothing may wake the stack. */
+  frozen(waking: boolean): boolean {
+    return !waking && this.settings.stackUnit !== null && freezeRecordExists(this.settings.stack, this.env);
+  }
+
   /** Hold one more connection for the wake? `held` counts the held ones (asked only near the cap). */
   hold(open: number, held: () => number, waking: boolean): boolean {
     const { stackUnit: unit, stack, maxHeld } = this.settings;
-    if (!waking && unit && freezeRecordExists(stack, this.env)) {
+    if (this.frozen(waking)) {
       // Frozen (zoopa freeze, e.g. during a backup) yet activated, by a socket
       // started by hand: waking would break the freeze's promise.
       this.log.warn(`not waking ${unit}: ${stack} is frozen ("zoopa thaw ${stack}" ends it); closed a connection`);

@@ -16,7 +16,11 @@
  *   ZOOPA_STOP_CHECK        veto command (split on white space, no shell)
  *   ZOOPA_MAX_HELD          connections held at most while the stack wakes (default 1024)
  *   ZOOPA_CONN_IDLE_TIMEOUT close a connection silent this long (default: never)
+ *   ZOOPA_WAIT              auto (default: browsers get the waiting page) | hold | page
+ *   ZOOPA_PAGE_AFTER        a held browser gets the waiting page after this long (default 1 s; 0: at once)
+ *   ZOOPA_PAGE_TEMPLATE     an HTML file (absolute path) replacing the built-in waiting page
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { DURATION_HINT, parseDuration } from '../config/duration.js';
 import { InputError, UsageError } from '../errors.js';
@@ -34,11 +38,18 @@ import {
   ENV_STOP_CHECK,
   ENV_UPSTREAM,
   ENV_UPSTREAM_PREFIX,
+  ENV_PAGE_AFTER,
+  ENV_PAGE_TEMPLATE,
+  ENV_WAIT,
   stackUnitName,
 } from '../names.js';
 import { parseUpstream, type Upstream } from './upstream.js';
 
 export type IdleMode = 'traffic' | 'connections';
+/** How held HTTP clients wait for a wake (waitpage.ts): browsers get a page (auto), nobody (hold), every HTTP request (page). */
+export type WaitStyle = 'auto' | 'hold' | 'page';
+export const WAIT_STYLES: readonly WaitStyle[] = ['auto', 'hold', 'page'];
+export const DEFAULT_PAGE_AFTER_MS = 1000;
 export type ReadyCheck = { kind: 'tcp' } | { kind: 'http'; path: string };
 export type ListenSpec = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
@@ -63,6 +74,11 @@ export interface ProxySettings {
   maxHeld: number;
   /** Close an attached connection with no byte either way for this long; null: never. */
   connIdleTimeoutMs: number | null;
+  wait: WaitStyle;
+  /** In `auto`, a held navigation still waiting this long gets the waiting page. */
+  pageAfterMs: number;
+  /** The text of ZOOPA_PAGE_TEMPLATE (read once, at start), or null: the built-in page. */
+  pageTemplate: string | null;
 }
 
 /** Command-line flags; each one overrides its env var. */
@@ -246,5 +262,50 @@ export function resolveProxySettings(stack: string, env: NodeJS.ProcessEnv, flag
   const connIdleSrc = pick(undefined, '', env, ENV_CONN_IDLE_TIMEOUT);
   const connIdleTimeoutMs = connIdleSrc ? durationMs(connIdleSrc, { allowNever: true }) : null;
 
-  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen, maxHeld, connIdleTimeoutMs };
+  const waitSrc = pick(undefined, '', env, ENV_WAIT);
+  let wait: WaitStyle = 'auto';
+  if (waitSrc) {
+    const w = waitSrc.value.toLowerCase();
+    if (!(WAIT_STYLES as readonly string[]).includes(w)) {
+      throw new InputError('ZOOPA_BAD_WAIT', `${ENV_WAIT}=${JSON.stringify(waitSrc.value)} is not a wait style`, {
+        key: ENV_WAIT,
+        value: waitSrc.value,
+        hint: '"auto" (browsers get a waiting page, everything else is held), "hold" (every connection is held) or "page" (every HTTP request gets the waiting page)',
+      });
+    }
+    wait = w as WaitStyle;
+  }
+  const afterSrc = pick(undefined, '', env, ENV_PAGE_AFTER);
+  let pageAfterMs = DEFAULT_PAGE_AFTER_MS;
+  if (afterSrc) {
+    const s = parseDuration(afterSrc.value.trim().toLowerCase());
+    if (s === undefined) {
+      throw new InputError('ZOOPA_BAD_DURATION', `${ENV_PAGE_AFTER}=${JSON.stringify(afterSrc.value)} is not a duration`, { key: ENV_PAGE_AFTER, value: afterSrc.value, hint: `${DURATION_HINT}; 0 shows the page at once` });
+    }
+    pageAfterMs = Math.round(s * 1000);
+  }
+
+  const tplSrc = pick(undefined, '', env, ENV_PAGE_TEMPLATE);
+  const pageTemplate = tplSrc ? readPageTemplate(tplSrc.value) : null;
+
+  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen, maxHeld, connIdleTimeoutMs, wait, pageAfterMs, pageTemplate };
+}
+
+/** ZOOPA_PAGE_TEMPLATE: an absolute path to a readable file of at most 256 KiB. */
+function readPageTemplate(file: string): string {
+  const bad = (why: string, cause?: unknown) =>
+    new InputError('ZOOPA_BAD_PAGE_TEMPLATE', `${ENV_PAGE_TEMPLATE}=${JSON.stringify(file)}: ${why}`, {
+      key: ENV_PAGE_TEMPLATE,
+      value: file,
+      hint: 'name an HTML file by its absolute path, readable by the stack owner; it may use {{stack}}, {{elapsed}}, {{typical}}, {{ready_path}}, {{retry_after}}',
+      cause,
+    });
+  if (!path.isAbsolute(file)) throw bad('not an absolute path');
+  try {
+    if (fs.statSync(file).size > 256 * 1024) throw bad('larger than 256 KiB');
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw bad(`cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
+  }
 }

@@ -74,6 +74,12 @@ export class Connection {
   private gotByte = false;
   private scout: ScoutState | null = null;
   private attempts = 0;
+  /** peek()'s data listener while it waits for the first chunk. */
+  private peeking: ((chunk: Buffer) => void) | null = null;
+  /** When hold() was called (Date.now()). */
+  heldAt = 0;
+  /** Marked for the waiting page (waitpage.ts): not taken as a scout. */
+  pagePending = false;
 
   constructor(
     client: net.Socket,
@@ -100,13 +106,55 @@ export class Connection {
   /** Wait for the stack: nothing is read (the client's bytes stay in the kernel) until attach(). */
   hold(up: Upstream): void {
     this.target = up;
+    if (!this.held) this.heldAt = Date.now();
     this.held = true;
+  }
+
+  /**
+   * Read the held client's first chunk and put it back (unshift) for whoever
+   * reads next: a connection that goes on to be proxied sends exactly the bytes
+   * the client sent. attach() and release() end a peek still waiting.
+   */
+  peek(cb: (first: Buffer) => void): void {
+    if (this.released || this.clientWired || this.peeking) return;
+    const onData = (chunk: Buffer): void => {
+      this.endPeek();
+      this.client.unshift(chunk);
+      cb(chunk);
+    };
+    this.peeking = onData;
+    this.client.on('data', onData);
+    this.client.resume();
+  }
+
+  /** End a peek still waiting for the first chunk (nothing was read). */
+  endPeek(): void {
+    if (!this.peeking) return;
+    this.client.off('data', this.peeking);
+    this.peeking = null;
+    // Paused before anything is put back: a flowing stream would emit it to nobody.
+    this.client.pause();
+  }
+
+  /** Answer a held client with `response` (the proxy's own page), then close; the rest of its request is read and dropped. */
+  answer(response: string): void {
+    if (this.released || this.clientWired) return;
+    this.held = false;
+    this.pagePending = false;
+    this.endPeek();
+    const client = this.client;
+    client.on('data', () => undefined);
+    client.resume();
+    client.once('finish', () => this.release());
+    client.end(response);
   }
 
   /** Connect to the upstream and start moving bytes both ways. */
   /** `scoutUntil`: scout mode until this Date.now() deadline. */
   attach(up: Upstream, opts: { scoutUntil?: number } = {}): void {
     this.held = false;
+    this.pagePending = false;
+    this.endPeek();
     if (this.released) return;
     if (this.client.destroyed) {
       this.release();
@@ -151,6 +199,7 @@ export class Connection {
     if (this.released) return;
     this.released = true;
     this.held = false;
+    this.peeking = null;
     if (this.scout?.timer) clearTimeout(this.scout.timer);
     this.scout = null;
     this.client.destroy();

@@ -31,9 +31,9 @@ export class Connections {
     return n;
   }
 
-  /** The first held connection (the next scout), or null. */
+  /** The first held connection (the next scout), or null. One waiting for the waiting page is not taken: the probes decide without it. */
   firstHeld(): Connection | null {
-    for (const c of this.all) if (c.held) return c;
+    for (const c of this.all) if (c.held && !c.pagePending) return c;
     return null;
   }
 

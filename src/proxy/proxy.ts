@@ -8,7 +8,10 @@
  * awake every held connection is attached; if the wake fails they are refused
  * (refuse.ts) with one log line. Bounds: at most `maxHeld` held connections and
  * what the descriptor limit allows (fd-budget.ts); the excess is closed with a
- * rate-limited log line. At idle: idle-stop.ts, then exit (socket activation
+ * rate-limited log line. While waking (wait style auto/page) a held
+ * connection's first bytes are peeked (http-peek.ts): a browser's page load
+ * gets the waiting page after page_after, a poll of the readiness path gets the
+ * proxy's own answer (waitpage.ts). At idle: idle-stop.ts, then exit (socket activation
  * starts a fresh proxy on the next connection).
  */
 import type net from 'node:net';
@@ -26,7 +29,9 @@ import { idleStop } from './idle-stop.js';
 import type { ListenFd } from './listen-fds.js';
 import { allUpstreams, describeListener, openListeners, requireSockets, type Listener } from './listeners.js';
 import { ensureOndemandDir } from './owned-marker.js';
-import { refuse, refuseScout } from './refuse.js';
+import { classify, type Peeked } from './http-peek.js';
+import { refuse, refuseScout, type ErrorPageOptions } from './refuse.js';
+import { maintenancePage, pageResponse, readyResponse, templatePage, typicalWakeSeconds, waitingPage, type PageKind } from './waitpage.js';
 import { Scout } from './scout.js';
 import { StackState, type WakeInfo } from './stack-state.js';
 import type { ProxyState } from './state-file.js';
@@ -57,6 +62,9 @@ export interface ProxyDeps {
 
 export type ExitReason = 'idle' | 'signal' | 'closed';
 
+/** How long a connection to a frozen stack may take to send its first bytes (nginx sends them at once). */
+const MAINTENANCE_PEEK_MS = 500;
+
 /** How many times one connection may be re-held after its upstream refused it. */
 const MAX_REFUSALS = 3;
 
@@ -85,7 +93,7 @@ export class Proxy {
     this.done = new Promise((r) => (this.resolveDone = r));
     this.admission = new Admission(settings, deps.env, this.log, deps.fdBudget ?? new FdBudget());
     this.state = new StateWriter(() => this.snapshot(), deps.env, deps.stateFile !== false);
-    this.scout = new Scout({ upstream: settings.upstream, startTimeoutMs: settings.startTimeoutMs, logger: this.log, takeHeld: () => this.conns.firstHeld(), abandon: (c) => (this.closing ? (c as Connection).release() : refuseScout(c as Connection, refusalText(settings.stack))) });
+    this.scout = new Scout({ upstream: settings.upstream, startTimeoutMs: settings.startTimeoutMs, logger: this.log, takeHeld: () => this.conns.firstHeld(), abandon: (c) => (this.closing ? (c as Connection).release() : refuseScout(c as Connection, refusalText(settings.stack), this.errorPage())) });
     const diagnose = deps.diagnose === undefined && deps.units ? podmanDiagnose(deps.units, deps.env) : (deps.diagnose ?? null);
     this.stack = new StackState({
       stack: settings.stack,
@@ -149,9 +157,55 @@ export class Proxy {
   }
 
   private hold(c: Connection, upstream: Upstream): void {
+    if (this.settings.wait !== 'hold' && this.admission.frozen(this.stack.isWaking)) return this.maintenance(c);
     if (!this.admission.hold(this.conns.size, () => this.conns.heldCount(), this.stack.isWaking)) return c.release();
     c.hold(upstream);
     this.stack.wake(c.peer);
+    if (this.settings.wait !== 'hold') c.peek((first) => this.onPeeked(c, first));
+  }
+
+  /** A held connection's first bytes: the readiness poll is answered, a browser's page load (every HTTP request in `page`) gets the waiting page. */
+  private onPeeked(c: Connection, first: Buffer): void {
+    if (c.closed || !c.held || this.closing) return;
+    const p = classify(first);
+    if (p.kind === 'ready-poll') return c.answer(readyResponse(this.stack.state === 'awake', p.head));
+    const page = this.settings.wait === 'page' ? p.kind !== 'other' : p.kind === 'navigation';
+    if (!page) return;
+    c.pagePending = true;
+    const delay = this.settings.wait === 'page' ? 0 : Math.max(0, c.heldAt + this.settings.pageAfterMs - Date.now());
+    setTimeout(() => this.serveWaitingPage(c, p), delay).unref();
+  }
+
+  /** Frozen (a socket started by hand during zoopa freeze): HTTP gets the maintenance page, anything else is closed; nothing wakes. */
+  private maintenance(c: Connection): void {
+    const timer = setTimeout(() => c.release(), MAINTENANCE_PEEK_MS);
+    c.peek((first) => {
+      clearTimeout(timer);
+      const p = classify(first);
+      if (p.kind === 'other') return c.release();
+      this.pageServed('maintenance', c);
+      c.answer(pageResponse('maintenance', maintenancePage(this.settings.stack), p.head));
+    });
+  }
+
+  private serveWaitingPage(c: Connection, p: Peeked): void {
+    if (c.closed || !c.held || !c.pagePending || this.closing || this.stack.state === 'awake') return;
+    const since = this.stack.lastWake ? Date.parse(this.stack.lastWake.at) : c.heldAt;
+    const vars = { title: this.settings.stack, elapsedS: (Date.now() - since) / 1000, typicalS: typicalWakeSeconds(this.settings.stack, this.deps.env) };
+    const html = this.settings.pageTemplate === null ? waitingPage(vars) : templatePage(this.settings.pageTemplate, vars);
+    this.pageServed('waiting', c);
+    c.answer(pageResponse('waiting', html, p.head));
+  }
+
+  /** The one (rate-limited) log line per page served. */
+  private pageServed(kind: PageKind, c: Connection | null): void {
+    this.admission.limits.line(`page-${kind}`, (n) => this.log.info(`served the ${kind} page to ${c?.peer ?? 'a client'}${n ? ` (and ${n} more since the last line)` : ''}`));
+  }
+
+  /** The error page of a failed wake, for browsers (wait style auto/page), or null (hold). */
+  private errorPage(): ErrorPageOptions | null {
+    if (this.settings.wait === 'hold') return null;
+    return { title: this.settings.stack, stack: this.settings.stack, served: () => this.pageServed('error', null) };
   }
 
   private onAwake(info: WakeInfo): void {
@@ -169,7 +223,8 @@ export class Proxy {
     this.scout.cancel('the wake failed');
     this.scout.takeServed();
     const waiting = this.conns.held();
-    for (const c of waiting) refuse(c, refusalText(this.settings.stack));
+    const page = this.errorPage();
+    for (const c of waiting) refuse(c, refusalText(this.settings.stack), undefined, page);
     const line = () => failureLine(err, this.settings.stackUnit ?? this.settings.upstream.text, waiting.length, this.stack.failures.nextBackoff);
     if (err.backoff) this.admission.limits.line('backoff', (n) => this.log.warn(line() + (n ? ` (${n} more times since the last line)` : '')));
     else this.log.error(line());

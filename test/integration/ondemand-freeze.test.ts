@@ -177,7 +177,7 @@ describe('on demand: two listeners, freeze and thaw', () => {
     assert.equal(await containerStarts(tb, 'duo'), startsBefore, 'no container started');
 
     // Someone starts the socket by hand during the freeze: the proxy it activates
-    // closes the connection and does not wake the stack.
+    // answers HTTP with the maintenance page (ZOOPA_WAIT auto) and does not wake the stack.
     assert.equal((await tb.systemctl(['start', 'zoopa-ondemand@duo.socket'])).status, 0);
     const reply = await new Promise<string>((resolve, reject) => {
       const sock = net.connect(socketOf(tb, 'duo'));
@@ -188,8 +188,8 @@ describe('on demand: two listeners, freeze and thaw', () => {
       sock.on('connect', () => sock.write('GET / HTTP/1.0\r\n\r\n'));
       setTimeout(() => reject(new Error('the proxy kept a connection to a frozen stack open')), 60_000).unref();
     });
-    assert.equal(reply, '', 'closed without an answer');
-    assert.match(tb.managerLog(), /not waking duo-stack\.service: duo is frozen/);
+    assert.match(reply, /^HTTP\/1\.1 503 [\s\S]*duo is under maintenance/, 'an HTTP client gets the maintenance page, then the connection is closed');
+    assert.match(tb.managerLog(), /duo: served the maintenance page/);
     assert.equal(await activeState(tb, 'duo-stack.service'), 'inactive', 'the stack was not woken');
     assert.equal(await containerStarts(tb, 'duo'), startsBefore, 'no container started');
     assert.equal((await tb.systemctl(['stop', 'zoopa-ondemand@duo.socket', 'zoopa-ondemand@duo.service'])).status, 0);
