@@ -27,3 +27,6 @@ export const bigPool = new BufferPool(BIG_BUFFER, 8);
 export function giveBuffer(b: Buffer): void {
   (b.length === BIG_BUFFER ? bigPool : smallPool).give(b);
 }
+
+/** Buffers of one connection whose writes to the client may be in flight at once. */
+export const MAX_IN_FLIGHT = 2;

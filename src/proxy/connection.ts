@@ -1,7 +1,8 @@
 /**
  * The data path: one client connection and its upstream connection, with one
  * release path, carrying everything about itself (held, refusals, scout mode),
- * like systemd's socket-proxyd.c `struct Connection` and connection_free().
+ * like systemd's socket-proxyd.c `struct Connection` and connection_free(). Scout
+ * mode (while a stack wakes): see scout.ts.
  *
  * upstream → client (the bulk direction) reads with `onread` into a buffer
  * owned by the connection and writes a view of it to the client without
@@ -16,34 +17,14 @@
  * Half-close: EOF from one side becomes shutdown(SHUT_WR) on the other once
  * everything read before it was written; released when both sockets closed, or
  * at once on an error on either.
- *
- * Scout mode (while a stack wakes, chosen by scout.ts): a port forwarder such
- * as rootless podman's rootlessport accepts before the app inside listens, then
- * closes. A scout keeps what the client sent; if the upstream closes before
- * answering a byte, it connects again and sends the same bytes again, until the
- * upstream answers (or survives SCOUT_CONFIRM_MS), which confirms the stack is
- * up. At most one attempt is in flight, so the app sees the request once.
  */
 import net from 'node:net';
-import { bigPool, giveBuffer, smallPool } from './buffers.js';
+import { bigPool, giveBuffer, MAX_IN_FLIGHT, smallPool } from './buffers.js';
+import { REFUSED, type ConnectionEvents } from './connection-events.js';
+import { HeldClient } from './held-client.js';
 import { SCOUT_CONFIRM_MS, SCOUT_MAX_BYTES, SCOUT_RETRY_MS, type ScoutState } from './scout.js';
 import type { Traffic } from './traffic.js';
 import { connectOptions, type Upstream } from './upstream.js';
-
-/** Buffers of one connection whose writes to the client may be in flight at once. */
-export const MAX_IN_FLIGHT = 2;
-
-/** Errors from connect() that mean "nobody listens there (now)". */
-const REFUSED = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
-
-export interface ConnectionEvents {
-  /** Released (both sockets closed); called exactly once. */
-  onClose(c: Connection): void;
-  /** The upstream refused before any byte moved: the client is left paused for another attach() (absent: it closes). */
-  onRefused?(c: Connection, err: NodeJS.ErrnoException): void;
-  /** A scout's upstream answered (or stayed open for SCOUT_CONFIRM_MS). */
-  onConfirmed?(c: Connection): void;
-}
 
 export class Connection {
   readonly client: net.Socket;
@@ -74,8 +55,8 @@ export class Connection {
   private gotByte = false;
   private scout: ScoutState | null = null;
   private attempts = 0;
-  /** peek()'s data listener while it waits for the first chunk. */
-  private peeking: ((chunk: Buffer) => void) | null = null;
+  /** Peeking at and answering a held client (the waiting page). */
+  private readonly heldClient: HeldClient;
   /** When hold() was called (Date.now()). */
   heldAt = 0;
   /** Marked for the waiting page (waitpage.ts): not taken as a scout. */
@@ -84,11 +65,12 @@ export class Connection {
   constructor(
     client: net.Socket,
     private readonly traffic: Traffic,
-    private readonly events: ConnectionEvents,
+    private readonly events: ConnectionEvents<Connection>,
     /** Close an attached connection silent (no byte either way) this long; null: never. */
     private readonly idleTimeoutMs: number | null = null,
   ) {
     this.client = client;
+    this.heldClient = new HeldClient(client);
     this.peer = client.remoteAddress ? `${client.remoteFamily === 'IPv6' ? `[${client.remoteAddress}]` : client.remoteAddress}:${client.remotePort}` : undefined;
     client.on('error', this.onError);
     client.once('close', this.onClientClose);
@@ -110,47 +92,24 @@ export class Connection {
     this.held = true;
   }
 
-  /**
-   * Read the held client's first chunk and put it back (unshift) for whoever
-   * reads next: a connection that goes on to be proxied sends exactly the bytes
-   * the client sent. attach() and release() end a peek still waiting.
-   */
+  /** Peek at a held client's first bytes without consuming them (held-client.ts); attach() and release() end it. */
   peek(cb: (first: Buffer) => void): void {
-    if (this.released || this.clientWired || this.peeking) return;
-    const onData = (chunk: Buffer): void => {
-      this.endPeek();
-      this.client.unshift(chunk);
-      cb(chunk);
-    };
-    this.peeking = onData;
-    this.client.on('data', onData);
-    this.client.resume();
+    if (!this.released && !this.clientWired) this.heldClient.peek(cb);
   }
 
-  /** End a peek still waiting for the first chunk (nothing was read). */
   endPeek(): void {
-    if (!this.peeking) return;
-    this.client.off('data', this.peeking);
-    this.peeking = null;
-    // Paused before anything is put back: a flowing stream would emit it to nobody.
-    this.client.pause();
+    this.heldClient.endPeek();
   }
 
-  /** Answer a held client with `response` (the proxy's own page), then close; the rest of its request is read and dropped. */
+  /** Answer a held client with `response` (the proxy's own page), then close. */
   answer(response: string): void {
     if (this.released || this.clientWired) return;
     this.held = false;
     this.pagePending = false;
-    this.endPeek();
-    const client = this.client;
-    client.on('data', () => undefined);
-    client.resume();
-    client.once('finish', () => this.release());
-    client.end(response);
+    this.heldClient.answer(response, () => this.release());
   }
 
-  /** Connect to the upstream and start moving bytes both ways. */
-  /** `scoutUntil`: scout mode until this Date.now() deadline. */
+  /** Connect to the upstream and start moving bytes both ways; `scoutUntil`: scout mode until this Date.now() deadline. */
   attach(up: Upstream, opts: { scoutUntil?: number } = {}): void {
     this.held = false;
     this.pagePending = false;
@@ -199,7 +158,7 @@ export class Connection {
     if (this.released) return;
     this.released = true;
     this.held = false;
-    this.peeking = null;
+    this.heldClient.forget();
     if (this.scout?.timer) clearTimeout(this.scout.timer);
     this.scout = null;
     this.client.destroy();
@@ -436,7 +395,6 @@ export class Connection {
       this.scoutRetry();
       return;
     }
-    if (this.clientClosed) this.release();
-    else if (!this.connected) this.release();
+    if (this.clientClosed || !this.connected) this.release();
   };
 }

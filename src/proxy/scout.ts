@@ -10,6 +10,12 @@
  *    a connection without answering.
  * The other connections stay held until then. With no held connection the
  * probes alone decide.
+ *
+ * Scout mode of a Connection (connection.ts): a scout keeps what the client
+ * sent; if the upstream closes before answering a byte, it connects again and
+ * sends the same bytes again, until the upstream answers (or survives
+ * SCOUT_CONFIRM_MS), which confirms the stack is up. At most one attempt is in
+ * flight, so the app sees the request once.
  */
 import { TimeoutError } from '../errors.js';
 import type { Logger } from '../log.js';
