@@ -99,7 +99,8 @@ export function diagnose(stderr: string, env: NodeJS.ProcessEnv = process.env): 
   return undefined;
 }
 
-function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close); the test bed uses it too. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

@@ -14,49 +14,7 @@ import { describe, it } from 'node:test';
 import { httpStack, type StackFixture } from '../fixtures/stacks.js';
 import { freePort, httpGet, useTestbed, type Nginx } from '../testbed/index.js';
 import { socketOf, unitStates } from './ondemand-lib.js';
-
-const ORIGINAL_SOCKET = `[Unit]
-Description=Zoopa on-demand socket for %i
-Requires=zoopa-ondemand-dir.service
-After=zoopa-ondemand-dir.service
-
-[Socket]
-ListenStream=%t/ondemand/%i.sock
-SocketMode=0666
-DirectoryMode=0711
-Accept=no
-
-[Install]
-WantedBy=sockets.target
-`;
-
-const ORIGINAL_SERVICE = `[Unit]
-Description=Zoopa on-demand proxy for %i
-Requires=zoopa-ondemand@%i.socket
-After=zoopa-ondemand@%i.socket
-
-[Service]
-Environment=ZOOPA_STACK_UNIT=%i-stack.service
-Environment=ZOOPA_IDLE_TIMEOUT=600
-EnvironmentFile=-%h/.config/zoopa-ondemand/%i.env
-ExecStartPre=/bin/bash -c 'systemctl --user start "$ZOOPA_STACK_UNIT"'
-ExecStart=/bin/bash -c 'exec /usr/lib/systemd/systemd-socket-proxyd --exit-idle-time="$ZOOPA_IDLE_TIMEOUT" "$ZOOPA_UPSTREAM"'
-`;
-
-const ORIGINAL_DIR = `[Unit]
-Description=Zoopa on-demand socket directory
-DefaultDependencies=no
-Before=sockets.target
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/bin/mkdir -p %t/ondemand
-ExecStart=/bin/chmod 0711 %t/ondemand
-
-[Install]
-WantedBy=sockets.target
-`;
+import { ORIGINAL_DIR, ORIGINAL_SERVICE, ORIGINAL_SOCKET } from '../fixtures/original-setup.js';
 
 describe('on demand: switching from the original units', () => {
   const bed = useTestbed({ name: 'ondemand-migrate' });

@@ -12,7 +12,7 @@ import { httpStack, twoServiceStack, writeZoopaYaml, type StackFixture } from '.
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { run } from '../../src/exec.js';
-import { freePort, httpGet, IMAGE, useTestbed, type Testbed } from '../testbed/index.js';
+import { freePort, httpGet, IMAGE, requireRoot, useTestbed, type Testbed } from '../testbed/index.js';
 
 interface StatusJson {
   stacks: Array<{ name: string; state: string; installed: boolean; rootful: boolean; containers: { running: number } | null }>;
@@ -248,12 +248,8 @@ describe('a stack whose containers do not run', () => {
 describe('a rootful stack that cannot start, under exactly the rule zoopa sudoers prints', () => {
   const bed = useTestbed({ name: 'rootfulfail' });
 
-  it('zoopa up fails naming the missing image; the check lists root\'s containers and removes them with the allowed argvs only', async (t) => {
-    if (process.getuid?.() !== 0) {
-      assert.ok(!process.env.CI, 'CI runs the integration tests as root');
-      t.skip('needs root (rootful podman, sudoers)');
-      return;
-    }
+  it('zoopa up fails naming the missing image; the check lists root\'s containers and removes them with the allowed argvs only', async () => {
+    requireRoot('rootful podman, sudoers');
     const tb = bed();
     tb.writeFile(
       path.join(tb.root, 'rf', 'compose.yaml'),

@@ -67,7 +67,7 @@ export { Testbed } from './testbed.js';
 export type { TestbedOptions, TbRunOptions, TbSpawnOptions, Spawned } from './testbed.js';
 export type { Nginx, NginxLocation, NginxOptions } from './nginx.js';
 export { IMAGE } from './podman.js';
-export { freePort, httpGet, sleep, waitFor, WaitAborted, type HttpResponse, type WaitForOptions } from './util.js';
+export { freePort, httpGet, requireRoot, sleep, waitFor, WaitAborted, type HttpResponse, type WaitForOptions } from './util.js';
 
 /**
  * Starts a test bed in a `before` hook of the current suite (or file) and stops it in

@@ -10,6 +10,14 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 export const isRoot = (): boolean => process.getuid?.() === 0;
 
+/**
+ * Tests of root-only parts (rootful podman, sudoers) fail, never skip, when not run as
+ * root: a missing prerequisite is a failure, in CI and on a developer's machine alike.
+ */
+export function requireRoot(what: string): void {
+  if (!isRoot()) throw new Error(`needs root (${what}): run the integration tests as root, e.g. "sudo npm test"`);
+}
+
 export interface WaitForOptions {
   /** Deadline; on expiry waitFor throws "timed out waiting for <what>". Default 30 s. */
   timeoutMs?: number;
@@ -54,19 +62,7 @@ export async function waitFor<T>(
   }
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error('freePort: no port'))));
-    });
-  });
-}
+export { freePort } from '../../src/podman/probe.js';
 
 /** True when something accepts TCP connections on host:port. */
 export function canConnect(port: number, host = '127.0.0.1'): Promise<boolean> {
