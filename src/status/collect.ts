@@ -13,7 +13,7 @@
  */
 import type { ContainerInfo, ContainerEngine, UnitManager } from '../core/ports.js';
 import { backupStateDir } from '../backup/journal.js';
-import { readStatus, type StackStatus as BackupRun } from '../backup/status.js';
+import { readStatus, type StackStatus as BackupRun, type StatusFile } from '../backup/status.js';
 import { collectLlama, type LlamaListEntry } from '../llama/list.js';
 import { ondemandStatus, type OndemandStatus } from '../ondemand/status.js';
 import { readStats, type OndemandStats } from '../ondemand/stats.js';
@@ -88,7 +88,8 @@ function backupSummary(run: (BackupRun & { downtimeSec?: number; lastSuccessAt?:
 }
 
 /** `all`: every stack of the project, to find what requires each of `stacks`. */
-export async function collectStatus(stacks: readonly Stack[], src: StatusSources, all: readonly Stack[] = stacks): Promise<StackStatus[]> {
+/** `backups`: the backup status file, when the caller has read it already. */
+export async function collectStatus(stacks: readonly Stack[], src: StatusSources, all: readonly Stack[] = stacks, backups: StatusFile = readStatus(backupStateDir(src.env ?? process.env))): Promise<StackStatus[]> {
   const env = src.env ?? process.env;
   const rootful = stacks.some((s) => s.config.rootful);
   const [info, rootless, rootfulContainers] = await Promise.all([
@@ -98,7 +99,6 @@ export async function collectStatus(stacks: readonly Stack[], src: StatusSources
     rootful && src.rootfulContainers ? src.rootfulContainers.runningByProject().catch(() => undefined) : undefined,
   ]);
   const od = ondemandStatus(stacks.map((s) => s.name), env);
-  const backups = readStatus(backupStateDir(env));
   return stacks.map((s) => {
     const unit = stackUnitName(s.name);
     const u = info.get(unit);
@@ -147,8 +147,8 @@ export function ondemandStateName(o: NonNullable<StackStatus['ondemand']>): Onde
 
 export async function collectReport(project: Project, stacks: readonly Stack[], src: StatusSources): Promise<StatusReport> {
   const env = src.env ?? process.env;
-  const [rows, llama] = await Promise.all([collectStatus(stacks, src, project.stacks), collectLlama(project, src.units, env).catch(() => [])]);
-  const status = readStatus(backupStateDir(env)) as { stacks: Record<string, BackupRun>; history?: BackupRun[] };
+  const status = readStatus(backupStateDir(env));
+  const [rows, llama] = await Promise.all([collectStatus(stacks, src, project.stacks, status), collectLlama(project, src.units, env).catch(() => [])]);
   const backups = (status.history ?? Object.values(status.stacks)).slice().sort((a, b) => (a.finishedAt < b.finishedAt ? 1 : -1));
   return { root: project.root, generatedAt: new Date().toISOString(), stacks: rows, llama, backups: backups.slice(0, 20) };
 }
