@@ -23,7 +23,7 @@ import type { Stack } from '../stacks/discover.js';
 import { dependentsToStop } from '../stacks/requires.js';
 import type { OndemandFreezer } from './freeze.js';
 import { bounded, callTimeouts, type CallTimeouts } from './bounded.js';
-import { freezeMode, willFreeze, type FreezeMode } from './freeze.js';
+import { freezeMode, freezeWhy, willFreeze, type FreezeMode } from './freeze.js';
 import { journalDir, JournalStore, type JournalEntry } from './journal.js';
 import { readPrior } from './prior.js';
 import { putBack, saveBestEffort, shouldStart, startAndWait, waitForContainers } from './put-back.js';
@@ -146,7 +146,8 @@ export function chainUnits(stackUnit: string, dependents: readonly DependentPlan
       deps.log(`freezing on-demand activation of ${d.name} (${d.socketUnit})`);
       entry.frozen = true; // before the call: a kill during it still thaws
       save(entry);
-      if (!(await bounded(() => deps.freezer.freeze(d.name, deps.env), calls.freezeMs, `freezing ${d.name}`))) {
+      const why = freezeWhy(deps.stateDir, d.requires, 'backup');
+      if (!(await bounded(() => deps.freezer.freeze(d.name, deps.env, why), calls.freezeMs, `freezing ${d.name}`))) {
         deps.log(`on-demand activation of ${d.name} was frozen already: it stays frozen afterwards`);
         entry.frozen = false;
         saveBestEffort(save, entry, deps.warn);

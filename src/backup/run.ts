@@ -30,7 +30,7 @@ import { acquireLock } from './lock.js';
 import { notifyRun } from './notify.js';
 import { ping } from './ping.js';
 import { redactUrls } from './redact.js';
-import { willFreeze } from './freeze.js';
+import { freezeWhy, willFreeze } from './freeze.js';
 import type { BackupPlan, StackPlan } from './plan.js';
 import type { Progress } from './progress.js';
 import { recordStatus, StackLog, summaryTable, type StackStatus } from './status.js';
@@ -160,7 +160,8 @@ export async function backupStack(sp: StackPlan, runnerDeps: RunnerDeps, signal:
       step(`freezing on-demand activation (${sp.socketUnit})`);
       entry.frozen = true; // before the call: a kill during it still thaws (only our own freeze)
       save(entry);
-      if (!(await bounded(() => deps.freezer.freeze(sp.name, deps.env), calls.freezeMs, `freezing ${sp.name}`))) {
+      const why = freezeWhy(deps.stateDir, sp.name, runOpts.what === 'restore' ? 'restore' : 'backup');
+      if (!(await bounded(() => deps.freezer.freeze(sp.name, deps.env, why), calls.freezeMs, `freezing ${sp.name}`))) {
         log('on-demand activation was frozen already: it stays frozen afterwards');
         entry.frozen = false;
         saveBestEffort(save, entry, warn);

@@ -4,22 +4,27 @@
  *
  * freeze(stack):
  *  1. reads the state of the stack's sockets (main + extra listeners) and of its
- *     proxy service from systemd (one `systemctl show`),
- *  2. writes that state to %t/ondemand/<stack>.frozen.json, created exclusively
- *     (so of two concurrent freezes exactly one records; the other finds it frozen),
- *  3. stops the sockets, then the proxy service.
+ *     proxy service from systemd (one `systemctl show`), and whether the stack's
+ *     current run is zoopa's (its owned marker);
+ *  2. writes that state, with why and for about how long, to
+ *     %t/ondemand/<stack>.frozen.json, created exclusively (so of two concurrent
+ *     freezes exactly one records; the other finds it frozen);
+ *  3. stops the proxy service. The sockets are left as they are.
  *  Enablement is not touched (a reboot during a freeze comes back unfrozen, which is
  *  right: the record lives in the runtime directory and is gone too).
  *
- * While frozen nothing listens: the socket files are removed on stop
- * (RemoveOnStop=yes), so a client gets ENOENT at once and nginx answers 502 Bad
- * Gateway immediately. Nothing is queued and nothing wakes the stack.
+ * While frozen the sockets keep listening: a connection activates a proxy that
+ * sees the record and answers by itself (src/proxy/maintenance.ts): HTTP gets a
+ * 503 maintenance page with Retry-After, anything else is closed at once.
+ * Nothing wakes the stack, and nginx never answers a bare 502.
  *
- * thaw(stack): starts the sockets that were active, then the proxy service if it was
- * running, and removes the record. Both are idempotent and work from any process
- * (the record is the only state). What happens to the stack itself is not changed
- * here: a proxy that is stopped keeps its "zoopa started the stack" marker, so after a
- * thaw the next proxy still stops the stack at idle.
+ * thaw(stack): stops that maintenance proxy, removes the record, then starts what
+ * was running before (the sockets, the proxy service), so every unit is as it
+ * was. A maintenance proxy activated in between exits at its next connection
+ * (it re-checks the record). When the stack's run was zoopa's at the freeze, the
+ * owned marker is handed on to the run that is up now (a backup restarts the
+ * stack: a new InvocationID), so the stack is still stopped at idle. Both are
+ * idempotent and work from any process (the record is the only state).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -29,8 +34,11 @@ import { StateError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { checkStackArgument, ondemandListenerPrefix, ondemandListenerSocketUnit, ondemandServiceUnit, ondemandSocketUnit } from '../names.js';
 import { ondemandRuntimeDir, userUnitDir } from '../paths.js';
+import { ownsRun, readOwnedMarker, writeOwnedMarker } from '../proxy/owned-marker.js';
 import { DEFAULT_DIRECTORY_MODE } from './config.js';
-import { freezeRecordPath } from './freeze-record.js';
+import { freezeRecordPath, readFreezeRecord, type FreezeReason, type FreezeRecord, type FrozenUnit } from './freeze-record.js';
+
+export { readFreezeRecord, type FreezeReason, type FreezeRecord, type FrozenUnit } from './freeze-record.js';
 
 export interface FreezeDeps {
   units: UnitManager;
@@ -41,28 +49,11 @@ export interface FreezeDeps {
   now?: () => Date;
 }
 
-export interface FrozenUnit {
-  name: string;
-  /** systemd ActiveState at freeze time. */
-  activeState: string;
-  /** systemd UnitFileState at freeze time (not changed by freeze; recorded for people). */
-  unitFileState: string;
-  loadState: string;
-}
-
-export interface FreezeRecord {
-  version: 1;
-  stack: string;
-  frozenAt: string;
-  pid: number;
-  sockets: FrozenUnit[];
-  service: FrozenUnit;
-  /**
-   * Set (never written) when the record on disk cannot be read or parsed: the
-   * stack counts as frozen, and thaw falls back to the safe state, its sockets
-   * started (the next connection wakes the stack as usual).
-   */
-  unreadable?: string;
+/** Why a freeze is made (the maintenance page tells visitors). */
+export interface FreezeWhy {
+  reason?: FreezeReason;
+  /** About how long it will last, seconds (Retry-After of the maintenance page). */
+  expectedSeconds?: number | undefined;
 }
 
 export interface FreezeResult {
@@ -80,42 +71,11 @@ export interface ThawResult {
   wasFrozen: boolean;
   /** Units this call started, in order. */
   started: string[];
+  /** Units this call stopped (the maintenance proxy), in order. */
+  stopped: string[];
   record: FreezeRecord | null;
   /** Why the record could not be read, when it could not (the sockets were started instead). */
   recordError?: string;
-}
-
-/**
- * The freeze record, or undefined when the stack is not frozen. Never throws on a
- * bad file: an unreadable, torn or foreign record comes back with `unreadable`
- * set and nothing recorded (thaw then restarts the sockets).
- */
-export function readFreezeRecord(stack: string, env: NodeJS.ProcessEnv = process.env): FreezeRecord | undefined {
-  const file = freezeRecordPath(stack, env);
-  const unreadable = (why: string): FreezeRecord => ({
-    version: 1,
-    stack,
-    frozenAt: '',
-    pid: 0,
-    sockets: [],
-    service: { name: ondemandServiceUnit(stack), activeState: 'inactive', unitFileState: '', loadState: '' },
-    unreadable: why,
-  });
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    return unreadable(`cannot be read: ${code ?? (e as Error).message}`);
-  }
-  try {
-    const r = JSON.parse(text) as FreezeRecord;
-    if (r && r.version === 1 && r.stack === stack && Array.isArray(r.sockets) && r.service) return r;
-    return unreadable('is not a freeze record of this stack');
-  } catch (e) {
-    return unreadable(`is not valid JSON (${(e as Error).message})`);
-  }
 }
 
 export function isFrozen(stack: string, env: NodeJS.ProcessEnv = process.env): boolean {
@@ -191,8 +151,20 @@ async function stopIfRunning(units: UnitManager, names: readonly string[], stopp
   }
 }
 
-/** Stop a stack's on-demand activation, recording what to restore. Idempotent. */
-export async function freeze(stack: string, deps: FreezeDeps): Promise<FreezeResult> {
+/** The stack's current run is zoopa's (its owned marker names this run): the unit, or undefined. */
+async function ownedRun(stack: string, units: UnitManager, env: NodeJS.ProcessEnv): Promise<{ unit: string } | undefined> {
+  const marker = readOwnedMarker(stack, env);
+  if (!marker || !marker.unit) return undefined;
+  const info = (await units.show([marker.unit], ['InvocationID'])).get(marker.unit);
+  if (!info || !(RUNNING.has(info.activeState) || info.activeState === 'deactivating')) return undefined;
+  return ownsRun(marker, info.props.InvocationID ?? '') ? { unit: marker.unit } : undefined;
+}
+
+/**
+ * Stop a stack's on-demand proxy, recording what to restore; its sockets go on
+ * listening and answer with the maintenance page. Idempotent.
+ */
+export async function freeze(stack: string, deps: FreezeDeps, why: FreezeWhy = {}): Promise<FreezeResult> {
   checkStackArgument(stack);
   const env = deps.env ?? process.env;
   const file = freezeRecordPath(stack, env);
@@ -203,6 +175,8 @@ export async function freeze(stack: string, deps: FreezeDeps): Promise<FreezeRes
   const sockets = [main, ...listenerSockets(stack, env, deps.listeners)];
   const service = ondemandServiceUnit(stack);
   const info = await deps.units.show([...sockets, service]);
+  const owned = await ownedRun(stack, deps.units, env);
+  const expected = why.expectedSeconds;
   const record: FreezeRecord = {
     version: 1,
     stack,
@@ -210,6 +184,9 @@ export async function freeze(stack: string, deps: FreezeDeps): Promise<FreezeRes
     pid: process.pid,
     sockets: sockets.map((s) => frozenUnit(info.get(s), s)),
     service: frozenUnit(info.get(service), service),
+    reason: why.reason ?? 'by hand',
+    ...(expected !== undefined && Number.isFinite(expected) && expected > 0 ? { expectedSeconds: Math.round(expected) } : {}),
+    ...(owned ? { owned } : {}),
   };
   ensureRuntimeDir(env);
   if (!createRecord(file, record)) {
@@ -218,46 +195,73 @@ export async function freeze(stack: string, deps: FreezeDeps): Promise<FreezeRes
   }
   const stopped: string[] = [];
   try {
-    // Sockets first, so nothing re-activates the proxy we stop next. Extra
-    // sockets are PartOf the main one; stopping them by name too covers a main
-    // socket that was stopped by hand while an extra one kept listening.
-    await stopIfRunning(deps.units, sockets, stopped);
+    // The proxy: the record exists, so any proxy the sockets activate from now on
+    // answers with the maintenance page; this one may be proxying to the stack.
     await stopIfRunning(deps.units, [service], stopped);
   } catch (e) {
     // Put back what we stopped, drop the record, report.
-    await restore(record, deps.units, []).catch(() => undefined);
     fs.rmSync(file, { force: true });
+    await restore(record, deps.units, [], []).catch(() => undefined);
     throw new StateError('ZOOPA_FREEZE_FAILED', `could not freeze ${stack}: ${(e as Error).message}`, { cause: e, hint: 'its units were put back as they were; see "zoopa status"' });
   }
-  deps.log?.info(`${stack}: frozen (${stopped.length ? `stopped ${stopped.join(', ')}` : 'nothing was running'})`);
+  const listening = record.sockets.filter((s) => RUNNING.has(s.activeState)).length > 0;
+  deps.log?.info(
+    `${stack}: frozen (${stopped.length ? `stopped ${stopped.join(', ')}` : 'no proxy was running'}; ${listening ? 'its sockets answer with the maintenance page' : 'its sockets were not listening'})`,
+  );
   return { stack, already: false, record, stopped };
 }
 
-async function restore(record: FreezeRecord, units: UnitManager, started: string[]): Promise<void> {
+/**
+ * Start what the record says was running and is not now; stop the proxy when it
+ * runs but did not before (a maintenance proxy activated during the thaw).
+ */
+async function restore(record: FreezeRecord, units: UnitManager, started: string[], stopped: string[]): Promise<void> {
+  const all = [...record.sockets, record.service].filter((u) => u.loadState !== 'not-found');
+  if (all.length === 0) return;
+  const now = await units.show(all.map((u) => u.name));
+  const running = (name: string) => RUNNING.has(now.get(name)?.activeState ?? 'inactive');
   for (const s of record.sockets) {
-    if (s.loadState !== 'not-found' && RUNNING.has(s.activeState)) {
+    if (s.loadState !== 'not-found' && RUNNING.has(s.activeState) && !running(s.name)) {
       await units.start(s.name);
       started.push(s.name);
     }
   }
   const svc = record.service;
-  if (svc.loadState !== 'not-found' && RUNNING.has(svc.activeState)) {
-    await units.start(svc.name);
-    started.push(svc.name);
+  if (svc.loadState === 'not-found') return;
+  if (RUNNING.has(svc.activeState)) {
+    if (!running(svc.name)) {
+      await units.start(svc.name);
+      started.push(svc.name);
+    }
+  } else if (running(svc.name)) {
+    await units.stop(svc.name);
+    stopped.push(svc.name);
   }
+}
+
+/** Hand the owned marker on to the stack's run that is up now (see the header). */
+async function handOnOwnership(stack: string, owned: { unit: string }, units: UnitManager, env: NodeJS.ProcessEnv, log: Logger | undefined): Promise<void> {
+  const info = (await units.show([owned.unit], ['InvocationID'])).get(owned.unit);
+  const invocation = info?.props.InvocationID ?? '';
+  if (!info || !RUNNING.has(info.activeState) || invocation === '') return;
+  const marker = readOwnedMarker(stack, env);
+  if (marker && marker.invocation === invocation) return;
+  writeOwnedMarker(stack, owned.unit, env, invocation);
+  log?.info(`${stack}: ${owned.unit} was started by zoopa before the freeze: it is still stopped at idle`);
 }
 
 /** Restore what freeze() recorded and remove the record. Idempotent: a stack that is not frozen is left alone. */
 export async function thaw(stack: string, deps: FreezeDeps): Promise<ThawResult> {
   checkStackArgument(stack);
   const env = deps.env ?? process.env;
+  const file = freezeRecordPath(stack, env);
   let record = readFreezeRecord(stack, env);
-  if (!record) return { stack, wasFrozen: false, started: [], record: null };
+  if (!record) return { stack, wasFrozen: false, started: [], stopped: [], record: null };
   if (record.unreadable) {
     // Nothing says what ran before the freeze: restart the sockets (installed
     // ones), the state in which nothing is lost (a connection wakes the stack).
     (deps.log ?? createLogger()).error(
-      `${stack}: the freeze record ${freezeRecordPath(stack, env)} ${record.unreadable}; restarting its sockets instead of restoring the recorded state`,
+      `${stack}: the freeze record ${file} ${record.unreadable}; restarting its sockets instead of restoring the recorded state`,
     );
     const names = [ondemandSocketUnit(stack), ...listenerSockets(stack, env, deps.listeners)];
     const info = await deps.units.show(names);
@@ -265,19 +269,26 @@ export async function thaw(stack: string, deps: FreezeDeps): Promise<ThawResult>
     record = { ...record, sockets };
   }
   const started: string[] = [];
+  const stopped: string[] = [];
+  let removed = false;
   try {
-    await restore(record, deps.units, started);
+    // The maintenance proxy goes first (the record still exists: one activated
+    // meanwhile answers with the maintenance page too); then the freeze ends.
+    await stopIfRunning(deps.units, [record.service.name], stopped);
+    fs.rmSync(file, { force: true });
+    removed = true;
+    await restore(record, deps.units, started, stopped);
+    if (record.owned) await handOnOwnership(stack, record.owned, deps.units, env, deps.log);
   } catch (e) {
+    if (removed && !record.unreadable) createRecord(file, record); // a thaw run again retries
     throw new StateError('ZOOPA_THAW_FAILED', `could not thaw ${stack}: ${(e as Error).message}`, {
       cause: e,
-      hint: `the freeze record ${freezeRecordPath(stack, env)} is kept; fix the cause and run "zoopa thaw ${stack}" again`,
+      hint: `the freeze record ${file} is kept; fix the cause and run "zoopa thaw ${stack}" again`,
     });
   }
-  fs.rmSync(freezeRecordPath(stack, env), { force: true });
-  deps.log?.info(`${stack}: thawed (${started.length ? `started ${started.join(', ')}` : 'nothing was running before the freeze'})`);
-  return { stack, wasFrozen: true, started, record, ...(record.unreadable ? { recordError: record.unreadable } : {}) };
+  deps.log?.info(`${stack}: thawed (${started.length ? `started ${started.join(', ')}` : 'nothing to start: it was as before the freeze'})`);
+  return { stack, wasFrozen: true, started, stopped: [...new Set(stopped)], record, ...(record.unreadable ? { recordError: record.unreadable } : {}) };
 }
-
 /** Forget a freeze without restoring anything (zoopa ondemand disable). */
 export function dropFreeze(stack: string, env: NodeJS.ProcessEnv = process.env): boolean {
   checkStackArgument(stack);

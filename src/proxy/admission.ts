@@ -1,7 +1,8 @@
 /**
  * Which connections the proxy takes on, each refusal with a (rate-limited) log
- * line: none beyond the descriptor budget (fd-budget.ts), none held beyond
- * ZOOPA_MAX_HELD while the stack wakes, and none that would wake a frozen stack.
+ * line: none beyond the descriptor budget (fd-budget.ts), and none held beyond
+ * ZOOPA_MAX_HELD while the stack wakes. `frozen()` says when none may wake the
+ * stack at all (maintenance.ts answers them).
  */
 import type { Logger } from '../log.js';
 import { freezeRecordExists } from '../ondemand/freeze-record.js';
@@ -33,14 +34,8 @@ export class Admission {
   }
 
   /** Hold one more connection for the wake? `held` counts the held ones (asked only near the cap). */
-  hold(open: number, held: () => number, waking: boolean): boolean {
-    const { stackUnit: unit, stack, maxHeld } = this.settings;
-    if (this.frozen(waking)) {
-      // Frozen (zoopa freeze, e.g. during a backup) yet activated, by a socket
-      // started by hand: waking would break the freeze's promise.
-      this.log.warn(`not waking ${unit}: ${stack} is frozen ("zoopa thaw ${stack}" ends it); closed a connection`);
-      return false;
-    }
+  hold(open: number, held: () => number): boolean {
+    const { stackUnit: unit, maxHeld } = this.settings;
     if (open <= maxHeld || held() < maxHeld) return true;
     const what = unit ?? this.settings.upstream.text;
     this.limits.line('held', (n) => this.log.warn(`closed a connection: ${maxHeld} are already waiting for ${what} (ZOOPA_MAX_HELD)${n ? `; ${n} more since the last line` : ''}`));

@@ -12,7 +12,9 @@
  * connection's first bytes are peeked (http-peek.ts): a browser's page load
  * gets the waiting page after page_after, a poll of the readiness path gets the
  * proxy's own answer (waitpage.ts). At idle: idle-stop.ts, then exit (socket activation
- * starts a fresh proxy on the next connection).
+ * starts a fresh proxy on the next connection). While the stack is frozen (zoopa
+ * freeze, a backup) nothing wakes it: connections get maintenance.ts's answers; a
+ * proxy started while frozen does nothing else and exits once the freeze ends.
  */
 import type net from 'node:net';
 import { formatDuration } from '../config/duration.js';
@@ -31,7 +33,8 @@ import { allUpstreams, describeListener, openListeners, requireSockets, type Lis
 import { ensureOndemandDir } from './owned-marker.js';
 import { classify, type Peeked } from './http-peek.js';
 import { refuse, refuseScout, type ErrorPageOptions } from './refuse.js';
-import { maintenancePage, pageResponse, readyResponse, templatePage, typicalWakeSeconds, waitingPage, type PageKind } from './waitpage.js';
+import { Maintenance, MAINTENANCE_PEEK_MS } from './maintenance.js';
+import { pageResponse, readyResponse, templatePage, typicalWakeSeconds, waitingPage, type PageKind } from './waitpage.js';
 import { Scout } from './scout.js';
 import { StackState, type WakeInfo } from './stack-state.js';
 import type { ProxyState } from './state-file.js';
@@ -39,6 +42,7 @@ import { snapshotOf, StateWriter } from './state-writer.js';
 import { Traffic } from './traffic.js';
 import type { ProxyUnits } from './units.js';
 import type { Upstream } from './upstream.js';
+import { freezeRecordExists } from '../ondemand/freeze-record.js';
 import { recordProxyBytes } from '../ondemand/stats.js';
 
 export { upstreamForFd } from './listeners.js';
@@ -62,9 +66,6 @@ export interface ProxyDeps {
 
 export type ExitReason = 'idle' | 'signal' | 'closed';
 
-/** How long a connection to a frozen stack may take to send its first bytes (nginx sends them at once). */
-const MAINTENANCE_PEEK_MS = 500;
-
 /** How many times one connection may be re-held after its upstream refused it. */
 const MAX_REFUSALS = 3;
 
@@ -80,6 +81,7 @@ export class Proxy {
   private readonly idle: IdleTimer;
   private readonly state: StateWriter;
   private readonly admission: Admission;
+  private readonly maintenance: Maintenance;
   private closing = false;
   private readonly exitOnIdle: boolean;
   private readonly idleTimeoutMs: number | null;
@@ -87,12 +89,15 @@ export class Proxy {
   private constructor(
     readonly settings: ProxySettings,
     private readonly deps: ProxyDeps,
+    /** Started while the stack was frozen: it only answers with the maintenance page (maintenance.ts). */
+    private readonly maintenanceOnly: boolean,
   ) {
     this.log = deps.logger ?? createLogger({ prefix: `${settings.stack}: ` });
     this.exitOnIdle = deps.exitOnIdle ?? settings.listen === null;
     this.done = new Promise((r) => (this.resolveDone = r));
     this.admission = new Admission(settings, deps.env, this.log, deps.fdBudget ?? new FdBudget());
-    this.state = new StateWriter(() => this.snapshot(), deps.env, deps.stateFile !== false);
+    this.state = new StateWriter(() => this.snapshot(), deps.env, deps.stateFile !== false && !maintenanceOnly);
+    this.maintenance = new Maintenance({ stack: settings.stack, title: settings.stack, env: deps.env, served: (c) => this.pageServed('maintenance', c) });
     this.scout = new Scout({ upstream: settings.upstream, startTimeoutMs: settings.startTimeoutMs, logger: this.log, takeHeld: () => this.conns.firstHeld(), abandon: (c) => (this.closing ? (c as Connection).release() : refuseScout(c as Connection, refusalText(settings.stack), this.errorPage())) });
     const diagnose = deps.diagnose === undefined && deps.units ? podmanDiagnose(deps.units, deps.env) : (deps.diagnose ?? null);
     this.stack = new StackState({
@@ -120,8 +125,9 @@ export class Proxy {
     const fds = deps.listenFds ?? [];
     requireSockets(settings, fds);
     if (settings.stackUnit !== null && !deps.units) throw new Error('Proxy.start: a stack unit needs a unit manager');
-    const p = new Proxy(settings, deps);
-    await p.stack.init();
+    const frozen = settings.stackUnit !== null && freezeRecordExists(settings.stack, deps.env);
+    const p = new Proxy(settings, deps, frozen);
+    if (!frozen) await p.stack.init(); // frozen: the stack is the freeze's business, not looked at
     if (deps.stateFile !== false) {
       try {
         ensureOndemandDir(deps.env);
@@ -131,7 +137,8 @@ export class Proxy {
     for (const l of p.listeners) l.server.on('connection', (sock: net.Socket) => p.onConnection(sock, l.upstream));
     const where = p.listeners.map((l) => `${describeListener(l)} → ${l.upstream.text}`).join(', ');
     const idle = p.idleTimeoutMs === null ? 'never' : `${formatDuration(p.idleTimeoutMs / 1000)} (${settings.idleMode})`;
-    p.log.info(`proxy for ${settings.stackUnit ?? 'no unit'} (${p.stack.state}${p.stack.owned ? ', started by zoopa' : ''}): ${where}; idle ${idle}`);
+    if (frozen) p.log.info(`${settings.stack} is frozen: answering with the maintenance page until "zoopa thaw ${settings.stack}", waking nothing: ${where}`);
+    else p.log.info(`proxy for ${settings.stackUnit ?? 'no unit'} (${p.stack.state}${p.stack.owned ? ', started by zoopa' : ''}): ${where}; idle ${idle}`);
     p.state.start();
     p.idle.arm();
     return p;
@@ -152,13 +159,14 @@ export class Proxy {
     const c = new Connection(sock, this.traffic, { onClose: this.onConnClose, onRefused: this.onRefused, onConfirmed: (x) => this.scout.confirmed(x) }, this.settings.connIdleTimeoutMs);
     this.conns.add(c);
     this.traffic.touch();
+    if (this.maintenanceOnly) return this.serveFrozen(c);
     if (this.stack.state === 'awake') c.attach(upstream);
     else this.hold(c, upstream);
   }
 
   private hold(c: Connection, upstream: Upstream): void {
-    if (this.settings.wait !== 'hold' && this.admission.frozen(this.stack.isWaking)) return this.maintenance(c);
-    if (!this.admission.hold(this.conns.size, () => this.conns.heldCount(), this.stack.isWaking)) return c.release();
+    if (this.admission.frozen(this.stack.isWaking)) return this.maintenance.serve(c);
+    if (!this.admission.hold(this.conns.size, () => this.conns.heldCount())) return c.release();
     c.hold(upstream);
     this.stack.wake(c.peer);
     if (this.settings.wait !== 'hold') c.peek((first) => this.onPeeked(c, first));
@@ -176,16 +184,13 @@ export class Proxy {
     setTimeout(() => this.serveWaitingPage(c, p), delay).unref();
   }
 
-  /** Frozen (a socket started by hand during zoopa freeze): HTTP gets the maintenance page, anything else is closed; nothing wakes. */
-  private maintenance(c: Connection): void {
-    const timer = setTimeout(() => c.release(), MAINTENANCE_PEEK_MS);
-    c.peek((first) => {
-      clearTimeout(timer);
-      const p = classify(first);
-      if (p.kind === 'other') return c.release();
-      this.pageServed('maintenance', c);
-      c.answer(pageResponse('maintenance', maintenancePage(this.settings.stack), p.head));
-    });
+  /** A maintenance proxy's connection: answered; once the freeze has ended (zoopa thaw), the proxy makes way for a normal one. */
+  private serveFrozen(c: Connection): void {
+    if (!freezeRecordExists(this.settings.stack, this.deps.env) && !this.closing) {
+      this.log.info(`the freeze ended: exiting, so that the next connection starts a proxy that wakes ${this.settings.stackUnit}`);
+      void this.close('closed');
+    }
+    this.maintenance.serve(c);
   }
 
   private serveWaitingPage(c: Connection, p: Peeked): void {
@@ -242,12 +247,14 @@ export class Proxy {
 
   private readonly onConnClose = (c: Connection): void => {
     this.scout.closed(c);
+    this.maintenance.closed(c);
     this.conns.delete(c);
     this.traffic.touch();
     if (this.conns.size === 0) this.idle.arm(); // the one place: the last connection went
   };
 
   private async onIdle(): Promise<void> {
+    if (this.maintenanceOnly) return void (this.exitOnIdle && (await this.close('closed')));
     const { settings, log, stack, idle, traffic, conns } = this;
     const ctx = { settings, env: this.deps.env, log, stack, idle, traffic, conns, closing: () => this.closing, onChange: () => this.state.write() };
     if ((await idleStop(ctx)) && this.exitOnIdle) await this.close('idle');
@@ -261,11 +268,15 @@ export class Proxy {
     this.stack.cancelWake();
     this.idle.stop();
     for (const l of this.listeners) l.server.close();
+    // Stopped by a freeze (zoopa freeze stops the proxy): the held clients get the
+    // maintenance page rather than a closed connection. Answers being written finish.
+    if (reason === 'signal' && !this.maintenanceOnly && this.admission.frozen(false)) for (const c of this.conns.held()) this.maintenance.serve(c);
+    await this.maintenance.drained(2 * MAINTENANCE_PEEK_MS);
     this.conns.releaseAll();
     if (reason === 'idle') this.stack.markAsleep();
     this.state.finish();
     // The bytes this proxy moved join the stack's totals (src/ondemand/stats.ts), once, at exit.
-    const kept = recordProxyBytes(this.settings.stack, this.traffic.bytesIn, this.traffic.bytesOut, this.deps.env);
+    const kept = this.maintenanceOnly ? null : recordProxyBytes(this.settings.stack, this.traffic.bytesIn, this.traffic.bytesOut, this.deps.env);
     if (kept) this.log.warn(`cannot record on-demand counters: ${kept.message}`);
     this.resolveDone(reason);
   }

@@ -1,7 +1,8 @@
 /**
  * The pages the proxy answers by itself to a browser (HTTP/1, then closed):
- * the waiting page while a stack wakes, the error page of a failed wake, and
- * the readiness answer the waiting page polls. Self-contained HTML (inline CSS
+ * the waiting page while a stack wakes, the error page of a failed wake, the
+ * maintenance page while it is frozen, and the readiness answer the waiting
+ * and maintenance pages poll. Self-contained HTML (inline CSS
  * and script, no external asset); every variable is escaped.
  */
 import { readStats } from '../ondemand/stats.js';
@@ -86,13 +87,42 @@ export function errorPage(title: string, stack: string): string {
   );
 }
 
-/** The page of a frozen stack (zoopa freeze, e.g. during a backup); it reloads itself now and then. */
-export function maintenancePage(title: string): string {
-  const t = escapeHtml(title);
+/** What the maintenance page says (maintenance.ts works it out from the freeze record). */
+export interface MaintenanceVars {
+  title: string;
+  /** Why it is frozen: a backup, a restore, or by hand (or unknown: an older record). */
+  reason: 'backup' | 'restore' | 'by hand' | undefined;
+  /** About how many seconds are left, or null when unknown (or overdue). */
+  remainingS: number | null;
+  /** Retry-After, and the meta refresh when scripts are off. */
+  retryAfterS: number;
+}
+
+/** How often the maintenance page asks whether the freeze ended, ms. */
+export const MAINTENANCE_POLL_MS = 3000;
+
+function aboutTime(s: number): string {
+  return s < 90 ? `${Math.max(1, Math.round(s))} s` : `${Math.round(s / 60)} min`;
+}
+
+/**
+ * The page of a frozen stack (zoopa freeze, a backup or restore). It polls the
+ * readiness path: the proxy answers `maintenance: true` while frozen; anything
+ * else (the freeze ended) reloads the page, which then wakes the stack.
+ */
+export function maintenancePage(v: MaintenanceVars): string {
+  const t = escapeHtml(v.title);
+  const why = v.reason === 'backup' ? 'A backup is running.' : v.reason === 'restore' ? 'A restore from a backup is running.' : 'It is under maintenance.';
+  const left = v.remainingS === null ? '' : `<p>It should be back in about ${escapeHtml(aboutTime(v.remainingS))}.</p>`;
+  const script =
+    `function p(){fetch(${JSON.stringify(READY_PATH)},{cache:'no-store'}).then(function(r){` +
+    `if(r.headers.get('X-Zoopa-Ready')===null){location.reload();return}` +
+    `return r.json().then(function(j){if(j.maintenance)setTimeout(p,${MAINTENANCE_POLL_MS});else location.reload()})` +
+    `}).catch(function(){setTimeout(p,${MAINTENANCE_POLL_MS})})}setTimeout(p,${MAINTENANCE_POLL_MS});`;
   return (
     `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">` +
-    `<meta http-equiv="refresh" content="${RETRY_AFTER_S * 6}"><title>${t}: maintenance</title><style>${STYLE}</style></head><body><main id="zoopa-maintenance">` +
-    `<h1>${t} is under maintenance</h1><p>It will be back shortly (a backup is probably running).</p><p><small>This page reloads by itself.</small></p></main></body></html>\n`
+    `<noscript><meta http-equiv="refresh" content="${v.retryAfterS}"></noscript><title>${t}: maintenance</title><style>${STYLE}</style></head><body><main id="zoopa-maintenance">` +
+    `<h1>${t} is not available right now</h1><p>${why}</p>${left}<p><small>This page reloads by itself when ${t} is back.</small></p></main><script>${script}</script></body></html>\n`
   );
 }
 
@@ -101,14 +131,15 @@ function response(status: string, headers: Array<[string, string]>, body: string
   return `HTTP/1.1 ${status}\r\n${all.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${head ? '' : body}`;
 }
 
-/** The whole HTTP response of a page (HEAD: the head only). */
-export function pageResponse(kind: PageKind, html: string, head = false): string {
+/** The whole HTTP response of a page (HEAD: the head only). `retryAfterS`: the maintenance page's. */
+export function pageResponse(kind: PageKind, html: string, head = false, retryAfterS = RETRY_AFTER_S): string {
   if (kind === 'waiting') return response('503 Service Unavailable', [['Content-Type', 'text/html; charset=utf-8'], ['Retry-After', String(RETRY_AFTER_S)], ['X-Zoopa-Page', 'waiting']], html, head);
-  if (kind === 'maintenance') return response('503 Service Unavailable', [['Content-Type', 'text/html; charset=utf-8'], ['Retry-After', String(RETRY_AFTER_S * 6)], ['X-Zoopa-Page', 'maintenance']], html, head);
+  if (kind === 'maintenance') return response('503 Service Unavailable', [['Content-Type', 'text/html; charset=utf-8'], ['Retry-After', String(retryAfterS)], ['X-Zoopa-Page', 'maintenance']], html, head);
   return response('502 Bad Gateway', [['Content-Type', 'text/html; charset=utf-8'], ['X-Zoopa-Page', 'error']], html, head);
 }
 
-/** The answer to a poll of READY_PATH. */
-export function readyResponse(ready: boolean, head = false): string {
-  return response('200 OK', [['Content-Type', 'application/json'], ['X-Zoopa-Ready', ready ? '1' : '0']], `${JSON.stringify({ ready })}\n`, head);
+/** The answer to a poll of READY_PATH; `maintenance`: the stack is frozen (the maintenance page keeps polling). */
+export function readyResponse(ready: boolean, head = false, maintenance = false): string {
+  const body = maintenance ? { ready, maintenance } : { ready };
+  return response('200 OK', [['Content-Type', 'application/json'], ['X-Zoopa-Ready', ready ? '1' : '0']], `${JSON.stringify(body)}\n`, head);
 }

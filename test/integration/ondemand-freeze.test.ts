@@ -6,7 +6,9 @@
  *  - both sockets wake the same stack through one proxy; each goes to its own upstream;
  *  - every installed on-demand unit passes `systemd-analyze --user verify` with empty output;
  *  - freeze/thaw round trips (asleep, awake, disabled) leave the units exactly as they were;
- *    a connection during a freeze wakes nothing (the socket file is gone: nginx answers 502);
+ *    during a freeze the sockets keep listening and wake nothing: through nginx a browser
+ *    gets the 503 maintenance page (on both listeners), the readiness poll says
+ *    maintenance, a non-HTTP client is closed at once; after thaw the next request wakes it;
  *  - zoopa ondemand disable stops and disables the sockets and the proxy.
  *
  *   npm run build && node scripts/run-tests.mjs ondemand
@@ -18,9 +20,10 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { httpStack, writeZoopaYaml } from '../fixtures/stacks.js';
 import { freePort, httpGet, useTestbed, type Nginx } from '../testbed/index.js';
-import { activeState, containerStarts, runningContainers, socketOf, status, tryConnect, twoPortStack, unitStates } from './ondemand-lib.js';
+import { activeState, containerStarts, exchange, runningContainers, socketOf, status, tryConnect, twoPortStack, unitStates } from './ondemand-lib.js';
 
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 200 };
+const BROWSER = { Accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' };
 
 /** Files (not sockets: nginx must reach those) under `dir` that users other than the owner may read or write. */
 function exposedFiles(dir: string): string[] {
@@ -99,7 +102,7 @@ describe('on demand: two listeners, freeze and thaw', () => {
     assert.deepEqual(names?.slice('LISTEN_FDNAMES='.length).split(':').sort(), ['second', 'zoopa-ondemand@duo.socket'], 'one proxy got both listening fds');
   });
 
-  it('freeze and thaw while awake: sockets and proxy stop, then exactly the previous state is back', async () => {
+  it('freeze and thaw while awake: the proxy stops, the sockets answer with the maintenance page, then exactly the previous state is back', async () => {
     const tb = bed();
     const before = await snapshotUnits();
     assert.equal(before['zoopa-ondemand@duo.service'], 'active/static', 'the proxy runs');
@@ -107,20 +110,33 @@ describe('on demand: two listeners, freeze and thaw', () => {
     assert.equal(f.status, 0, f.stderr);
     const fr = JSON.parse(f.stdout) as { already: boolean; stopped: string[] };
     assert.equal(fr.already, false);
-    assert.ok(fr.stopped.includes('zoopa-ondemand@duo.socket') && fr.stopped.includes('zoopa-ondemand@duo.service'), `stopped ${fr.stopped.join(', ')}`);
+    assert.deepEqual(fr.stopped, ['zoopa-ondemand@duo.service'], 'only the proxy stops');
     const frozen = await snapshotUnits();
-    assert.equal(frozen['zoopa-ondemand@duo.socket'], 'inactive/enabled', 'stopped, still enabled');
-    assert.equal(frozen['zoopa-ondemand@duo.second.socket']!.split('/')[0], 'inactive');
+    assert.equal(frozen['zoopa-ondemand@duo.socket'], 'active/enabled', 'the socket listens on');
+    assert.equal(frozen['zoopa-ondemand@duo.second.socket']!.split('/')[0], 'active');
     assert.equal(frozen['zoopa-ondemand@duo.service']!.split('/')[0], 'inactive');
     assert.equal((await status(tb)).get('duo')!.ondemand?.state, 'frozen');
+    // The stack is still up, but a frozen stack's proxy serves nobody: the maintenance page.
+    const page = await httpGet(`${nginx.url}/`, { headers: BROWSER, timeoutMs: 30_000 });
+    assert.equal(page.status, 503, page.body.slice(0, 300));
+    assert.equal(page.headers['x-zoopa-page'], 'maintenance');
+    assert.match(page.body, /duo is not available right now/);
+    assert.equal(await activeState(tb, 'duo-stack.service'), 'active', 'the freeze leaves the stack as it is');
     // After a wake and a freeze: nothing zoopa wrote under the runtime folder is open to other users.
     const runtime = path.join(tb.runtimeDir, 'ondemand');
     assert.ok(fs.readdirSync(runtime).includes('duo.frozen.json'), 'the freeze record is there');
     assert.deepEqual(exposedFiles(runtime), [], 'runtime files are 0600 (the proxy state, the owned marker, the freeze record)');
     assert.equal(fs.statSync(path.join(runtime, 'duo.frozen.json')).mode & 0o777, 0o600);
-    const t = await tb.zoopa(['--root', tb.root, 'thaw', 'duo']);
+    const owner = fs.readFileSync(path.join(runtime, 'duo.owned'), 'utf8');
+    const t = await tb.zoopa(['--root', tb.root, 'thaw', 'duo', '--json']);
     assert.equal(t.status, 0, t.stderr);
+    const tr = JSON.parse(t.stdout) as { started: string[]; stopped: string[] };
+    assert.deepEqual(tr, { ...tr, stopped: ['zoopa-ondemand@duo.service'], started: ['zoopa-ondemand@duo.service'] }, 'the maintenance proxy went, a normal one came');
     assert.deepEqual(await snapshotUnits(), before, 'thaw restores every unit as it was');
+    assert.equal(fs.readFileSync(path.join(runtime, 'duo.owned'), 'utf8'), owner, 'the run zoopa started is still zoopa\'s');
+    const app = await httpGet(`${nginx.url}/`, { headers: BROWSER, timeoutMs: 110_000 });
+    assert.equal(app.status, 200);
+    assert.equal(app.body, duo.expectBody);
   });
 
   it('a torn freeze record: thaw logs the error and falls back to the safe state, its sockets started', async () => {
@@ -135,12 +151,12 @@ describe('on demand: two listeners, freeze and thaw', () => {
     assert.equal(t.status, 0, t.stderr);
     assert.match(t.stderr, /duo: the freeze record .*duo\.frozen\.json is not valid JSON .*restarting its sockets/);
     const started = (JSON.parse(t.stdout) as { started: string[] }).started;
-    assert.deepEqual(started, ['zoopa-ondemand@duo.socket', 'zoopa-ondemand@duo.second.socket']);
+    assert.deepEqual(started, [], 'the sockets listened all along');
     assert.equal(fs.existsSync(record), false, 'the record is gone');
     for (const sock of [socketOf(tb, 'duo'), socketOf(tb, 'duo', 'second')]) assert.ok(fs.statSync(sock).isSocket(), `${sock} listens again`);
   });
 
-  it('freeze while asleep: a connection wakes nothing (nginx 502 at once), thaw restores, the next request wakes it', async () => {
+  it('freeze while asleep: through nginx the maintenance page on both listeners, nothing wakes; thaw restores exactly, the next request wakes it', async (t) => {
     const tb = bed();
     // Let the stack's start job finish first (stopping a unit in the middle of
     // `podman-compose up` can hang its stop with podman 4.3).
@@ -155,49 +171,47 @@ describe('on demand: two listeners, freeze and thaw', () => {
     assert.equal(before['zoopa-ondemand@duo.service'], 'inactive/static');
     assert.equal((await status(tb)).get('duo')!.ondemand?.state, 'sleeping');
 
-    const f = await tb.zoopa(['--root', tb.root, 'freeze', 'duo']);
+    const f = await tb.zoopa(['--root', tb.root, 'freeze', 'duo', '--for', '20m']);
     assert.equal(f.status, 0, f.stderr);
-    assert.match(f.stdout, /duo frozen: stopped zoopa-ondemand@duo\.socket/);
+    assert.match(f.stdout, /duo frozen: no proxy was running; its sockets answer with a maintenance page/);
     const again = await tb.zoopa(['--root', tb.root, 'freeze', 'duo']);
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout, /already frozen/, 'idempotent');
 
     const startsBefore = await containerStarts(tb, 'duo');
-    assert.equal(await tryConnect(socketOf(tb, 'duo')), 'ENOENT', 'the socket file is gone');
-    assert.equal(await tryConnect(socketOf(tb, 'duo', 'second')), 'ENOENT');
-    const r = await httpGet(`${nginx.url}/`);
-    assert.equal(r.status, 502, 'nginx answers 502 Bad Gateway');
-    const r2 = await httpGet(`${nginx.url}/second/`);
-    assert.equal(r2.status, 502);
-    const st = await unitStates(tb, ['duo-stack.service', 'zoopa-ondemand@duo.service', 'zoopa-ondemand@duo.socket']);
+    const t0 = Date.now();
+    const page = await httpGet(`${nginx.url}/`, { headers: BROWSER, timeoutMs: 30_000 });
+    t.diagnostic(`the first maintenance page (activating the proxy) came ${Date.now() - t0} ms after the request`);
+    assert.equal(page.status, 503, page.body.slice(0, 300));
+    assert.match(String(page.headers['content-type']), /^text\/html/);
+    assert.equal(page.headers['x-zoopa-page'], 'maintenance');
+    assert.equal(page.headers['cache-control'], 'no-store');
+    const retry = Number(page.headers['retry-after']);
+    assert.ok(retry > 60 && retry <= 1200, `Retry-After from --for 20m: ${page.headers['retry-after']}`);
+    assert.match(page.body, /duo is not available right now.*It is under maintenance.*back in about (19|20) min/s);
+    const t1 = Date.now();
+    const second = await httpGet(`${nginx.url}/second/`, { headers: BROWSER, timeoutMs: 30_000 });
+    t.diagnostic(`the next one, from the running maintenance proxy, ${Date.now() - t1} ms`);
+    assert.equal(second.status, 503, 'the extra listener too');
+    assert.equal(second.headers['x-zoopa-page'], 'maintenance');
+    const api = await httpGet(`${nginx.url}/`, { headers: { Accept: 'application/json' }, timeoutMs: 30_000 });
+    assert.equal(api.status, 503, 'every HTTP request of a frozen stack gets the maintenance page');
+    const poll = await httpGet(`${nginx.url}/.zoopa/ready`, { timeoutMs: 30_000 });
+    assert.deepEqual(JSON.parse(poll.body), { ready: false, maintenance: true }, 'the page keeps polling while frozen');
+    assert.equal(await exchange(socketOf(tb, 'duo'), '\x16\x03\x01 not http\r\n\r\n'), '', 'a non-HTTP client is closed, answered nothing');
+    assert.match(tb.managerLog(), /duo: served the maintenance page/);
+    assert.match(tb.managerLog(), /duo: duo is frozen: answering with the maintenance page until "zoopa thaw duo", waking nothing/);
+    const st = await unitStates(tb, ['duo-stack.service', 'zoopa-ondemand@duo.service']);
     assert.equal(st.get('duo-stack.service')!.active, 'inactive', 'the stack was not woken');
-    assert.equal(st.get('zoopa-ondemand@duo.service')!.active, 'inactive', 'no proxy was started');
-    assert.equal(st.get('zoopa-ondemand@duo.socket')!.active, 'inactive');
+    assert.equal(st.get('zoopa-ondemand@duo.service')!.active, 'active', 'the maintenance proxy answers');
     assert.deepEqual(await runningContainers(tb, 'duo'), []);
     assert.equal(await containerStarts(tb, 'duo'), startsBefore, 'no container started');
 
-    // Someone starts the socket by hand during the freeze: the proxy it activates
-    // answers HTTP with the maintenance page (ZOOPA_WAIT auto) and does not wake the stack.
-    assert.equal((await tb.systemctl(['start', 'zoopa-ondemand@duo.socket'])).status, 0);
-    const reply = await new Promise<string>((resolve, reject) => {
-      const sock = net.connect(socketOf(tb, 'duo'));
-      let got = '';
-      sock.on('data', (b: Buffer) => (got += b.toString()));
-      sock.on('error', () => resolve(got));
-      sock.on('close', () => resolve(got));
-      sock.on('connect', () => sock.write('GET / HTTP/1.0\r\n\r\n'));
-      setTimeout(() => reject(new Error('the proxy kept a connection to a frozen stack open')), 60_000).unref();
-    });
-    assert.match(reply, /^HTTP\/1\.1 503 [\s\S]*duo is under maintenance/, 'an HTTP client gets the maintenance page, then the connection is closed');
-    assert.match(tb.managerLog(), /duo: served the maintenance page/);
-    assert.equal(await activeState(tb, 'duo-stack.service'), 'inactive', 'the stack was not woken');
-    assert.equal(await containerStarts(tb, 'duo'), startsBefore, 'no container started');
-    assert.equal((await tb.systemctl(['stop', 'zoopa-ondemand@duo.socket', 'zoopa-ondemand@duo.service'])).status, 0);
-
-    const t = await tb.zoopa(['--root', tb.root, 'thaw', 'duo', '--json']);
-    assert.equal(t.status, 0, t.stderr);
-    assert.deepEqual((JSON.parse(t.stdout) as { started: string[] }).started, ['zoopa-ondemand@duo.socket', 'zoopa-ondemand@duo.second.socket']);
-    assert.deepEqual(await snapshotUnits(), before, 'thaw restores every unit as it was (the proxy stays off)');
+    const th = await tb.zoopa(['--root', tb.root, 'thaw', 'duo', '--json']);
+    assert.equal(th.status, 0, th.stderr);
+    const tr = JSON.parse(th.stdout) as { started: string[]; stopped: string[] };
+    assert.deepEqual([tr.stopped, tr.started], [['zoopa-ondemand@duo.service'], []], 'the maintenance proxy is stopped; nothing else changes');
+    assert.deepEqual(await snapshotUnits(), before, 'thaw restores every unit as it was (the proxy off)');
     const t2 = await tb.zoopa(['--root', tb.root, 'thaw', 'duo']);
     assert.equal(t2.status, 0, t2.stderr);
     assert.match(t2.stdout, /not frozen/, 'idempotent');
