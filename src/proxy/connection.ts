@@ -121,7 +121,7 @@ export class Connection {
     }
     this.target = up;
     if (opts.scoutUntil !== undefined && !this.gotByte) {
-      this.scout = { until: opts.scoutUntil, chunks: [], bytes: 0, overflow: false, clientEnded: false, timer: null, final: false };
+      this.scout = { until: opts.scoutUntil, chunks: [], bytes: 0, full: false, clientEnded: false, timer: null, final: false };
     }
     this.connectUpstream();
   }
@@ -191,7 +191,7 @@ export class Connection {
       client.on('end', this.onClientEnd);
       client.on('drain', this.onClientDrain);
     }
-    client.resume();
+    if (!this.scout?.full) client.resume();
   };
 
   // client → upstream
@@ -200,25 +200,22 @@ export class Connection {
     t.bytesIn += chunk.length;
     t.touch();
     const scout = this.scout;
-    if (scout && !scout.overflow) {
+    if (scout) {
+      // Kept for sending again; read no more than SCOUT_MAX_BYTES until confirmed.
+      scout.chunks.push(chunk);
       scout.bytes += chunk.length;
-      if (scout.bytes > SCOUT_MAX_BYTES) {
-        scout.overflow = true;
-        scout.chunks = [];
-      } else {
-        scout.chunks.push(chunk);
-      }
+      if (scout.bytes >= SCOUT_MAX_BYTES) scout.full = true;
     }
     if (!this.connected) {
       // Between two scout attempts: kept above, sent on the next connect.
       this.client.pause();
       return;
     }
-    if (!this.upstream!.write(chunk)) this.client.pause();
+    if (!this.upstream!.write(chunk) || scout?.full) this.client.pause();
   };
 
   private readonly onUpstreamDrain = (): void => {
-    if (!this.released) this.client.resume();
+    if (!this.released && !this.scout?.full) this.client.resume();
   };
 
   private readonly onClientEnd = (): void => {
@@ -295,8 +292,10 @@ export class Connection {
     if (!scout) return;
     if (scout.timer) clearTimeout(scout.timer);
     scout.timer = null;
-    if (this.connected) this.scout = null;
-    else scout.final = true; // between two attempts: the next one still sends the kept bytes, then is final
+    if (this.connected) {
+      this.scout = null;
+      if (scout.full) this.client.resume();
+    } else scout.final = true; // between two attempts: the next one still sends the kept bytes, then is final
   }
 
   /** The scout's upstream answered, or stayed open long enough: a normal connection from now on. */
@@ -305,6 +304,7 @@ export class Connection {
     if (!scout || this.released) return;
     if (scout.timer) clearTimeout(scout.timer);
     this.scout = null;
+    if (scout.full && this.connected) this.client.resume(); // read on (a full upstream pauses it again)
     this.events.onConfirmed?.(this);
   };
 
@@ -313,7 +313,7 @@ export class Connection {
     const scout = this.scout!;
     this.dropUpstream();
     const nothingToSend = scout.clientEnded && scout.bytes === 0; // the client left without a word
-    if (scout.overflow || nothingToSend || Date.now() >= scout.until || this.client.destroyed) {
+    if (nothingToSend || Date.now() >= scout.until || this.client.destroyed) {
       this.release();
       return;
     }

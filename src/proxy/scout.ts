@@ -15,7 +15,10 @@
  * sent; if the upstream closes before answering a byte, it connects again and
  * sends the same bytes again, until the upstream answers (or survives
  * SCOUT_CONFIRM_MS), which confirms the stack is up. At most one attempt is in
- * flight, so the app sees the request once.
+ * flight, so the app sees the request once. Nothing is dropped: once it has
+ * kept SCOUT_MAX_BYTES the scout stops reading the client until confirmed (a
+ * big upload waits at most SCOUT_CONFIRM_MS longer), so every byte sent to an
+ * attempt can be sent again.
  */
 import { TimeoutError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -29,7 +32,7 @@ import type { Upstream } from './upstream.js';
 export const SCOUT_CONFIRM_MS = 300;
 /** Pause before a scout connects again. */
 export const SCOUT_RETRY_MS = 5;
-/** A scout keeps at most this much of the client's data for sending again; beyond it, no retry. */
+/** A scout reads (and keeps, for sending again) at most this much of the client's data until confirmed. */
 export const SCOUT_MAX_BYTES = 256 * 1024;
 
 /** A scouting connection's own state (kept by connection.ts's Connection). */
@@ -38,8 +41,8 @@ export interface ScoutState {
   /** Everything the client sent so far, for sending again. */
   chunks: Buffer[];
   bytes: number;
-  /** The client's data outgrew SCOUT_MAX_BYTES: no more retries. */
-  overflow: boolean;
+  /** SCOUT_MAX_BYTES are kept: the client is not read until the scout is confirmed. */
+  full: boolean;
   clientEnded: boolean;
   timer: NodeJS.Timeout | null;
   /** The next attempt is the last: after sending the kept bytes, a normal connection. */
