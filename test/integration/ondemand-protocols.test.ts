@@ -11,6 +11,8 @@
  *  - a POST with a 200 KiB body (also with `Accept: text/html`) on a cold stack is
  *    held and its body reaches the app exactly once (the app's answer names the byte
  *    count and sha256 it read; the file it appends every body to holds it once);
+ *  - the same with a 1000 KiB body, more than the proxy's scout keeps for sending
+ *    again: a `todo` for now (the proxy drops it, see the test);
  *  - each stack's container started once, and the proxy logged no page for them.
  *
  * The waiting page itself and `Accept: application/json` are in ondemand-waitpage.test.ts.
@@ -161,28 +163,33 @@ describe('on demand: a WebSocket upgrade and a POST body on a cold 8 s stack, th
   const bed = useTestbed({ name: 'ondemand-protocols' });
   let chat: StackFixture;
   let upload: StackFixture & { postPath: string; recordFile: string };
+  let bulk: StackFixture & { postPath: string; recordFile: string };
   /** One nginx per stack, each at /. */
   const nginx = new Map<string, Nginx>();
   const body = patternBody(200 * 1024);
   const expected = Buffer.concat([body, Buffer.from(POST_RECORD_SEPARATOR)]);
+  /** Beyond what the proxy's scout keeps for sending again (SCOUT_MAX_BYTES, 256 KiB), within nginx's default client_max_body_size. */
+  const bigBody = patternBody(1000 * 1024);
+  const bigExpected = Buffer.concat([bigBody, Buffer.from(POST_RECORD_SEPARATOR)]);
 
-  it('installs two cold stacks (a WebSocket echo, a POST recorder) behind on-demand sockets and nginx', async () => {
+  it('installs three cold stacks (a WebSocket echo, two POST recorders) behind on-demand sockets and nginx', async () => {
     const tb = bed();
     chat = websocketEchoStack(tb.root, 'chat', { port: await freePort(), startDelaySec: 8 });
     upload = postRecorderStack(tb.root, 'upload', { port: await freePort(), startDelaySec: 8 });
-    for (const s of [chat, upload]) {
+    bulk = postRecorderStack(tb.root, 'bulk', { port: await freePort(), startDelaySec: 8 });
+    for (const s of [chat, upload, bulk]) {
       tb.writeFile(path.join(tb.home, '.config', 'zoopa-ondemand', `${s.name}.env`), `ZOOPA_UPSTREAM=127.0.0.1:${s.port}\n`, 0o600);
     }
     const inst = await tb.zoopa(['--root', tb.root, 'install']);
     assert.equal(inst.status, 0, inst.stderr);
-    for (const unit of ['zoopa-ondemand-dir.service', 'zoopa-ondemand@chat.socket', 'zoopa-ondemand@upload.socket']) {
+    for (const unit of ['zoopa-ondemand-dir.service', 'zoopa-ondemand@chat.socket', 'zoopa-ondemand@upload.socket', 'zoopa-ondemand@bulk.socket']) {
       const r = await tb.systemctl(['enable', '--now', unit]);
       assert.equal(r.status, 0, `${unit}: ${r.stderr}`);
     }
     nginx.set('chat', await tb.startNginx([{ path: '/', upstream: `unix:${socketOf(tb, 'chat')}`, directives: [...NGINX_WEBSOCKET, ...NGINX_TIMEOUTS] }]));
     nginx.set('upload', await tb.startNginx([{ path: '/', upstream: `unix:${socketOf(tb, 'upload')}`, directives: NGINX_TIMEOUTS }]));
-    assert.equal(await activeState(tb, 'chat-stack.service'), 'inactive');
-    assert.equal(await activeState(tb, 'upload-stack.service'), 'inactive');
+    nginx.set('bulk', await tb.startNginx([{ path: '/', upstream: `unix:${socketOf(tb, 'bulk')}`, directives: NGINX_TIMEOUTS }]));
+    for (const s of ['chat', 'upload', 'bulk']) assert.equal(await activeState(tb, `${s}-stack.service`), 'inactive');
   });
 
   it('a WebSocket upgrade with a browser Accept is held (no waiting page) and upgraded by the app; bytes echo back unchanged', async () => {
@@ -230,11 +237,29 @@ describe('on demand: a WebSocket upgrade and a POST body on a cold 8 s stack, th
     assert.ok(recorded.equals(expected), 'the recorded file holds the body exactly once');
   });
 
+  // KNOWN PROXY BUG (kept as a running `todo` until src/proxy is fixed; remove the option then):
+  // the held POST is the wake's scout; rootlessport accepts before the app listens and
+  // closes; the scout cannot send the body again (it keeps at most SCOUT_MAX_BYTES,
+  // 256 KiB) and releases the client: nginx answers 502 "upstream prematurely closed
+  // connection while reading response header", within a second, with no proxy log line.
+  it('a POST with a 1000 KiB body (more than the proxy keeps for a retry) is held and its body reaches the app exactly once', {
+    todo: 'proxy: a held request of more than SCOUT_MAX_BYTES that scouts a port forwarder is dropped (nginx 502)',
+  }, async () => {
+    const tb = bed();
+    const web = nginx.get('bulk')!;
+    const r = await post(`${web.url}${bulk.postPath}`, bigBody, { Accept: BROWSER_ACCEPT, 'Content-Type': 'application/octet-stream' });
+    const sha = crypto.createHash('sha256').update(bigBody).digest('hex');
+    assert.equal(r.status, 200, `${r.body.slice(0, 400)}${context(tb, 'bulk', web)}`);
+    assert.equal(r.body, `${bigBody.length} ${sha}\n`, 'the app read the whole body, byte for byte');
+    const recorded = fs.readFileSync(bulk.recordFile);
+    assert.equal(recorded.length, bigExpected.length, `the app recorded ${recorded.length} bytes, one body is ${bigExpected.length}${context(tb, 'bulk', web)}`);
+    assert.ok(recorded.equals(bigExpected), 'the recorded file holds the body exactly once');
+  });
+
   it('each stack started its container once, and the proxy served no page to them', async () => {
     const tb = bed();
-    assert.equal(await containerStarts(tb, 'chat'), 1);
-    assert.equal(await containerStarts(tb, 'upload'), 1);
-    for (const stack of ['chat', 'upload']) {
+    for (const stack of ['chat', 'upload', 'bulk']) assert.equal(await containerStarts(tb, stack), 1, `${stack}: container starts`);
+    for (const stack of ['chat', 'upload', 'bulk']) {
       const pages = proxyLines(tb, stack).filter((l) => /served the \w+ page/.test(l));
       assert.deepEqual(pages, [], `no waiting (or other) page for ${stack}`);
     }
