@@ -114,6 +114,9 @@ function issueToError(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, f
     hint = inner ? inner.message : undefined;
   } else {
     message = `${issue.message} (got ${show(value)})`;
+    // A refinement may carry its hint: .refine(fn, { message, params: { hint } }).
+    const h = (issue as { params?: { hint?: unknown } }).params?.hint;
+    hint = typeof h === 'string' ? h : undefined;
   }
   const key = keyPath.map(String).join('.');
   const line = lineOf(doc, lc, keyPath, wantKey);

@@ -1,9 +1,12 @@
 /**
  * The `stacks.<name>.ondemand` and top-level `ondemand` sections of zoopa.yaml.
  *
- *   ondemand:                    # top level, optional: applies to every on-demand socket
+ *   ondemand:                    # top level, optional: applies to every on-demand socket and proxy
  *     socket_mode: "0666"        # SocketMode= of the sockets nginx connects to (default 0666)
  *     directory_mode: "0711"     # mode of %t/ondemand (default 0711)
+ *     wait: auto                 # the defaults of every on-demand stack's proxy, also a stack
+ *     page_after: 1s             #   of the original setup with only a hand-written env file:
+ *     page_template: /srv/wait.html   # Environment= lines of zoopa-ondemand@.service
  *   stacks:
  *     web:
  *       ondemand:
@@ -15,13 +18,25 @@
  *         stop_check: [/usr/local/bin/busy, web]   # ZOOPA_STOP_CHECK: non-zero exit postpones the idle stop
  *         wait: auto                 # ZOOPA_WAIT: auto (browsers get a waiting page) | hold | page
  *         page_after: 1s             # ZOOPA_PAGE_AFTER: a waiting browser gets the page after this long
- *         page_template: /srv/wait.html   # ZOOPA_PAGE_TEMPLATE: your own waiting page (absolute path)
+ *         page_template: /srv/wait.html   # ZOOPA_PAGE_TEMPLATE: your own waiting page (absolute path;
+ *                                         # "builtin": the built-in page even with a global template)
  *         listeners:                 # extra sockets %t/ondemand/<stack>.<name>.sock waking the same stack
  *           - { name: api, upstream: 127.0.0.1:3003 }
  *
+ * Precedence of wait, page_after and page_template: the top-level values are
+ * Environment= lines of the proxy's template unit zoopa-ondemand@.service, and
+ * systemd reads EnvironmentFile= after Environment= ("settings from these files
+ * override settings made with Environment=", systemd.exec(5)). So a stack's own
+ * value wins, whether it comes from stacks.<name>.ondemand (its generated env file)
+ * or from a hand-written ~/.config/zoopa-ondemand/<stack>.env (never touched); an
+ * empty value there (ZOOPA_PAGE_TEMPLATE=, or page_template: builtin) means the
+ * built-in page. The top-level values also apply to on-demand llama services,
+ * which use the same template unit.
+ *
  * Every value is checked here, so `zoopa install` and `zoopa ondemand enable`
  * reject bad input (exit 2) before anything is written, and the proxy never
- * starts with a setting it cannot use.
+ * starts with a setting it cannot use. Page templates are also read once at
+ * install time (units.ts checkPageTemplates), as the proxy reads them when it starts.
  */
 import { z } from 'zod';
 import { argvCommand, duration } from '../config/types.js';
@@ -56,6 +71,39 @@ export const upstreamText = z.preprocess((v) => (typeof v === 'number' && Number
 
 const positiveDuration = duration.refine((s) => s > 0, 'must be more than 0 seconds');
 
+/** ZOOPA_WAIT: how held HTTP clients wait for a wake (src/proxy/config.ts WAIT_STYLES). */
+export const waitStyle = z.enum(['auto', 'hold', 'page']);
+/** ZOOPA_PAGE_AFTER: a held browser gets the waiting page after this long (0: at once). */
+export const pageAfter = duration;
+
+/** The largest page template the proxy reads (src/proxy/config.ts readPageTemplate). */
+export const PAGE_TEMPLATE_MAX_BYTES = 256 * 1024;
+/** Per stack: the built-in page, even when the top-level section names a template. */
+export const BUILTIN_PAGE = 'builtin';
+export const PAGE_TEMPLATE_HINT =
+  'name an HTML file by its absolute path, readable by the stack owner, at most 256 KiB; it may use {{stack}}, {{elapsed}}, {{typical}}, {{ready_path}}, {{retry_after}}';
+
+/**
+ * ZOOPA_PAGE_TEMPLATE: an absolute path on one line. The proxy's env reader drops
+ * " #..." as a comment, so a path with white space before a "#" would be cut short
+ * silently: refused. `builtin` (per stack only) renders an empty value.
+ */
+function pageTemplatePath(opts: { builtin: boolean }) {
+  const hint = opts.builtin ? `${PAGE_TEMPLATE_HINT}; or "${BUILTIN_PAGE}" for the built-in page` : PAGE_TEMPLATE_HINT;
+  return z
+    .string()
+    .refine((p) => (opts.builtin && p === BUILTIN_PAGE) || (p.startsWith('/') && !/[\n\r\0]/.test(p)), {
+      message: 'must be an absolute path to an HTML file',
+      params: { hint },
+    })
+    .refine((p) => !/\s#/.test(p), {
+      message: 'contains white space followed by "#", which the env reader takes for the start of a comment (the rest would be dropped)',
+      params: { hint: 'rename the file or its folder' },
+    });
+}
+export const stackPageTemplate = pageTemplatePath({ builtin: true });
+export const globalPageTemplate = pageTemplatePath({ builtin: false });
+
 
 export const extraListener = z.strictObject({
   /** Socket name (the name rule of src/names.ts; upper-cased, - → _, also an env var suffix): listens on %t/ondemand/<stack>.<name>.sock, fd name <name>. */
@@ -88,12 +136,9 @@ export const stackOndemandSchema = z
     ready: readyCheck.optional(),
     start_timeout: positiveDuration.optional(),
     stop_check: stopCheck.optional(),
-    wait: z.enum(['auto', 'hold', 'page']).optional(),
-    page_after: duration.optional(),
-    page_template: z
-      .string()
-      .refine((p) => p.startsWith('/') && !/[\n\r]/.test(p), 'must be an absolute path to an HTML file')
-      .optional(),
+    wait: waitStyle.optional(),
+    page_after: pageAfter.optional(),
+    page_template: stackPageTemplate.optional(),
     listeners: z.array(extraListener).optional(),
   })
   .superRefine((v, ctx) => {
@@ -138,6 +183,10 @@ export const globalOndemandSchema = z.strictObject({
       message: 'must not let group or others write (e.g. 0711, or 0755); others could plant files or links in the folder zoopa writes its runtime files to',
     })
     .optional(),
+  /** Defaults of every on-demand proxy (Environment= of zoopa-ondemand@.service); a stack's own value wins. */
+  wait: waitStyle.optional(),
+  page_after: pageAfter.optional(),
+  page_template: globalPageTemplate.optional(),
 });
 export type GlobalOndemandConfig = z.output<typeof globalOndemandSchema>;
 

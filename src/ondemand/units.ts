@@ -8,9 +8,11 @@
  *  - zoopa-ondemand-dir.service  oneshot, creates %t/ondemand (mode 0711 by default).
  *  - zoopa-ondemand@.socket      ListenStream=%t/ondemand/%i.sock, Accept=no, modes as configured,
  *                                Requires/After the dir unit, WantedBy=sockets.target.
- *  - zoopa-ondemand@.service     the proxy: defaults in Environment=, then the env file(s),
- *                                which override them (systemd reads EnvironmentFile= after
- *                                Environment=), ExecStart=<node> <zoopa.js> proxy %i.
+ *  - zoopa-ondemand@.service     the proxy: defaults in Environment= (with the top-level
+ *                                `ondemand:` wait, page_after and page_template, so they reach
+ *                                every stack, hand-written env files included), then the env
+ *                                file(s), which override them (systemd reads EnvironmentFile=
+ *                                after Environment=), ExecStart=<node> <zoopa.js> proxy %i.
  *
  * Extra listeners of a stack (`stacks.<s>.ondemand.listeners: [{name, upstream}]`) are
  * concrete instance files, no drop-ins (systemd uses a file named like the instance
@@ -36,6 +38,7 @@
  * socket unit's name); an extra one is named after its listener, whose upstream comes in
  * ZOOPA_UPSTREAM_<NAME> (upper-cased, - → _).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { formatEnvLine } from '../envfile.js';
 import { ConfigError } from '../errors.js';
@@ -67,7 +70,15 @@ import { envAssignment, execWith, GENERATED_MARKER, generatedHeader, raw, UnitFi
 import type { ManagedFile, RenderContext, RenderedUnit } from '../unitfile/types.js';
 import { which } from '../unitfile/tools.js';
 import { PROXY_NODE_FLAGS } from '../proxy/node-flags.js';
-import { DEFAULT_DIRECTORY_MODE, DEFAULT_SOCKET_MODE, type StackOndemandConfig } from './config.js';
+import {
+  BUILTIN_PAGE,
+  DEFAULT_DIRECTORY_MODE,
+  DEFAULT_SOCKET_MODE,
+  PAGE_TEMPLATE_HINT,
+  PAGE_TEMPLATE_MAX_BYTES,
+  type GlobalOndemandConfig,
+  type StackOndemandConfig,
+} from './config.js';
 
 /** $XDG_RUNTIME_DIR/ondemand/<stack>.sock: what nginx connects to. */
 export function socketPath(stack: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -145,10 +156,14 @@ export function renderServiceTemplate(ctx: RenderContext): RenderedUnit {
   u.section('Unit')
     .add('Description', raw('Zoopa on-demand proxy for %i'))
     .add('After', ONDEMAND_DIR_UNIT);
-  u.section('Service')
+  const service = u.section('Service');
+  service
     // Defaults first: settings from EnvironmentFile= override Environment= (systemd.exec(5)).
     .add('Environment', raw(`${ENV_STACK_UNIT}=${stackUnitName('%i')}`))
-    .add('Environment', envAssignment(ENV_IDLE_TIMEOUT, String(DEFAULT_IDLE_TIMEOUT_S)))
+    .add('Environment', envAssignment(ENV_IDLE_TIMEOUT, String(DEFAULT_IDLE_TIMEOUT_S)));
+  // The top-level ondemand section: every stack's defaults, a stack's own env file wins.
+  for (const [k, v] of globalOndemandEnvVars(ctx.project.config.ondemand)) service.add('Environment', envAssignment(k, v));
+  service
     // The original's path, read as it always was...
     .add('EnvironmentFile', raw('-%h/.config/zoopa-ondemand/%i.env'))
     // ...and $XDG_CONFIG_HOME's (where zoopa install writes), the same file unless
@@ -203,6 +218,48 @@ function seconds(s: number): string {
   return Number.isInteger(s) ? String(s) : String(Math.round(s * 1000) / 1000);
 }
 
+/**
+ * The top-level section's proxy defaults (Environment= of zoopa-ondemand@.service),
+ * in the order the per-stack ones take in an env file.
+ */
+export function globalOndemandEnvVars(c: GlobalOndemandConfig | undefined): Array<[string, string]> {
+  const vars: Array<[string, string]> = [];
+  if (c?.wait !== undefined) vars.push([ENV_WAIT, c.wait]);
+  if (c?.page_after !== undefined) vars.push([ENV_PAGE_AFTER, seconds(c.page_after)]);
+  if (c?.page_template !== undefined) vars.push([ENV_PAGE_TEMPLATE, c.page_template]);
+  return vars;
+}
+
+/**
+ * The page templates zoopa.yaml names, read once as the proxy reads them when it
+ * starts (src/proxy/config.ts readPageTemplate): a missing or unreadable file would
+ * keep the proxy from starting (for a top-level one: every stack's), so `zoopa
+ * install` refuses it first. Run with the env files (install, not `zoopa render`);
+ * a hand-written env file's ZOOPA_PAGE_TEMPLATE is the proxy's to check.
+ */
+export function checkPageTemplates(ctx: Pick<RenderContext, 'project'>): void {
+  const named: Array<[string, string]> = [];
+  const top = ctx.project.config.ondemand?.page_template;
+  if (top !== undefined) named.push(['ondemand.page_template', top]);
+  for (const s of ondemandStacks(ctx)) {
+    const p = s.config.ondemand.page_template;
+    if (p !== undefined && p !== BUILTIN_PAGE) named.push([`stacks.${s.name}.ondemand.page_template`, p]);
+  }
+  for (const [key, file] of named) {
+    const bad = (why: string, cause?: unknown) =>
+      new ConfigError(`${key}: ${JSON.stringify(file)} ${why}`, { file: ctx.project.configFile, key, value: file, hint: PAGE_TEMPLATE_HINT, cause });
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(file);
+      fs.accessSync(file, fs.constants.R_OK);
+    } catch (e) {
+      throw bad(`cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
+    }
+    if (!st.isFile()) throw bad('is not a file');
+    if (st.size > PAGE_TEMPLATE_MAX_BYTES) throw bad(`is larger than 256 KiB (${st.size} bytes)`);
+  }
+}
+
 /** The env file's variables for one stack's zoopa.yaml settings, in a fixed order. */
 export function ondemandEnvVars(c: StackOndemandConfig): Array<[string, string]> {
   const vars: Array<[string, string]> = [[ENV_UPSTREAM, c.upstream]];
@@ -213,7 +270,8 @@ export function ondemandEnvVars(c: StackOndemandConfig): Array<[string, string]>
   if (c.stop_check !== undefined) vars.push([ENV_STOP_CHECK, c.stop_check.join(' ')]);
   if (c.wait !== undefined) vars.push([ENV_WAIT, c.wait]);
   if (c.page_after !== undefined) vars.push([ENV_PAGE_AFTER, seconds(c.page_after)]);
-  if (c.page_template !== undefined) vars.push([ENV_PAGE_TEMPLATE, c.page_template]);
+  // "builtin": an empty value, which overrides a top-level template (the proxy reads empty as unset).
+  if (c.page_template !== undefined) vars.push([ENV_PAGE_TEMPLATE, c.page_template === BUILTIN_PAGE ? '' : c.page_template]);
   for (const l of c.listeners ?? []) vars.push([listenerEnvName(l.name), l.upstream]);
   return vars;
 }
@@ -255,6 +313,7 @@ export function llamaOndemandEnvVars(t: LlamaOndemandTarget): Array<[string, str
 
 /** Env files written from zoopa.yaml: `stacks.<name>.ondemand` and on-demand llama services. */
 export function renderOndemandEnvFiles(ctx: RenderContext): ManagedFile[] {
+  checkPageTemplates(ctx);
   const files = ondemandStacks(ctx).map((s) => renderOndemandEnvFile(s, ctx));
   for (const t of llamaOndemandTargets(ctx.project.config.llama)) {
     const file = ondemandEnvFile(t.name, ctx.env);

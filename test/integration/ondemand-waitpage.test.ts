@@ -10,8 +10,9 @@
  *  - in Chromium, opening a cold stack's URL ends on the app's own page with no
  *    manual reload (the waiting page's screenshot goes to assets/screenshots/).
  *
- * A POST body held and delivered once, `hold` and `page` are tested with the
- * proxy itself (test/unit/proxy-waitpage.test.ts).
+ * A WebSocket upgrade and a POST body on a cold stack through nginx are in
+ * ondemand-protocols.test.ts; `hold` and `page` are tested with the proxy itself
+ * (test/unit/proxy-waitpage.test.ts).
  *
  *   npm run build && node scripts/run-tests.mjs ondemand-waitpage
  */
