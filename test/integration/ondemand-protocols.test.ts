@@ -11,8 +11,8 @@
  *  - a POST with a 200 KiB body (also with `Accept: text/html`) on a cold stack is
  *    held and its body reaches the app exactly once (the app's answer names the byte
  *    count and sha256 it read; the file it appends every body to holds it once);
- *  - the same with a 1000 KiB body, more than the proxy's scout keeps for sending
- *    again: a `todo` for now (the proxy drops it, see the test);
+ *  - the same with a 1000 KiB body, more than the proxy's scout reads before the app
+ *    is confirmed (it used to drop the copy, then the client: nginx 502);
  *  - each stack's container started once, and the proxy logged no page for them.
  *
  * The waiting page itself and `Accept: application/json` are in ondemand-waitpage.test.ts.
@@ -237,14 +237,7 @@ describe('on demand: a WebSocket upgrade and a POST body on a cold 8 s stack, th
     assert.ok(recorded.equals(expected), 'the recorded file holds the body exactly once');
   });
 
-  // KNOWN PROXY BUG (kept as a running `todo` until src/proxy is fixed; remove the option then):
-  // the held POST is the wake's scout; rootlessport accepts before the app listens and
-  // closes; the scout cannot send the body again (it keeps at most SCOUT_MAX_BYTES,
-  // 256 KiB) and releases the client: nginx answers 502 "upstream prematurely closed
-  // connection while reading response header", within a second, with no proxy log line.
-  it('a POST with a 1000 KiB body (more than the proxy keeps for a retry) is held and its body reaches the app exactly once', {
-    todo: 'proxy: a held request of more than SCOUT_MAX_BYTES that scouts a port forwarder is dropped (nginx 502)',
-  }, async () => {
+  it('a POST with a 1000 KiB body (more than the scout reads before the app is confirmed) is held and its body reaches the app exactly once', async () => {
     const tb = bed();
     const web = nginx.get('bulk')!;
     const r = await post(`${web.url}${bulk.postPath}`, bigBody, { Accept: BROWSER_ACCEPT, 'Content-Type': 'application/octet-stream' });
