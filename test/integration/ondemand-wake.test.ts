@@ -7,6 +7,13 @@
  *    and `zoopa-ondemand@<stack>.socket`;
  *  - a slow app (3 s before it listens): 50 concurrent first requests through nginx
  *    give 50 × HTTP 200, with exactly one stack start;
+ *  - both run in each wait style (ZOOPA_WAIT), each in its own test bed and stack:
+ *    `[wait=hold]` (`ZOOPA_WAIT=hold` appended to the original env file; every connection
+ *    held, as before the waiting page) and `[wait=auto]` (the original env file unchanged:
+ *    auto is the default). Ten browser-like requests (`Accept: text/html,...`) go with
+ *    the 50: in hold each gets the app's 200 and no page is ever served; in auto each gets
+ *    the app's 200 or the proxy's 503 waiting page (`X-Zoopa-Page: waiting`), never an
+ *    error, at least one the page (the app listens 3 s after the wake, page_after is 1 s);
  *  - `zoopa ondemand enable` (zoopa.yaml), idle stop, a stack started by hand is not
  *    stopped, a veto (stop_check) postpones the stop;
  *  - a stack whose image is missing: through nginx a 502 within seconds (not the start
@@ -30,82 +37,115 @@ import { activeState, composeUps, containerStarts, crashingStack, imageStack, pr
 
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 200 };
 
-describe('on demand: the original setup, unchanged, and a slow app', () => {
-  const bed = useTestbed({ name: 'ondemand-orig' });
-  let slow: StackFixture;
-  let nginx: Nginx;
+/** The wait styles (ZOOPA_WAIT) the original setup and its herd run in. */
+const MODES = ['hold', 'auto'] as const;
+/** A browser's Accept header: a page load, which `auto` may answer with the waiting page. */
+const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
-  it('installs, and the README commands enable the directory helper and the socket', async () => {
-    const tb = bed();
-    slow = httpStack(tb.root, 'slow', { port: await freePort(), startDelaySec: 3 });
-    // No zoopa.yaml at all: the original's layout.
-    const inst = await tb.zoopa(['--root', tb.root, 'install']);
-    assert.equal(inst.status, 0, inst.stderr);
-    for (const u of ['zoopa-ondemand-dir.service', 'zoopa-ondemand@.socket', 'zoopa-ondemand@.service']) assert.match(inst.stdout, new RegExp(`\\+ ${u.replace(/[.@]/g, '\\$&')}`));
-    // The original README's env file, byte for byte (with its trailing comments).
-    tb.writeFile(
-      path.join(tb.home, '.config', 'zoopa-ondemand', 'slow.env'),
-      `ZOOPA_UPSTREAM=127.0.0.1:${slow.port}\nZOOPA_IDLE_TIMEOUT=600   # optional override (seconds)\n# ZOOPA_STACK_UNIT=<stack>-stack.service   # optional override\n`,
-      0o600,
-    );
-    for (const unit of ['zoopa-ondemand-dir.service', 'zoopa-ondemand@slow.socket']) {
-      const r = await tb.systemctl(['enable', '--now', unit]);
-      assert.equal(r.status, 0, `${unit}: ${r.stderr}`);
-    }
-    const dir = path.join(tb.runtimeDir, 'ondemand');
-    assert.equal(fs.statSync(dir).mode & 0o777, 0o711, '%t/ondemand mode');
-    const st = fs.statSync(socketOf(tb, 'slow'));
-    assert.ok(st.isSocket(), 'the socket nginx connects to exists');
-    assert.equal(st.mode & 0o777, 0o666, 'socket mode');
-    const states = await unitStates(tb, ['zoopa-ondemand@slow.socket', 'zoopa-ondemand@slow.service', 'slow-stack.service']);
-    assert.equal(states.get('zoopa-ondemand@slow.socket')!.active, 'active');
-    assert.equal(states.get('zoopa-ondemand@slow.socket')!.enabled, 'enabled');
-    assert.equal(states.get('zoopa-ondemand@slow.service')!.active, 'inactive', 'no proxy before the first connection');
-    assert.equal(states.get('slow-stack.service')!.active, 'inactive', 'asleep');
-    assert.deepEqual(await runningContainers(tb, 'slow'), []);
-    const s = (await status(tb)).get('slow')!;
-    assert.equal(s.ondemand?.state, 'sleeping');
-  });
+for (const mode of MODES) {
+  /** The case's title, with its wait style. */
+  const t = (title: string) => `[wait=${mode}] ${title}`;
+  /** Each style its own stack (and test bed): slow-hold, slow-auto. */
+  const name = `slow-${mode}`;
 
-  it('50 concurrent first requests through nginx to a 3 s app: 50 × HTTP 200, exactly one stack start', async () => {
-    const tb = bed();
-    nginx = await tb.startNginx([{ path: '/', upstream: `unix:${socketOf(tb, 'slow')}` }]);
-    const before = await containerStarts(tb, 'slow');
-    const results = await Promise.all(
-      Array.from({ length: 50 }, () =>
-        httpGet(`${nginx.url}/`, { timeoutMs: 110_000 }).then(
-          (r) => (r.status === 200 && r.body === slow.expectBody ? 200 : `${r.status} ${JSON.stringify(r.body.slice(0, 60))}`),
-          (e: Error) => `error: ${e.message}`,
-        ),
-      ),
-    );
-    assert.deepEqual(tally(results), { 200: 50 }, `nginx error log:\n${nginx.errorLog().slice(-2000)}\nmanager log:\n${tb.managerLog().slice(-3000)}`);
-    assert.equal(await containerStarts(tb, 'slow'), before + 1, 'the container started exactly once');
-    assert.equal(composeUps(tb, 'slow_web_1'), 1, 'the stack unit ran podman-compose up exactly once');
-    assert.equal(await activeState(tb, 'slow-stack.service'), 'active');
-    const s = (await status(tb)).get('slow')!;
-    assert.ok(s.ondemand && ['awake', 'waking'].includes(s.ondemand.state), `status: ${JSON.stringify(s.ondemand)}`);
-    assert.equal(s.ondemand!.owned, true, 'zoopa owns the start');
-    assert.ok(s.ondemand!.lastWake, 'the last wake is reported');
-  });
+  describe(t(mode === 'auto' ? 'on demand: the original setup, unchanged, and a slow app' : 'on demand: the original setup (plus ZOOPA_WAIT=hold) and a slow app'), () => {
+    const bed = useTestbed({ name: `ondemand-orig-${mode}` });
+    let slow: StackFixture;
+    let nginx: Nginx;
 
-  it('the proxy runs with the env file over the unit defaults, as the original did', async () => {
-    const tb = bed();
-    const pid = (await unitStates(tb, ['zoopa-ondemand@slow.service'])).get('zoopa-ondemand@slow.service')!.mainPid;
-    assert.ok(pid > 0, 'the proxy runs');
-    const environ = new Map(
-      fs
-        .readFileSync(`/proc/${pid}/environ`, 'utf8')
-        .split('\0')
-        .filter(Boolean)
-        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-    );
-    assert.equal(environ.get('ZOOPA_UPSTREAM'), `127.0.0.1:${slow.port}`);
-    assert.equal(environ.get('ZOOPA_STACK_UNIT'), 'slow-stack.service', 'the unit default applies when the file does not set it');
-    assert.match(environ.get('ZOOPA_IDLE_TIMEOUT') ?? '', /^600\b/, 'from the env file (systemd keeps the trailing comment; the proxy drops it)');
-    assert.equal(environ.get('LISTEN_FDNAMES'), 'zoopa-ondemand@slow.socket');
+    it(t('installs, and the README commands enable the directory helper and the socket'), async () => {
+      const tb = bed();
+      slow = httpStack(tb.root, name, { port: await freePort(), startDelaySec: 3 });
+      // No zoopa.yaml at all: the original's layout.
+      const inst = await tb.zoopa(['--root', tb.root, 'install']);
+      assert.equal(inst.status, 0, inst.stderr);
+      for (const u of ['zoopa-ondemand-dir.service', 'zoopa-ondemand@.socket', 'zoopa-ondemand@.service']) assert.match(inst.stdout, new RegExp(`\\+ ${u.replace(/[.@]/g, '\\$&')}`));
+      // The original README's env file, byte for byte (with its trailing comments); hold is one line more (auto is the default).
+      tb.writeFile(
+        path.join(tb.home, '.config', 'zoopa-ondemand', `${name}.env`),
+        `ZOOPA_UPSTREAM=127.0.0.1:${slow.port}\nZOOPA_IDLE_TIMEOUT=600   # optional override (seconds)\n# ZOOPA_STACK_UNIT=<stack>-stack.service   # optional override\n` +
+          (mode === 'auto' ? '' : `ZOOPA_WAIT=${mode}\n`),
+        0o600,
+      );
+      for (const unit of ['zoopa-ondemand-dir.service', `zoopa-ondemand@${name}.socket`]) {
+        const r = await tb.systemctl(['enable', '--now', unit]);
+        assert.equal(r.status, 0, `${unit}: ${r.stderr}`);
+      }
+      const dir = path.join(tb.runtimeDir, 'ondemand');
+      assert.equal(fs.statSync(dir).mode & 0o777, 0o711, '%t/ondemand mode');
+      const st = fs.statSync(socketOf(tb, name));
+      assert.ok(st.isSocket(), 'the socket nginx connects to exists');
+      assert.equal(st.mode & 0o777, 0o666, 'socket mode');
+      const states = await unitStates(tb, [`zoopa-ondemand@${name}.socket`, `zoopa-ondemand@${name}.service`, `${name}-stack.service`]);
+      assert.equal(states.get(`zoopa-ondemand@${name}.socket`)!.active, 'active');
+      assert.equal(states.get(`zoopa-ondemand@${name}.socket`)!.enabled, 'enabled');
+      assert.equal(states.get(`zoopa-ondemand@${name}.service`)!.active, 'inactive', 'no proxy before the first connection');
+      assert.equal(states.get(`${name}-stack.service`)!.active, 'inactive', 'asleep');
+      assert.deepEqual(await runningContainers(tb, name), []);
+      const s = (await status(tb)).get(name)!;
+      assert.equal(s.ondemand?.state, 'sleeping');
+    });
+
+    it(t('50 concurrent first requests through nginx to a 3 s app: 50 × HTTP 200, exactly one stack start'), async () => {
+      const tb = bed();
+      nginx = await tb.startNginx([{ path: '/', upstream: `unix:${socketOf(tb, name)}` }]);
+      const before = await containerStarts(tb, name);
+      // 50 plain requests, and among them 10 browser-like page loads (every sixth).
+      const all = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => {
+          const browser = i % 6 === 5;
+          return httpGet(`${nginx.url}/`, { timeoutMs: 110_000, ...(browser ? { headers: { Accept: BROWSER_ACCEPT } } : {}) }).then(
+            (r) => {
+              const page = r.headers['x-zoopa-page'];
+              if (r.status === 200 && r.body === slow.expectBody && page === undefined) return { browser, r: 200 };
+              if (browser && r.status === 503 && page === 'waiting' && String(r.headers['content-type']).startsWith('text/html')) return { browser, r: 'waiting page' };
+              return { browser, r: `${r.status} X-Zoopa-Page=${String(page)} ${JSON.stringify(r.body.slice(0, 60))}` };
+            },
+            (e: Error) => ({ browser, r: `error: ${e.message}` }),
+          );
+        }),
+      );
+      const results = all.filter((x) => !x.browser).map((x) => x.r);
+      const browsers = all.filter((x) => x.browser).map((x) => x.r);
+      const logs = () => `nginx error log:\n${nginx.errorLog().slice(-2000)}\nmanager log:\n${tb.managerLog().slice(-3000)}`;
+      assert.deepEqual(tally(results), { 200: 50 }, logs());
+      const bt = tally(browsers);
+      if (mode === 'hold') {
+        assert.deepEqual(bt, { 200: 10 }, `hold: every page load is held and gets the app\n${logs()}`);
+        assert.deepEqual(proxyLines(tb, name).filter((l) => / served the \w+ page /.test(l)), [], 'hold: no page is ever served');
+      } else {
+        assert.deepEqual(Object.keys(bt).filter((k) => k !== '200' && k !== 'waiting page'), [], `auto: the app's 200 or the waiting page: ${JSON.stringify(bt)}\n${logs()}`);
+        // The app listens 3 s after the wake these requests began; page_after is 1 s.
+        assert.ok((bt['waiting page'] ?? 0) >= 1, `auto: a held page load gets the waiting page: ${JSON.stringify(bt)}`);
+      }
+      assert.equal(await containerStarts(tb, name), before + 1, 'the container started exactly once');
+      assert.equal(composeUps(tb, `${name}_web_1`), 1, 'the stack unit ran podman-compose up exactly once');
+      assert.equal(await activeState(tb, `${name}-stack.service`), 'active');
+      const s = (await status(tb)).get(name)!;
+      assert.ok(s.ondemand && ['awake', 'waking'].includes(s.ondemand.state), `status: ${JSON.stringify(s.ondemand)}`);
+      assert.equal(s.ondemand!.owned, true, 'zoopa owns the start');
+      assert.ok(s.ondemand!.lastWake, 'the last wake is reported');
+    });
+
+    it(t('the proxy runs with the env file over the unit defaults, as the original did'), async () => {
+      const tb = bed();
+      const pid = (await unitStates(tb, [`zoopa-ondemand@${name}.service`])).get(`zoopa-ondemand@${name}.service`)!.mainPid;
+      assert.ok(pid > 0, 'the proxy runs');
+      const environ = new Map(
+        fs
+          .readFileSync(`/proc/${pid}/environ`, 'utf8')
+          .split('\0')
+          .filter(Boolean)
+          .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      );
+      assert.equal(environ.get('ZOOPA_UPSTREAM'), `127.0.0.1:${slow.port}`);
+      assert.equal(environ.get('ZOOPA_STACK_UNIT'), `${name}-stack.service`, 'the unit default applies when the file does not set it');
+      assert.match(environ.get('ZOOPA_IDLE_TIMEOUT') ?? '', /^600\b/, 'from the env file (systemd keeps the trailing comment; the proxy drops it)');
+      assert.equal(environ.get('ZOOPA_WAIT'), mode === 'auto' ? undefined : mode, 'the wait style from the env file (auto: the default, not set)');
+      assert.equal(environ.get('LISTEN_FDNAMES'), `zoopa-ondemand@${name}.socket`);
+    });
   });
-});
+}
 
 describe('on demand: zoopa ondemand enable, idle stop, a stack started by hand, a veto', () => {
   const bed = useTestbed({ name: 'ondemand-idle' });

@@ -7,12 +7,12 @@
  * Node app that logs its start, the moment it listens (after a delay) and its
  * stop (which can take a while, like `podman-compose down`).
  *
- *  - 50 concurrent first connections to a slow app: 50 answers, one start;
+ *  - 50 concurrent first connections to a slow app: 50 answers, one start (in both wait styles);
  *  - idle stop: the stack stops, the marker goes, the proxy exits 0;
  *  - a stack started by hand is proxied and not stopped at idle;
  *  - a veto postpones the stop;
- *  - requests fired continuously across idle stops (and into the stop itself): none fails;
- *  - a stack being stopped by hand when a connection arrives: held, started again, served;
+ *  - requests fired continuously across idle stops (and into the stop itself): none fails (both wait styles);
+ *  - a stack being stopped by hand when a connection arrives: held, started again, served (both wait styles);
  *  - an app never ready: clients answered 502 after the start timeout, one log line, the next connection tries again;
  *  - two listeners (LISTEN_FDNAMES): each to its upstream, one stack, one start;
  *  - a start job that fails: 502 at once, one line with the cause, no start again during the
@@ -21,6 +21,14 @@
  *    logged as such, and the stack stays up through later idle timeouts;
  *  - a restart by hand (a new InvocationID) makes the run the user's: not stopped at idle;
  *  - runtime files (state, owned marker) are mode 0600.
+ *
+ * The three cases marked "both wait styles" run once per ZOOPA_WAIT (set in the stack's env
+ * file), each with its own stack: `[wait=hold]` (every connection is held, as before the
+ * waiting page) and `[wait=auto]` (the default). Each also sends browser-like requests
+ * (`Accept: text/html,...`) beside the plain ones: plain requests are held and get the app's
+ * 200 in both styles; a browser-like request gets the app's 200 in `hold` (and no page is ever
+ * served), and the app's 200 or the proxy's 503 waiting page (`X-Zoopa-Page: waiting`) in
+ * `auto`, never an error; the herd still starts the stack exactly once.
  *
  * Nothing asserts on durations: waits have deadlines only.
  *
@@ -32,9 +40,15 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readProxyState } from '../../src/proxy/state-file.js';
-import { freePort, httpGet, sleep, useTestbed, type Testbed } from '../testbed/index.js';
+import { freePort, httpGet, sleep, useTestbed, type HttpResponse, type Testbed } from '../testbed/index.js';
 
 const DEADLINE = { timeoutMs: 120_000, intervalMs: 100 };
+
+/** The wait styles (ZOOPA_WAIT) the herd and idle-race cases run in: today's `hold`, and the default `auto`. */
+const MODES = ['hold', 'auto'] as const;
+type Mode = (typeof MODES)[number];
+/** A browser's Accept header: a page load, which `auto` may answer with the waiting page. */
+const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
 /** The app each test stack runs (a stand-in for a stack's containers); see its header. */
 const APP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'standins', 'stack-app.mjs');
@@ -135,6 +149,41 @@ function get(s: TestStack, timeoutMs = 110_000) {
   return httpGet(`http://${s.name}/`, { socketPath: s.sock, timeoutMs });
 }
 
+/** GET / through the stack's socket as a browser's page load (Accept: text/html). */
+function browserGet(s: TestStack, timeoutMs = 110_000) {
+  return httpGet(`http://${s.name}/`, { socketPath: s.sock, timeoutMs, headers: { Accept: BROWSER_ACCEPT } });
+}
+
+/**
+ * What a browser-like request got: `ok` (the app's 200), `page` (the proxy's 503
+ * waiting page) or a description of anything else (always a failure).
+ */
+function browserOutcome(r: HttpResponse): string {
+  const page = r.headers['x-zoopa-page'];
+  if (r.status === 200 && r.body.startsWith('main ') && page === undefined) return 'ok';
+  if (r.status === 503 && page === 'waiting' && String(r.headers['content-type']).startsWith('text/html')) return 'page';
+  return `${r.status} X-Zoopa-Page=${String(page)} ${r.body.slice(0, 60)}`;
+}
+
+/** A browser-like request's outcomes allowed in a wait style: `hold` never shows a page. */
+function browserAllowed(mode: Mode): readonly string[] {
+  return mode === 'hold' ? ['ok'] : ['ok', 'page'];
+}
+
+/** A browser-like request's outcome, or `error: ...`. */
+function browser(s: TestStack, timeoutMs?: number): Promise<string> {
+  return browserGet(s, timeoutMs).then(browserOutcome, (e: Error) => `error: ${e.message}`);
+}
+
+function tally(xs: readonly string[]): Record<string, number> {
+  return xs.reduce<Record<string, number>>((t, r) => ({ ...t, [r]: (t[r] ?? 0) + 1 }), {});
+}
+
+/** The proxy's per-page log lines ("served the waiting page to ..."). */
+function pagesServed(tb: Testbed, name: string): string[] {
+  return proxyLog(tb, name).filter((l) => / served the \w+ page /.test(l));
+}
+
 /** The proxy's lines for a stack, without the level label ("error: ", "warning: ") or journal prefix ("<3>"). */
 function proxyLog(tb: Testbed, name: string): string[] {
   return tb
@@ -151,33 +200,133 @@ function markerPath(tb: Testbed, name: string): string {
 describe('zoopa proxy under systemd socket activation', () => {
   const bed = useTestbed({ name: 'proxy', image: false });
 
-  it('50 concurrent first connections to a slow app: 50 answers, one start', async () => {
-    const tb = bed();
-    const s = await makeStack(tb, 'slow', { delayMs: 3000 });
-    await startSocket(tb, 'slow');
-    assert.equal(await activeState(tb, 'slow-stack.service'), 'inactive');
-    const results = await Promise.all(
-      Array.from({ length: 50 }, () =>
-        get(s).then(
-          (r) => (r.status === 200 && r.body.startsWith('main ') ? 'ok' : `${r.status} ${r.body.slice(0, 60)}`),
-          (e: Error) => `error: ${e.message}`,
-        ),
-      ),
-    );
-    const tally = results.reduce<Record<string, number>>((t, r) => ({ ...t, [r]: (t[r] ?? 0) + 1 }), {});
-    assert.deepEqual(tally, { ok: 50 }, tb.managerLog().slice(-3000));
-    assert.equal(s.count('start'), 1, 'the app started once');
-    assert.equal(await activeState(tb, 'slow-stack.service'), 'active');
-    const log = proxyLog(tb, 'slow');
-    assert.equal(log.filter((l) => l.startsWith('slow: wake: ')).length, 1, log.join('\n'));
-    assert.equal(log.filter((l) => l.startsWith('slow: ready: ')).length, 1, log.join('\n'));
-    assert.ok(fs.existsSync(markerPath(tb, 'slow')), 'the owned marker is written');
-    const st = readProxyState('slow', tb.env);
-    assert.equal(st?.state, 'awake');
-    assert.equal(st?.owned, true);
-    assert.ok(st?.lastWake, 'the last wake is recorded');
-    await ok(tb.systemctl(['stop', 'zoopa-ondemand@slow.socket', 'zoopa-ondemand@slow.service', 'slow-stack.service']), 'stop');
-  });
+  for (const mode of MODES) {
+    /** The case's title, with its wait style. */
+    const t = (title: string) => `[wait=${mode}] ${title}`;
+    /** Its own stack per case and style (`slow-hold`, `slow-auto`, ...), ZOOPA_WAIT in the env file. */
+    const stackIn = (tb: Testbed, base: string, o: StackOptions) => makeStack(tb, `${base}-${mode}`, { ...o, env: { ...o.env, ZOOPA_WAIT: mode } });
+    /** `hold`: no page was ever served for the stack. */
+    const assertNoPageInHold = (tb: Testbed, name: string) => {
+      if (mode === 'hold') assert.deepEqual(pagesServed(tb, name), [], proxyLog(tb, name).join('\n'));
+    };
+
+    it(t('50 concurrent first connections to a slow app: 50 answers, one start'), async () => {
+      const tb = bed();
+      const s = await stackIn(tb, 'slow', { delayMs: 3000 });
+      const name = s.name;
+      await startSocket(tb, name);
+      assert.equal(await activeState(tb, `${name}-stack.service`), 'inactive');
+      // 50 plain requests, and among them 10 browser-like page loads (every sixth).
+      const fired = Array.from({ length: 60 }, (_, i) =>
+        i % 6 === 5
+          ? browser(s).then((r) => ({ kind: 'browser' as const, r }))
+          : get(s).then(
+              (r) => ({ kind: 'plain' as const, r: r.status === 200 && r.body.startsWith('main ') && r.headers['x-zoopa-page'] === undefined ? 'ok' : `${r.status} ${r.body.slice(0, 60)}` }),
+              (e: Error) => ({ kind: 'plain' as const, r: `error: ${e.message}` }),
+            ),
+      );
+      const all = await Promise.all(fired);
+      const plain = all.filter((x) => x.kind === 'plain').map((x) => x.r);
+      const browsers = all.filter((x) => x.kind === 'browser').map((x) => x.r);
+      assert.deepEqual(tally(plain), { ok: 50 }, tb.managerLog().slice(-3000));
+      const bt = tally(browsers);
+      assert.deepEqual(
+        Object.keys(bt).filter((k) => !browserAllowed(mode).includes(k)),
+        [],
+        `browser-like requests in ${mode}: ${JSON.stringify(bt)}\n${proxyLog(tb, name).join('\n')}`,
+      );
+      assert.equal(browsers.length, 10);
+      if (mode === 'auto') {
+        // The app listens 3 s after its start, which follows these connections; page_after is 1 s.
+        assert.ok((bt.page ?? 0) >= 1, `auto: a held page load gets the waiting page: ${JSON.stringify(bt)}`);
+      }
+      assertNoPageInHold(tb, name);
+      assert.equal(s.count('start'), 1, 'the app started once');
+      assert.equal(await activeState(tb, `${name}-stack.service`), 'active');
+      const log = proxyLog(tb, name);
+      assert.equal(log.filter((l) => l.startsWith(`${name}: wake: `)).length, 1, log.join('\n'));
+      assert.equal(log.filter((l) => l.startsWith(`${name}: ready: `)).length, 1, log.join('\n'));
+      assert.ok(fs.existsSync(markerPath(tb, name)), 'the owned marker is written');
+      const st = readProxyState(name, tb.env);
+      assert.equal(st?.state, 'awake');
+      assert.equal(st?.owned, true);
+      assert.ok(st?.lastWake, 'the last wake is recorded');
+      await ok(tb.systemctl(['stop', `zoopa-ondemand@${name}.socket`, `zoopa-ondemand@${name}.service`, `${name}-stack.service`]), 'stop');
+    });
+
+    it(t('requests fired continuously across idle stops, and into a stop in progress: none fails'), async () => {
+      const tb = bed();
+      // Stopping takes 1.5 s (like podman-compose down), so requests land in it.
+      const s = await stackIn(tb, 'cont', { delayMs: 300, stopDelayMs: 1500, env: { ZOOPA_IDLE_TIMEOUT: '1s' } });
+      const name = s.name;
+      await startSocket(tb, name);
+      const failures: string[] = [];
+      let done = 0;
+      let browsersDone = 0;
+      const one = async (): Promise<void> => {
+        try {
+          const r = await get(s, 60_000);
+          if (r.status !== 200 || !r.body.startsWith('main ')) failures.push(`${r.status} ${r.body.slice(0, 80)}`);
+        } catch (e) {
+          failures.push((e as Error).message);
+        }
+        done++;
+      };
+      /** A browser-like page load: the app's 200 (or, in auto, the waiting page). */
+      const page = async (): Promise<void> => {
+        const r = await browser(s, 60_000);
+        if (!browserAllowed(mode).includes(r)) failures.push(`browser-like: ${r}`);
+        browsersDone++;
+      };
+      // A steady trickle with pauses longer than the idle timeout now and then (a page load beside every fourth request)...
+      const trickle = (async () => {
+        for (let i = 0; i < 24; i++) {
+          await Promise.all([one(), ...(i % 4 === 1 ? [page()] : [])]);
+          await sleep(i % 6 === 5 ? 2500 : 150);
+        }
+      })();
+      // ...and bursts (10 plain requests, 4 page loads) whenever the proxy says it is stopping the stack.
+      let bursts = 0;
+      const burster = (async () => {
+        while (bursts < 2) {
+          await tb.waitFor(() => readProxyState(name, tb.env)?.state === 'stopping', { timeoutMs: 120_000, intervalMs: 20, what: 'a stop in progress' });
+          bursts++;
+          await Promise.all([...Array.from({ length: 10 }, one), ...Array.from({ length: 4 }, page)]);
+          await tb.waitFor(() => readProxyState(name, tb.env)?.state !== 'stopping', { ...DEADLINE, what: 'the stop to end' });
+        }
+      })();
+      await Promise.all([trickle, burster]);
+      assert.deepEqual(failures, [], `${proxyLog(tb, name).join('\n')}\n${tb.managerLog().slice(-3000)}`);
+      assert.equal(done, 24 + 20);
+      assert.equal(browsersDone, 6 + 8);
+      assertNoPageInHold(tb, name);
+      assert.ok(s.count('stopped') >= 2, `idle stops happened: ${s.lines().join(', ')}`);
+      assert.ok(s.count('start') >= 3, 'and the stack woke again each time');
+      await ok(tb.systemctl(['stop', `zoopa-ondemand@${name}.socket`, `zoopa-ondemand@${name}.service`, `${name}-stack.service`]), 'stop');
+    });
+
+    it(t('a stack being stopped (by hand) when a connection arrives: held, started again after the stop, served'), async () => {
+      const tb = bed();
+      const s = await stackIn(tb, 'deact', { stopDelayMs: 3000 });
+      const name = s.name;
+      const unit = `${name}-stack.service`;
+      await startSocket(tb, name);
+      assert.equal((await get(s)).status, 200);
+      await ok(tb.systemctl(['stop', '--no-block', unit]), 'stop by hand');
+      await tb.waitFor(async () => (await activeState(tb, unit)) === 'deactivating' && s.count('stopping') === 1, { ...DEADLINE, what: 'deactivating' });
+      // A plain request and a browser's page load arrive together.
+      const [r, b] = await Promise.all([get(s), browser(s)]);
+      assert.equal(r.status, 200);
+      assert.ok(browserAllowed(mode).includes(b), `browser-like request in ${mode}: ${b}\n${proxyLog(tb, name).join('\n')}`);
+      assertNoPageInHold(tb, name);
+      assert.deepEqual(
+        s.lines().map((l) => l.split(' ')[0]),
+        ['start', 'listening', 'stopping', 'stopped', 'start', 'listening'],
+        'served by the app started after the stop finished',
+      );
+      await ok(tb.systemctl(['stop', `zoopa-ondemand@${name}.socket`, `zoopa-ondemand@${name}.service`, unit]), 'stop');
+    });
+  }
 
   it('idle: the stack it started is stopped, the marker removed, the proxy exits 0', async () => {
     const tb = bed();
@@ -234,64 +383,6 @@ describe('zoopa proxy under systemd socket activation', () => {
     await tb.waitFor(async () => (await activeState(tb, 'veto-stack.service')) === 'inactive', { ...DEADLINE, what: 'the stop once the veto lifts' });
     await tb.waitFor(async () => (await activeState(tb, 'zoopa-ondemand@veto.service')) === 'inactive', { ...DEADLINE, what: 'the proxy to exit' });
     await ok(tb.systemctl(['stop', 'zoopa-ondemand@veto.socket']), 'stop');
-  });
-
-  it('requests fired continuously across idle stops, and into a stop in progress: none fails', async () => {
-    const tb = bed();
-    // Stopping takes 1.5 s (like podman-compose down), so requests land in it.
-    const s = await makeStack(tb, 'cont', { delayMs: 300, stopDelayMs: 1500, env: { ZOOPA_IDLE_TIMEOUT: '1s' } });
-    await startSocket(tb, 'cont');
-    const failures: string[] = [];
-    let done = 0;
-    const one = async (): Promise<void> => {
-      try {
-        const r = await get(s, 60_000);
-        if (r.status !== 200 || !r.body.startsWith('main ')) failures.push(`${r.status} ${r.body.slice(0, 80)}`);
-      } catch (e) {
-        failures.push((e as Error).message);
-      }
-      done++;
-    };
-    // A steady trickle with pauses longer than the idle timeout now and then...
-    const trickle = (async () => {
-      for (let i = 0; i < 24; i++) {
-        await one();
-        await sleep(i % 6 === 5 ? 2500 : 150);
-      }
-    })();
-    // ...and bursts whenever the proxy says it is stopping the stack.
-    let bursts = 0;
-    const burster = (async () => {
-      while (bursts < 2) {
-        await tb.waitFor(() => readProxyState('cont', tb.env)?.state === 'stopping', { timeoutMs: 120_000, intervalMs: 20, what: 'a stop in progress' });
-        bursts++;
-        await Promise.all(Array.from({ length: 10 }, one));
-        await tb.waitFor(() => readProxyState('cont', tb.env)?.state !== 'stopping', { ...DEADLINE, what: 'the stop to end' });
-      }
-    })();
-    await Promise.all([trickle, burster]);
-    assert.deepEqual(failures, [], tb.managerLog().slice(-3000));
-    assert.equal(done, 24 + 20);
-    assert.ok(s.count('stopped') >= 2, `idle stops happened: ${s.lines().join(', ')}`);
-    assert.ok(s.count('start') >= 3, 'and the stack woke again each time');
-    await ok(tb.systemctl(['stop', 'zoopa-ondemand@cont.socket', 'zoopa-ondemand@cont.service', 'cont-stack.service']), 'stop');
-  });
-
-  it('a stack being stopped (by hand) when a connection arrives: held, started again after the stop, served', async () => {
-    const tb = bed();
-    const s = await makeStack(tb, 'deact', { stopDelayMs: 3000 });
-    await startSocket(tb, 'deact');
-    assert.equal((await get(s)).status, 200);
-    await ok(tb.systemctl(['stop', '--no-block', 'deact-stack.service']), 'stop by hand');
-    await tb.waitFor(async () => (await activeState(tb, 'deact-stack.service')) === 'deactivating' && s.count('stopping') === 1, { ...DEADLINE, what: 'deactivating' });
-    const r = await get(s);
-    assert.equal(r.status, 200);
-    assert.deepEqual(
-      s.lines().map((l) => l.split(' ')[0]),
-      ['start', 'listening', 'stopping', 'stopped', 'start', 'listening'],
-      'served by the app started after the stop finished',
-    );
-    await ok(tb.systemctl(['stop', 'zoopa-ondemand@deact.socket', 'zoopa-ondemand@deact.service', 'deact-stack.service']), 'stop');
   });
 
   it('an app never ready: HTTP clients answered 502 after the start timeout, one log line, the next connection tries again', async () => {
