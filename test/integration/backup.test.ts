@@ -9,9 +9,11 @@
  *  - a running stack is stopped during its backup (the stand-in records `podman ps`
  *    when the job starts; a pre_backup hook records it before restic), up again
  *    afterwards, and its data restored from the restic snapshot equals the original;
- *  - a sleeping on-demand stack stays asleep; its socket is frozen during the run (a
- *    connection finds no socket and wakes nothing) and active again after; a
- *    concurrent run is refused meanwhile, naming the holder;
+ *  - a sleeping on-demand stack stays asleep; during the run its socket answers HTTP
+ *    with the maintenance page ("a backup is running") and wakes nothing; afterwards
+ *    every unit is as before; a concurrent run is refused meanwhile, naming the holder;
+ *  - an on-demand stack zoopa woke is backed up and started again, and its new run is
+ *    still zoopa's (the owned marker is handed on: it is stopped at idle);
  *  - failing jobs (exit status, failed result, timeout): stacks and socket put back,
  *    the undo hook ran, exit 1 with a summary table, the next stack still backed up;
  *  - SIGKILL mid-run: `zoopa backup status` reports the journal, the next run repairs first;
@@ -27,7 +29,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { IMAGE, freePort, httpGet, useTestbed, type Spawned, type Testbed } from '../testbed/index.js';
-import { containerStarts, runningContainers, socketOf, tryConnect, unitStates } from './ondemand-lib.js';
+import { containerStarts, runningContainers, socketOf, unitStates } from './ondemand-lib.js';
 import { tree } from '../helpers/tree.js';
 import { DUPLICATI_STANDIN, type StandinJob } from '../helpers/duplicati-standin.js';
 
@@ -219,7 +221,7 @@ describe('zoopa backup on the test bed', () => {
     }
   });
 
-  it('a sleeping on-demand stack stays asleep: socket frozen during the run (a connection wakes nothing), active after; a concurrent run is refused', async () => {
+  it('a sleeping on-demand stack stays asleep: during the run its socket answers with the maintenance page and wakes nothing; after it, exactly as before; a concurrent run is refused', async () => {
     const tb = bed();
     const go = path.join(tb.dir, 'duo-go');
     standinJobs(tb, { duo: { until: go } });
@@ -227,8 +229,12 @@ describe('zoopa backup on the test bed', () => {
     const run = spawnBackup(tb, ['duo']);
     try {
       await tb.waitFor(() => fs.existsSync(record('duo', 1)), { ...DEADLINE, what: 'the duo job to start' });
-      assert.equal(await tryConnect(socketOf(tb, 'duo')), 'ENOENT', 'frozen: the socket file is gone');
-      assert.equal(await active(tb, 'zoopa-ondemand@duo.socket'), 'inactive');
+      assert.equal(await active(tb, 'zoopa-ondemand@duo.socket'), 'active', 'frozen: the socket listens on');
+      const page = await httpGet('http://duo/', { socketPath: socketOf(tb, 'duo'), headers: { Accept: 'text/html' }, timeoutMs: 30_000 });
+      assert.equal(page.status, 503, page.body.slice(0, 300));
+      assert.equal(page.headers['x-zoopa-page'], 'maintenance');
+      assert.match(String(page.headers['retry-after']), /^\d+$/);
+      assert.match(page.body, /duo is not available right now.*A backup is running\./s);
       const second = await tb.zoopa(['--root', tb.root, 'backup', 'good']);
       assert.equal(second.status, 1);
       assert.match(second.stderr, new RegExp(`another backup is running: pid ${run.pid}, started \\d{4}-`));
@@ -242,10 +248,33 @@ describe('zoopa backup on the test bed', () => {
     }
     assert.equal(fs.readFileSync(record('duo', 1), 'utf8'), '');
     assert.equal(await active(tb, 'zoopa-ondemand@duo.socket'), 'active', 'thawed');
+    assert.equal(await active(tb, 'zoopa-ondemand@duo.service'), 'inactive', 'the maintenance proxy is gone, as no proxy ran before');
     assert.equal(await active(tb, 'duo-stack.service'), 'inactive', 'still asleep');
     assert.deepEqual(await runningContainers(tb, 'duo'), []);
     assert.equal(await containerStarts(tb, 'duo'), startsBefore, 'never woken');
     assert.ok(fs.statSync(socketOf(tb, 'duo')).isSocket(), 'listening again (not connected to: that would wake it)');
+  });
+
+  it('an on-demand stack zoopa woke: during the run the maintenance page; backed up and started again, its run is still zoopa\'s (stopped at idle)', async () => {
+    const tb = bed();
+    standinJobs(tb);
+    const woke = await httpGet('http://duo/', { socketPath: socketOf(tb, 'duo'), timeoutMs: 110_000 });
+    assert.equal(woke.status, 200, woke.body.slice(0, 300));
+    const marker = path.join(tb.runtimeDir, 'ondemand', 'duo.owned');
+    const invocation = async () => (await tb.systemctl(['show', '-P', 'InvocationID', 'duo-stack.service'])).stdout.trim();
+    const before = await invocation();
+    assert.equal((JSON.parse(fs.readFileSync(marker, 'utf8')) as { invocation: string }).invocation, before, 'zoopa owns the run it woke');
+    const r = await tb.zoopa(['--root', tb.root, 'backup', 'duo'], { timeoutMs: 300_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(await active(tb, 'duo-stack.service'), 'active', 'put back: running');
+    assert.equal(await active(tb, 'zoopa-ondemand@duo.service'), 'active', 'put back: its proxy runs, as before');
+    const after = await invocation();
+    assert.notEqual(after, before, 'the backup stopped and started it: a new run');
+    assert.equal((JSON.parse(fs.readFileSync(marker, 'utf8')) as { invocation: string }).invocation, after, 'the owned marker was handed on to the new run');
+    assert.equal((await httpGet('http://duo/', { socketPath: socketOf(tb, 'duo'), timeoutMs: 110_000 })).status, 200);
+    // Asleep again for the tests that follow.
+    await ok(tb.systemctl(['stop', 'zoopa-ondemand@duo.service', 'duo-stack.service']), 'stop duo');
+    await tb.waitFor(async () => (await runningContainers(tb, 'duo')).length === 0, { ...DEADLINE, what: 'duo down' });
   });
 
   it('failing jobs (exit status, failed result, timeout): stacks and socket put back, undo ran, exit 1, the next stack still backed up', async () => {

@@ -8,7 +8,10 @@
  *    next request gets the app's 200;
  *  - an `Accept: application/json` request on a cold stack is held and gets the app's 200;
  *  - in Chromium, opening a cold stack's URL ends on the app's own page with no
- *    manual reload (the waiting page's screenshot goes to assets/screenshots/).
+ *    manual reload (the waiting page's screenshot goes to assets/screenshots/);
+ *  - during `zoopa freeze` a browser gets the 503 maintenance page and nothing
+ *    wakes; after `zoopa thaw` the next request wakes the stack; in Chromium the
+ *    maintenance page reloads itself once thawed and ends on the app's page.
  *
  * A WebSocket upgrade and a POST body on a cold stack through nginx are in
  * ondemand-protocols.test.ts; `hold` and `page` are tested with the proxy itself
@@ -83,22 +86,25 @@ describe('on demand: browsers get a waiting page while an 8 s app wakes', () => 
     assert.equal(r.body, stacks.get('api')!.expectBody);
   });
 
-  it('frozen, with its socket started by hand: a browser gets the maintenance page, nothing wakes; after thaw a request wakes it', async () => {
+  it('during zoopa freeze: a browser gets the maintenance page, nothing wakes; after zoopa thaw the next request wakes the stack', async (t) => {
     const tb = bed();
+    assert.equal((await tb.systemctl(['stop', 'zoopa-ondemand@api.service'])).status, 0);
+    assert.equal((await tb.systemctl(['stop', 'api-stack.service'])).status, 0);
     const frz = await tb.zoopa(['--root', tb.root, 'freeze', 'api']);
     assert.equal(frz.status, 0, frz.stderr);
-    assert.equal((await tb.systemctl(['stop', 'api-stack.service'])).status, 0);
-    assert.equal((await tb.systemctl(['start', 'zoopa-ondemand@api.socket'])).status, 0);
+    const t0 = Date.now();
     const page = await httpGet(url('api'), { headers: { Accept: BROWSER_ACCEPT }, timeoutMs: 30_000 });
+    t.diagnostic(`maintenance page ${Date.now() - t0} ms after the request (the proxy activated for it)`);
     assert.equal(page.status, 503, page.body.slice(0, 300));
     assert.match(String(page.headers['content-type']), /^text\/html/);
-    assert.match(page.body, /api is under maintenance/);
+    assert.equal(page.headers['retry-after'], '30', 'no expected length: the default');
+    assert.match(page.body, /api is not available right now/);
     const json = await httpGet(url('api'), { headers: { Accept: 'application/json' }, timeoutMs: 30_000 });
     assert.equal(json.status, 503, 'every HTTP request of a frozen stack gets the maintenance page');
     assert.equal(await activeState(tb, 'api-stack.service'), 'inactive', 'nothing woke the stack');
-    assert.equal((await tb.systemctl(['stop', 'zoopa-ondemand@api.socket', 'zoopa-ondemand@api.service'])).status, 0);
     const thaw = await tb.zoopa(['--root', tb.root, 'thaw', 'api']);
     assert.equal(thaw.status, 0, thaw.stderr);
+    assert.equal(await activeState(tb, 'zoopa-ondemand@api.service'), 'inactive', 'the maintenance proxy is gone');
     const r = await httpGet(url('api'), { headers: { Accept: 'application/json' }, timeoutMs: 110_000 });
     assert.equal(r.status, 200, r.body.slice(0, 300));
     assert.equal(r.body, stacks.get('api')!.expectBody);
@@ -121,5 +127,24 @@ describe('on demand: browsers get a waiting page while an 8 s app wakes', () => 
     await tab.waitForFunction((want) => document.body?.innerText.trim() === want, stacks.get('cold')!.expectBody.trim(), { timeout: 110_000, polling: 250 });
     assert.equal(await tab.locator('#zoopa-waiting').count(), 0);
     assert.equal(tab.url(), url('cold'));
+  });
+
+  it('in Chromium: during a freeze the maintenance page; after zoopa thaw it reloads itself and ends on the app page', async () => {
+    const tb = bed();
+    const frz = await tb.zoopa(['--root', tb.root, 'freeze', 'wiki', '--for', '10m']);
+    assert.equal(frz.status, 0, frz.stderr);
+    const ctx = await browser!.newContext({ viewport: { width: 900, height: 560 } });
+    const tab = await ctx.newPage();
+    const first = await tab.goto(url('wiki'), { timeout: 30_000 });
+    assert.equal(first?.status(), 503);
+    await tab.waitForSelector('#zoopa-maintenance', { timeout: 30_000 });
+    assert.match(await tab.locator('#zoopa-maintenance').innerText(), /wiki is not available right now\s+It is under maintenance\.\s+It should be back in about 10 min/);
+    await tab.screenshot({ path: path.join(findRepoDir(), 'assets', 'screenshots', 'maintenance-page.png') });
+    const thaw = await tb.zoopa(['--root', tb.root, 'thaw', 'wiki']);
+    assert.equal(thaw.status, 0, thaw.stderr);
+    // The page's poll sees the freeze end and reloads: the app's own body replaces it.
+    await tab.waitForFunction((want) => document.body?.innerText.trim() === want, stacks.get('wiki')!.expectBody.trim(), { timeout: 110_000, polling: 250 });
+    assert.equal(await tab.locator('#zoopa-maintenance').count(), 0);
+    assert.equal(tab.url(), url('wiki'));
   });
 });
