@@ -4,7 +4,7 @@
  * that its pid is alive), the owned marker, and whether the socket file exists
  * (our sockets have RemoveOnStop=yes, so it exists exactly while systemd listens).
  *
- *   frozen    a freeze record exists (zoopa freeze, a backup): nothing listens
+ *   frozen    a freeze record exists (zoopa freeze, a backup): the sockets answer with the maintenance page, nothing wakes
  *   waking    the proxy started the stack and holds connections until it is ready
  *   awake     the proxy is running and the stack is up
  *   stopping  the proxy is stopping the stack after the idle timeout

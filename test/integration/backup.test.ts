@@ -262,15 +262,17 @@ describe('zoopa backup on the test bed', () => {
     assert.equal(woke.status, 200, woke.body.slice(0, 300));
     const marker = path.join(tb.runtimeDir, 'ondemand', 'duo.owned');
     const invocation = async () => (await tb.systemctl(['show', '-P', 'InvocationID', 'duo-stack.service'])).stdout.trim();
+    const markerRun = () => (JSON.parse(fs.readFileSync(marker, 'utf8')) as { invocation: string }).invocation;
+    // The marker names the run once its start job is done (check-stack runs after the app answers).
+    await tb.waitFor(async () => markerRun() !== '' && markerRun() === (await invocation()), { ...DEADLINE, what: 'the owned marker to name the run zoopa started' });
     const before = await invocation();
-    assert.equal((JSON.parse(fs.readFileSync(marker, 'utf8')) as { invocation: string }).invocation, before, 'zoopa owns the run it woke');
     const r = await tb.zoopa(['--root', tb.root, 'backup', 'duo'], { timeoutMs: 300_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(await active(tb, 'duo-stack.service'), 'active', 'put back: running');
     assert.equal(await active(tb, 'zoopa-ondemand@duo.service'), 'active', 'put back: its proxy runs, as before');
     const after = await invocation();
     assert.notEqual(after, before, 'the backup stopped and started it: a new run');
-    assert.equal((JSON.parse(fs.readFileSync(marker, 'utf8')) as { invocation: string }).invocation, after, 'the owned marker was handed on to the new run');
+    assert.equal(markerRun(), after, 'the owned marker was handed on to the new run');
     assert.equal((await httpGet('http://duo/', { socketPath: socketOf(tb, 'duo'), timeoutMs: 110_000 })).status, 200);
     // Asleep again for the tests that follow.
     await ok(tb.systemctl(['stop', 'zoopa-ondemand@duo.service', 'duo-stack.service']), 'stop duo');
