@@ -186,11 +186,11 @@ export class Proxy {
 
   /** A maintenance proxy's connection: answered; once the freeze has ended (zoopa thaw), the proxy makes way for a normal one. */
   private serveFrozen(c: Connection): void {
+    this.maintenance.serve(c); // first: close() waits for the answers being written
     if (!freezeRecordExists(this.settings.stack, this.deps.env) && !this.closing) {
       this.log.info(`the freeze ended: exiting, so that the next connection starts a proxy that wakes ${this.settings.stackUnit}`);
       void this.close('closed');
     }
-    this.maintenance.serve(c);
   }
 
   private serveWaitingPage(c: Connection, p: Peeked): void {

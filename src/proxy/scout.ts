@@ -27,9 +27,13 @@ import type { Upstream } from './upstream.js';
 
 /**
  * A scout attempt (or a silent probe) still open after this long counts as an
- * answer: rootlessport without an app closes after ~190 ms.
+ * answer: rootlessport without an app closes after ~190 ms on an idle machine,
+ * later on a loaded one (a false "ready" attaches every held client to a
+ * forwarder that then drops them: nginx 502). Only wakes whose app answers
+ * nothing within this long wait for it: an HTTP scout is confirmed by the
+ * app's first byte.
  */
-export const SCOUT_CONFIRM_MS = 300;
+export const SCOUT_CONFIRM_MS = 1000;
 /** Pause before a scout connects again. */
 export const SCOUT_RETRY_MS = 5;
 /** A scout reads (and keeps, for sending again) at most this much of the client's data until confirmed. */

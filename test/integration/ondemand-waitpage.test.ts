@@ -62,7 +62,7 @@ describe('on demand: browsers get a waiting page while an 8 s app wakes', () => 
   it('a browser-like request gets the 503 waiting page; the readiness poll turns ready; the next request gets the app', async () => {
     const tb = bed();
     const page = await httpGet(url('wiki'), { headers: { Accept: BROWSER_ACCEPT }, timeoutMs: 110_000 });
-    assert.equal(page.status, 503, `${page.body.slice(0, 300)}\n${nginx.get('wiki')!.errorLog().slice(-1000)}`);
+    assert.equal(page.status, 503, `${page.body.slice(0, 300)}\n${nginx.get('wiki')!.errorLog().slice(-1000)}\n${tb.managerLog().slice(-4000)}`);
     assert.match(String(page.headers['content-type']), /^text\/html/);
     assert.match(String(page.headers['retry-after']), /^\d+$/);
     assert.equal(page.headers['cache-control'], 'no-store');
