@@ -4,7 +4,7 @@
  *
  *   wrk ─▶ front nginx ─┬─▶ upstream nginx                                   (direct)
  *                       ├─▶ unix socket ─▶ systemd-socket-proxyd ─▶ upstream (socket-proxyd)
- *                       └─▶ unix socket ─▶ zoopa proxy ─▶ upstream           (zoopa, zoopa-lean)
+ *                       └─▶ unix socket ─▶ zoopa proxy ─▶ upstream           (zoopa, zoopa-lean, zoopa-hold)
  *
  * The proxies are socket-activated the same way (systemd-socket-activate -l PATH,
  * from the systemd package), zoopa with --stack-unit none (plain proxy). Each
@@ -63,11 +63,13 @@ const ONLY = (() => {
  *  - zoopa-lean: `node --max-semi-space-size=1 bin/zoopa.js proxy`, exactly what
  *    zoopa-ondemand@.service runs (V8's young generation capped at 1 MB per
  *    semi-space: less memory under connection churn, a little more CPU);
- *  - zoopa: the same without the flag, for comparison.
+ *  - zoopa: the same without the flag, for comparison;
+ *  - zoopa-hold: zoopa with ZOOPA_WAIT=hold, against zoopa's default `auto`: the
+ *    waiting page's peek and classification cost nothing on the data path.
  */
-type PathName = 'direct' | 'socket-proxyd' | 'zoopa' | 'zoopa-lean';
-const PATHS: PathName[] = ['direct', 'socket-proxyd', 'zoopa', 'zoopa-lean'];
-const PROXIES = ['socket-proxyd', 'zoopa', 'zoopa-lean'] as const;
+type PathName = 'direct' | 'socket-proxyd' | 'zoopa' | 'zoopa-lean' | 'zoopa-hold';
+const PATHS: PathName[] = ['direct', 'socket-proxyd', 'zoopa', 'zoopa-lean', 'zoopa-hold'];
+const PROXIES = ['socket-proxyd', 'zoopa', 'zoopa-lean', 'zoopa-hold'] as const;
 
 interface Small {
   rps: number;
@@ -157,9 +159,10 @@ async function main(): Promise<void> {
       'socket-proxyd': (sock) => [SOCKET_ACTIVATE, '-l', sock, SOCKET_PROXYD, `127.0.0.1:${upPort}`],
       zoopa: (sock, name) => [...activate(sock), process.execPath, ZOOPA, 'proxy', name],
       'zoopa-lean': (sock, name) => [...activate(sock), process.execPath, ...PROXY_NODE_FLAGS, ZOOPA, 'proxy', name],
+      'zoopa-hold': (sock, name) => [...activate(sock), '-E', 'ZOOPA_WAIT=hold', process.execPath, ZOOPA, 'proxy', name],
     };
-    const sockets: Record<PathName, { small: string; bulk: string } | null> = { direct: null, 'socket-proxyd': null, zoopa: null, 'zoopa-lean': null };
-    const pids: Record<PathName, { small: number; bulk: number } | null> = { direct: null, 'socket-proxyd': null, zoopa: null, 'zoopa-lean': null };
+    const sockets: Record<PathName, { small: string; bulk: string } | null> = { direct: null, 'socket-proxyd': null, zoopa: null, 'zoopa-lean': null, 'zoopa-hold': null };
+    const pids: Record<PathName, { small: number; bulk: number } | null> = { direct: null, 'socket-proxyd': null, zoopa: null, 'zoopa-lean': null, 'zoopa-hold': null };
     for (const p of PROXIES) {
       const small = path.join(dir, `${p}-small.sock`);
       const bulkSock = path.join(dir, `${p}-bulk.sock`);
@@ -291,6 +294,13 @@ async function main(): Promise<void> {
     row('bulk: CPU per GB / socket-proxyd', (p) => median(cpuBulk[p]) / median(cpuBulk['socket-proxyd']), '×', null, 'lower is better');
     row('peak RSS, small-request instance', (p) => rss(p, 'small'), ' MB', (v) => v <= 50, `≤ 50 MB (socket-proxyd ${f(rss('socket-proxyd', 'small'), 1)})`);
     row('peak RSS, download instance', (p) => rss(p, 'bulk'), ' MB', (v) => v <= 50, `≤ 50 MB (socket-proxyd ${f(rss('socket-proxyd', 'bulk'), 1)})`);
+
+    // The waiting page's classification runs only on held connections: zoopa (wait auto, the default) against zoopa-hold.
+    for (const mode of SMALL_MODES) {
+      const auto = smallMed(mode, 'zoopa');
+      const hold = smallMed(mode, 'zoopa-hold');
+      console.log(`wait auto / wait hold, small (${mode}): req/s ${f(auto.rps / hold.rps, 2)}×, CPU per request ${f(auto.cpu / hold.cpu, 2)}× (about 1.00×: the data path is the same)`);
+    }
 
     if (ONLY.has('cold')) await coldStart(dir, rt);
   } finally {

@@ -77,7 +77,7 @@ export const waitStyle = z.enum(['auto', 'hold', 'page']);
 export const pageAfter = duration;
 
 /** The largest page template the proxy reads (src/proxy/config.ts readPageTemplate). */
-export const PAGE_TEMPLATE_MAX_BYTES = 256 * 1024;
+export { PAGE_TEMPLATE_MAX_BYTES } from '../proxy/waitpage.js';
 /** Per stack: the built-in page, even when the top-level section names a template. */
 export const BUILTIN_PAGE = 'builtin';
 export const PAGE_TEMPLATE_HINT =

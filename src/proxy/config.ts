@@ -44,6 +44,7 @@ import {
   stackUnitName,
 } from '../names.js';
 import { parseUpstream, type Upstream } from './upstream.js';
+import { PAGE_TEMPLATE_MAX_BYTES } from './waitpage.js';
 
 export type IdleMode = 'traffic' | 'connections';
 /** How held HTTP clients wait for a wake (waitpage.ts): browsers get a page (auto), nobody (hold), every HTTP request (page). */
@@ -302,7 +303,7 @@ function readPageTemplate(file: string): string {
     });
   if (!path.isAbsolute(file)) throw bad('not an absolute path');
   try {
-    if (fs.statSync(file).size > 256 * 1024) throw bad('larger than 256 KiB');
+    if (fs.statSync(file).size > PAGE_TEMPLATE_MAX_BYTES) throw bad('larger than 256 KiB');
     return fs.readFileSync(file, 'utf8');
   } catch (e) {
     if (e instanceof InputError) throw e;

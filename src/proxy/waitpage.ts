@@ -10,6 +10,9 @@ import { READY_PATH } from './http-peek.js';
 
 export type PageKind = 'waiting' | 'error' | 'maintenance';
 
+/** The largest page template (ZOOPA_PAGE_TEMPLATE) the proxy reads, bytes; zoopa install checks the same. */
+export const PAGE_TEMPLATE_MAX_BYTES = 256 * 1024;
+
 /** Retry-After of the waiting page, seconds. */
 export const RETRY_AFTER_S = 5;
 /** How often the waiting page polls READY_PATH, ms. */
