@@ -28,8 +28,10 @@ export interface OndemandStatus {
   lastWake: { at: string; peer?: string } | null;
   /** Zoopa started the stack (and so may stop it at idle). */
   owned: boolean;
-  /** When frozen: since when (ISO time). */
+  /** When frozen: since when (ISO time), why, and about how long it was expected to last (seconds). */
   frozenAt?: string;
+  frozenFor?: string;
+  frozenExpectedSeconds?: number;
   /** The last failed wake (when, and the cause the proxy found), kept after the proxy exits. */
   lastFailure?: { at: string; cause: string } | null;
   /** Seconds until a new connection may try to start the stack again after a failure known to repeat. */
@@ -51,7 +53,8 @@ export function stackOndemandStatus(stack: string, env: NodeJS.ProcessEnv = proc
   const lastWake = ps?.lastWake ?? null;
   const lastFailure = ps?.lastFailure ?? null;
   if (frozen) {
-    return { state: 'frozen', connections: 0, bytes: 0, secondsUntilIdleStop: null, lastWake, owned, frozenAt: frozen.frozenAt, lastFailure };
+    const why = { ...(frozen.reason ? { frozenFor: frozen.reason } : {}), ...(frozen.expectedSeconds ? { frozenExpectedSeconds: frozen.expectedSeconds } : {}) };
+    return { state: 'frozen', connections: 0, bytes: 0, secondsUntilIdleStop: null, lastWake, owned, frozenAt: frozen.frozenAt, ...why, lastFailure };
   }
   if (ps && ps.pid !== null) {
     return {

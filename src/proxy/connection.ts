@@ -286,16 +286,13 @@ export class Connection {
     this.onDownWritten();
   };
 
-  /** Stop scouting (the stack was confirmed some other way): a normal connection from now on. */
+  /**
+   * The stack was confirmed some other way. The current attempt may still be a
+   * forwarder's without the app: it stays a scout until that attempt answers or
+   * stays open (confirmScout), or closes: then one more, final attempt.
+   */
   endScout(): void {
-    const scout = this.scout;
-    if (!scout) return;
-    if (scout.timer) clearTimeout(scout.timer);
-    scout.timer = null;
-    if (this.connected) {
-      this.scout = null;
-      if (scout.full) this.client.resume();
-    } else scout.final = true; // between two attempts: the next one still sends the kept bytes, then is final
+    if (this.scout) this.scout.final = true;
   }
 
   /** The scout's upstream answered, or stayed open long enough: a normal connection from now on. */

@@ -29,8 +29,13 @@ Environment (from ~/.config/zoopa-ondemand/<stack>.env under systemd; flags win)
   ZOOPA_STOP_CHECK     command run before an idle stop; a non-zero exit postpones it
   ZOOPA_MAX_HELD       connections held at most while the stack wakes (default 1024); more are closed
   ZOOPA_CONN_IDLE_TIMEOUT  close a connection with no byte either way for this long (default: never)
+  ZOOPA_WAIT           auto (default: a browser's page load gets the waiting page) | hold | page
+  ZOOPA_PAGE_AFTER     in auto, a page load still waiting this long gets the waiting page (default 1s)
+  ZOOPA_PAGE_TEMPLATE  your own waiting page: an HTML file (absolute path)
   ZOOPA_UPSTREAM_<N>   upstream for the socket whose FileDescriptorName is N (upper-cased, "-" → "_")
 State: $XDG_RUNTIME_DIR/ondemand/<stack>.state.json; "started by zoopa": $XDG_RUNTIME_DIR/ondemand/<stack>.owned
+While $XDG_RUNTIME_DIR/ondemand/<stack>.frozen.json exists (zoopa freeze, a backup), the proxy wakes
+nothing: HTTP requests get a 503 maintenance page, other connections are closed.
 `;
 
 export async function proxyMain(argv: string[]): Promise<number> {

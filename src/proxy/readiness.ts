@@ -47,8 +47,20 @@ function hostHeader(u: Upstream): string {
   return u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`;
 }
 
-/** One readiness probe. Never throws. `settleMs`: how long a tcp probe must stay open. */
-export function probe(up: Upstream, check: ReadyCheck, settleMs = SETTLE_MS, signal?: AbortSignal): Promise<ProbeResult> {
+/**
+ * What a tcp probe sends when the clients waiting are HTTP (scout.ts): an app
+ * answers it at once with some byte, which proves it listens; a forwarder with
+ * no app behind it closes without one. A HEAD of / with no body.
+ */
+export function httpGreeting(up: Upstream): string {
+  return `HEAD / HTTP/1.1\r\nHost: ${hostHeader(up)}\r\nUser-Agent: zoopa-proxy (readiness)\r\nConnection: close\r\n\r\n`;
+}
+
+/**
+ * One readiness probe. Never throws. `settleMs`: how long a tcp probe must stay
+ * open; `greeting`: bytes a tcp probe sends once connected (any byte back is ready).
+ */
+export function probe(up: Upstream, check: ReadyCheck, settleMs = SETTLE_MS, signal?: AbortSignal, greeting?: string): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let done = false;
     let settle: NodeJS.Timeout | undefined;
@@ -72,6 +84,7 @@ export function probe(up: Upstream, check: ReadyCheck, settleMs = SETTLE_MS, sig
     sock.on('close', () => finish({ ok: false, why: 'closed' }));
     sock.on('connect', () => {
       if (check.kind === 'tcp') {
+        if (greeting) sock.write(greeting);
         settle = setTimeout(() => finish({ ok: true }), settleMs);
         sock.on('data', () => finish({ ok: true }));
         return;

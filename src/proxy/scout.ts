@@ -5,9 +5,12 @@
  *  - one held connection goes ahead as a scout (Connection's scout mode): its
  *    bytes are sent again until the upstream answers one byte (the fast proof,
  *    within ms of the app listening);
- *  - silent probes, one after another, until one stays open SCOUT_CONFIRM_MS
- *    (a forwarder without an app closes sooner): the proof for apps that close
- *    a connection without answering.
+ *  - probes, one after another, until one stays open SCOUT_CONFIRM_MS (a
+ *    forwarder without an app closes sooner): the proof for apps that close a
+ *    connection without answering. When the held clients are browsers waiting
+ *    for the waiting page (never scouts: a scout cannot be given the page), a
+ *    probe sends `HEAD /` (readiness.ts httpGreeting) and the app's first byte
+ *    proves it at once.
  * The other connections stay held until then. With no held connection the
  * probes alone decide.
  *
@@ -69,6 +72,8 @@ export interface ScoutOptions {
   takeHeld: () => ScoutConnection | null;
   /** The scout of a failed wake: answer (or close) it. */
   abandon: (c: ScoutConnection) => void;
+  /** Bytes each probe sends (readiness.ts httpGreeting), or null: silent probes. Asked per probe. */
+  greeting?: () => string | null;
 }
 
 export class Scout {
@@ -118,7 +123,7 @@ export class Scout {
       this.lost = nextScout;
       const probeLoop = async (): Promise<void> => {
         while (!settled) {
-          const r = await probe(this.o.upstream, { kind: 'tcp' }, SCOUT_CONFIRM_MS, stopProbes.signal);
+          const r = await probe(this.o.upstream, { kind: 'tcp' }, SCOUT_CONFIRM_MS, stopProbes.signal, this.o.greeting?.() ?? undefined);
           if (settled) return;
           if (r.ok) return this.finish?.();
           if (Date.now() >= deadline) return this.finish?.(timeout());

@@ -178,6 +178,8 @@ describe('on demand: two listeners, freeze and thaw', () => {
     const again = await tb.zoopa(['--root', tb.root, 'freeze', 'duo']);
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout, /already frozen/, 'idempotent');
+    const shown = await tb.zoopa(['--root', tb.root, 'status']);
+    assert.match(shown.stdout, /^duo .* frozen \(by hand since \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ, about 20m\)/m, shown.stdout);
 
     const startsBefore = await containerStarts(tb, 'duo');
     const t0 = Date.now();

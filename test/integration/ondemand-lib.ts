@@ -66,24 +66,7 @@ export function tryConnect(sockPath: string): Promise<'connected' | string> {
   });
 }
 
-/** Send `bytes` over a unix socket and collect the reply until the other side closes (or `timeoutMs`: rejects). */
-export function exchange(sockPath: string, bytes: string, timeoutMs = 60_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(sockPath);
-    let got = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`${sockPath}: still open after ${timeoutMs} ms`));
-    }, timeoutMs);
-    sock.on('data', (b: Buffer) => (got += b.toString()));
-    sock.on('error', () => undefined); // a reset ends it like a close
-    sock.on('close', () => {
-      clearTimeout(timer);
-      resolve(got);
-    });
-    sock.on('connect', () => sock.write(bytes));
-  });
-}
+export { exchange } from '../helpers/exchange.js';
 
 export interface OndemandRow {
   name: string;

@@ -10,7 +10,6 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { expectedRunSeconds } from '../../src/backup/freeze.js';
@@ -23,6 +22,7 @@ import { Proxy } from '../../src/proxy/proxy.js';
 import type { ProxyUnits } from '../../src/proxy/units.js';
 import { maintenancePage } from '../../src/proxy/waitpage.js';
 import { isolatedEnv, tmpDir } from '../helpers/cli.js';
+import { exchange } from '../helpers/exchange.js';
 import { waitFor } from '../testbed/util.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -45,16 +45,6 @@ function record(over: Partial<FreezeRecord> = {}): FreezeRecord {
   };
 }
 
-function send(sockPath: string, raw: string): Promise<string> {
-  return new Promise((resolve) => {
-    let reply = '';
-    const c = net.connect({ path: sockPath });
-    c.on('connect', () => c.write(raw));
-    c.on('data', (b: Buffer) => (reply += b.toString('latin1')));
-    c.on('error', () => resolve(reply));
-    c.on('close', () => resolve(reply));
-  });
-}
 
 describe('maintenance: what the page says', () => {
   test('Retry-After is the time left of the expected length, within 5 s..1 h; unknown or overdue: the default', () => {
@@ -121,28 +111,28 @@ describe('maintenance: a proxy started while the stack is frozen', { timeout: 60
 
   test('HTTP gets the 503 maintenance page with Retry-After from the record, the poll says maintenance, anything else is closed; nothing touches the stack', async () => {
     const { sock, logs } = await frozenProxy(record({ reason: 'backup', expectedSeconds: 600, frozenAt: new Date(Date.now() - 60_000).toISOString() }));
-    const page = await send(sock, NAV);
+    const page = await exchange(sock, NAV);
     assert.match(page, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
     assert.match(page, /\r\nX-Zoopa-Page: maintenance\r\n/);
     assert.match(page, /\r\nCache-Control: no-store\r\n/);
     const retry = Number(/\r\nRetry-After: (\d+)\r\n/.exec(page)?.[1]);
     assert.ok(retry > 400 && retry <= 540, `Retry-After ${retry}: what is left of 600 s after 60 s`);
     assert.match(page, /A backup is running\./);
-    const api = await send(sock, 'POST /api HTTP/1.1\r\nHost: wiki\r\nContent-Length: 5\r\nAccept: application/json\r\n\r\nhello');
+    const api = await exchange(sock, 'POST /api HTTP/1.1\r\nHost: wiki\r\nContent-Length: 5\r\nAccept: application/json\r\n\r\nhello');
     assert.match(api, /^HTTP\/1\.1 503 /, 'every HTTP request, a POST too');
-    const poll = await send(sock, POLL);
+    const poll = await exchange(sock, POLL);
     assert.match(poll, /^HTTP\/1\.1 200 OK\r\n/);
     assert.deepEqual(JSON.parse(poll.slice(poll.indexOf('\r\n\r\n') + 4)), { ready: false, maintenance: true });
-    assert.equal(await send(sock, '\x16\x03\x01\x02\x00binary'), '', 'not HTTP: closed, nothing answered');
+    assert.equal(await exchange(sock, '\x16\x03\x01\x02\x00binary'), '', 'not HTTP: closed, nothing answered');
     assert.ok(logs.some((l) => /wiki is frozen: answering with the maintenance page until "zoopa thaw wiki", waking nothing/.test(l)), logs.join('\n'));
     assert.ok(logs.some((l) => /served the maintenance page/.test(l)), logs.join('\n'));
   });
 
   test('once the freeze ended, its next connection still gets the page, and the proxy exits (the next one starts a normal proxy)', async () => {
     const { proxy, sock, env, logs } = await frozenProxy(record({ reason: 'by hand' }));
-    assert.match(await send(sock, NAV), /^HTTP\/1\.1 503 [\s\S]*It is under maintenance/);
+    assert.match(await exchange(sock, NAV), /^HTTP\/1\.1 503 [\s\S]*It is under maintenance/);
     fs.rmSync(freezeRecordPath('wiki', env));
-    const last = await send(sock, NAV);
+    const last = await exchange(sock, NAV);
     assert.match(last, /^HTTP\/1\.1 503 [\s\S]*X-Zoopa-Page: maintenance/, 'answered, not dropped');
     assert.equal(await proxy.done, 'closed');
     assert.ok(logs.some((l) => /the freeze ended: exiting, so that the next connection starts a proxy that wakes wiki-stack\.service/.test(l)), logs.join('\n'));
@@ -168,7 +158,7 @@ describe('maintenance: a proxy stopped by a freeze while clients wait for a wake
       await proxy.close();
       fs.rmSync(base, { recursive: true, force: true });
     });
-    const replies = [send(sock, NAV), send(sock, NAV)];
+    const replies = [exchange(sock, NAV), exchange(sock, NAV)];
     await waitFor(() => proxy.connectionCount === 2 && started.length === 1, { what: 'two held clients and the start' });
     fs.mkdirSync(path.dirname(freezeRecordPath('wiki', env)), { recursive: true });
     fs.writeFileSync(freezeRecordPath('wiki', env), JSON.stringify(record({ reason: 'backup' })), { mode: 0o600 });

@@ -3,7 +3,11 @@
  * the wake's AbortSignal that it does not remove (the leak is counted with
  * events.getEventListeners, not only the warning), and it backs off (fast for
  * the first seconds, then up to every POLL_MAX_MS), counted at the upstream
- * over a real 60-s wake. Also the failure backoff's gate.
+ * over a real 60-s wake. A port forwarder with no app behind it that keeps
+ * connections open 600 ms before dropping them (rootlessport on a loaded
+ * machine) is not taken for the app: held clients, an API request and a
+ * browser's page load, are served by the app once it listens, none is dropped.
+ * Also the failure backoff's gate.
  */
 import assert from 'node:assert/strict';
 import { getEventListeners, once } from 'node:events';
@@ -107,6 +111,63 @@ describe('readiness probe', { timeout: 180_000 }, () => {
     console.log(`a ${WAKE_MS / 1000}-s wake: ${probes} readiness probes at the upstream; abort listeners max ${Math.max(...counts)}`);
     assert.ok(probes < 800, `${probes} probes`);
     assert.ok(probes > 60_000 / 1000, 'it kept probing');
+  });
+});
+
+describe('a slow port forwarder in front of an app that is not listening yet', { timeout: 120_000 }, () => {
+  test('held clients are not attached to it: each gets the app, none is dropped', async () => {
+    const port = await freePort();
+    let appUp = false;
+    let dropped = 0;
+    const heads: string[] = [];
+    // The forwarder: without an app it accepts, holds the connection 600 ms and closes it
+    // without a byte; once the app is up it answers as the app (HTTP/1.0, then closes).
+    const fwd = net.createServer((sock) => {
+      sock.on('error', () => undefined);
+      if (!appUp) {
+        dropped++;
+        if (dropped === 8) appUp = true; // the app comes up after a few dropped attempts (the scenario)
+        sock.resume();
+        return void setTimeout(() => sock.destroy(), 600);
+      }
+      let head = '';
+      sock.on('data', (b: Buffer) => {
+        head += b.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        heads.push(head.split('\r\n')[0]!);
+        sock.end(`HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\napp ${head.split(' ')[1]}`);
+      });
+    });
+    cleanups.push(() => new Promise<void>((r) => fwd.close(() => r())));
+    fwd.listen(port, '127.0.0.1');
+    await once(fwd, 'listening');
+    const base = tmpDir('zoopa-proxy-forwarder-');
+    const env = { ...isolatedEnv(base), ZOOPA_PAGE_AFTER: '100s' }; // the page load is held, not paged
+    const sock = path.join(base, 'proxy.sock');
+    const settings = resolveProxySettings('fwd', env, { upstream: `127.0.0.1:${port}`, listen: sock, stackUnit: 'none' });
+    const logs: string[] = [];
+    const proxy = await Proxy.start(settings, { env, units: null, logger: createLogger({ write: (l) => logs.push(l), journal: false }) });
+    cleanups.push(async () => {
+      await proxy.close();
+      fs.rmSync(base, { recursive: true, force: true });
+    });
+    const ask = (raw: string) =>
+      new Promise<string>((resolve) => {
+        let text = '';
+        const c = net.connect({ path: sock });
+        c.on('connect', () => c.write(raw));
+        c.on('data', (b: Buffer) => (text += b.toString()));
+        c.on('error', () => undefined);
+        c.on('close', () => resolve(text));
+      });
+    const [api, page] = await Promise.all([
+      ask('GET /api HTTP/1.1\r\nHost: fwd\r\nAccept: application/json\r\n\r\n'),
+      ask('GET /page HTTP/1.1\r\nHost: fwd\r\nAccept: text/html\r\n\r\n'),
+    ]);
+    assert.match(api, /^HTTP\/1\.0 200 OK[\s\S]*app \/api$/, `the API request: ${JSON.stringify(api)}\n${logs.join('\n')}\ndropped ${dropped}, heads ${heads.join(' | ')}`);
+    assert.match(page, /^HTTP\/1\.0 200 OK[\s\S]*app \/page$/, `the page load: ${JSON.stringify(page)}`);
+    assert.ok(dropped >= 8, `the forwarder dropped ${dropped} connections before the app was up`);
+    assert.deepEqual(heads.filter((h) => h.startsWith('GET ')).sort(), ['GET /api HTTP/1.1', 'GET /page HTTP/1.1'], 'each request reached the app once');
   });
 });
 

@@ -21,6 +21,7 @@ import { Proxy } from '../../src/proxy/proxy.js';
 import { errorPage, escapeHtml, templatePage, waitingPage } from '../../src/proxy/waitpage.js';
 import { freePort, waitFor } from '../testbed/util.js';
 import { isolatedEnv, tmpDir } from '../helpers/cli.js';
+import { exchange } from '../helpers/exchange.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -59,16 +60,6 @@ function app(bodies: string[]): http.Server {
   return server;
 }
 
-function send(sockPath: string, raw: string): Promise<string> {
-  return new Promise((resolve) => {
-    let reply = '';
-    const c = net.connect({ path: sockPath });
-    c.on('connect', () => c.write(raw));
-    c.on('data', (b: Buffer) => (reply += b.toString('latin1')));
-    c.on('error', () => resolve(reply));
-    c.on('close', () => resolve(reply));
-  });
-}
 
 describe('waiting page: classification and rendering', () => {
   test('navigation, readiness poll, API, body, upgrade, partial, non-HTTP', () => {
@@ -99,19 +90,19 @@ describe('waiting page: a held browser gets it, everything else is held', { time
   test('auto: the page after page_after, the poll answered, then the app; JSON and a POST body held and served once', async () => {
     const port = await freePort();
     const { proxy, sock, logs } = await startProxy(port, { ZOOPA_PAGE_AFTER: '0.2' });
-    const page = await send(sock, NAV);
+    const page = await exchange(sock, NAV);
     assert.match(page, /^HTTP\/1\.1 503 /);
     assert.match(page, /\r\nRetry-After: \d+\r\n/);
     assert.match(page, /\r\nContent-Type: text\/html/);
     assert.match(page, /\r\nCache-Control: no-store\r\n/);
     assert.match(page, /\r\nConnection: close\r\n/);
     assert.match(page, /wiki is starting/);
-    const poll = await send(sock, 'GET /.zoopa/ready HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n');
+    const poll = await exchange(sock, 'GET /.zoopa/ready HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n');
     assert.match(poll, /\r\nX-Zoopa-Ready: 0\r\n[\s\S]*\{"ready":false\}/);
     // Held: an API request and a POST with a body.
     const bodies: string[] = [];
-    const api = send(sock, JSON_REQ);
-    const post = send(sock, 'POST /form HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\nContent-Length: 11\r\n\r\nhello=world');
+    const api = exchange(sock, JSON_REQ);
+    const post = exchange(sock, 'POST /form HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\nContent-Length: 11\r\n\r\nhello=world');
     await waitFor(() => proxy.connectionCount === 2, { what: 'two held connections' });
     await waitFor(() => logs.some((l) => l.includes('served the waiting page')), { what: 'the page log line' });
     const server = app(bodies);
@@ -121,13 +112,13 @@ describe('waiting page: a held browser gets it, everything else is held', { time
     assert.match(await post, /^HTTP\/1\.1 200 [\s\S]*app POST \/form hello=world$/);
     assert.deepEqual(bodies.filter((b) => b === 'hello=world'), ['hello=world']);
     await waitFor(() => proxy.stack.state === 'awake', { what: 'awake' });
-    assert.match(await send(sock, NAV), /^HTTP\/1\.1 200 [\s\S]*app GET \/some\/page\?x=1 $/);
+    assert.match(await exchange(sock, NAV), /^HTTP\/1\.1 200 [\s\S]*app GET \/some\/page\?x=1 $/);
   });
 
   test('hold: a browser is held and served by the app, no page', async () => {
     const port = await freePort();
     const { proxy, sock, logs } = await startProxy(port, { ZOOPA_WAIT: 'hold', ZOOPA_PAGE_AFTER: '0' });
-    const nav = send(sock, NAV);
+    const nav = exchange(sock, NAV);
     await waitFor(() => proxy.connectionCount === 1, { what: 'one held connection' });
     const server = app([]);
     server.listen({ host: '127.0.0.1', port });
@@ -139,8 +130,8 @@ describe('waiting page: a held browser gets it, everything else is held', { time
   test('page: an API request gets the page at once; non-HTTP is held', async () => {
     const port = await freePort();
     const { proxy, sock } = await startProxy(port, { ZOOPA_WAIT: 'page' });
-    assert.match(await send(sock, JSON_REQ), /^HTTP\/1\.1 503 /);
-    const raw = send(sock, 'hello\n');
+    assert.match(await exchange(sock, JSON_REQ), /^HTTP\/1\.1 503 /);
+    const raw = exchange(sock, 'hello\n');
     await waitFor(() => proxy.connectionCount === 1, { what: 'one held connection' });
     const server = net.createServer((s) => s.on('data', (b: Buffer) => s.end(`reply ${b.toString()}`)));
     cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
@@ -152,7 +143,7 @@ describe('waiting page: a held browser gets it, everything else is held', { time
   test('a failed wake: a browser gets the HTML error page (no cause), an API client the short text', async () => {
     const port = await freePort();
     const { sock, logs } = await startProxy(port, { ZOOPA_PAGE_AFTER: '1m' }, { startTimeout: '1s' });
-    const [nav, api] = await Promise.all([send(sock, NAV), send(sock, JSON_REQ)]);
+    const [nav, api] = await Promise.all([exchange(sock, NAV), exchange(sock, JSON_REQ)]);
     assert.match(nav, /^HTTP\/1\.1 502 [\s\S]*Content-Type: text\/html[\s\S]*wiki could not be started[\s\S]*zoopa status wiki/);
     assert.ok(!nav.includes('127.0.0.1'), 'no detail of the cause');
     assert.match(api, /^HTTP\/1\.1 502 [\s\S]*Content-Type: text\/plain/);
@@ -203,7 +194,7 @@ describe('waiting page: a held browser gets it, everything else is held', { time
     fs.writeFileSync(tpl, '<p>custom {{stack}} page</p>');
     const port = await freePort();
     const { sock } = await startProxy(port, { ZOOPA_PAGE_AFTER: '0', ZOOPA_PAGE_TEMPLATE: tpl });
-    assert.match(await send(sock, NAV), /^HTTP\/1\.1 503 [\s\S]*<p>custom wiki page<\/p>$/);
+    assert.match(await exchange(sock, NAV), /^HTTP\/1\.1 503 [\s\S]*<p>custom wiki page<\/p>$/);
     assert.throws(
       () => resolveProxySettings('wiki', { ZOOPA_PAGE_TEMPLATE: path.join(dir, 'none.html') }, { upstream: '127.0.0.1:1', stackUnit: 'none' }),
       /ZOOPA_PAGE_TEMPLATE=".*none\.html": cannot be read \(ENOENT\)/,

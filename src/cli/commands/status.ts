@@ -23,6 +23,12 @@ function ondemandCell(o: StackStatus['ondemand']): string {
     parts.push(`${o.connections} conn`);
     if (o.secondsUntilIdleStop !== null) parts.push(`idle stop in ${Math.max(0, Math.round(o.secondsUntilIdleStop))}s`);
   }
+  if (o.state === 'frozen') {
+    // "frozen (backup since 2026-12-02 03:00:01Z, about 4m)": what the maintenance page tells visitors.
+    const since = o.frozenAt ? ` since ${o.frozenAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}` : '';
+    const about = o.frozenExpectedSeconds ? `, about ${formatDuration(o.frozenExpectedSeconds)}` : '';
+    parts[0] = `${parts[0]} (${o.frozenFor ?? 'by hand'}${since}${about})`;
+  }
   if (o.owned) parts.push('started by zoopa');
   // A failed wake newer than the last wake: its cause (the 502 page sends the admin here).
   if (o.lastFailure && (!o.lastWake || o.lastFailure.at >= o.lastWake.at)) {
