@@ -94,7 +94,7 @@ export class Connection {
 
   /** Peek at a held client's first bytes without consuming them (held-client.ts); attach() and release() end it. */
   peek(cb: (first: Buffer) => void): void {
-    if (!this.released && !this.clientWired) this.heldClient.peek(cb);
+    if (!this.released && !this.clientWired) this.heldClient.peek(cb, () => this.release()); // it left without a word
   }
 
   endPeek(): void {

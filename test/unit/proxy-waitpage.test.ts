@@ -115,6 +115,17 @@ describe('waiting page: a held browser gets it, everything else is held', { time
     assert.match(await exchange(sock, NAV), /^HTTP\/1\.1 200 [\s\S]*app GET \/some\/page\?x=1 $/);
   });
 
+  test('auto: a client that shuts its side without a word while held is let go (it would scout with nothing to send)', async () => {
+    const port = await freePort();
+    const { proxy, sock } = await startProxy(port, {});
+    const c = net.connect({ path: sock });
+    await once(c, 'connect');
+    await waitFor(() => proxy.connectionCount === 1, { what: 'one held connection' });
+    c.end(); // a connection check: connect, then FIN without a byte
+    await waitFor(() => proxy.connectionCount === 0, { what: 'the silent client to be let go' });
+    c.destroy();
+  });
+
   test('hold: a browser is held and served by the app, no page', async () => {
     const port = await freePort();
     const { proxy, sock, logs } = await startProxy(port, { ZOOPA_WAIT: 'hold', ZOOPA_PAGE_AFTER: '0' });
