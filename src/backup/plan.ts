@@ -265,7 +265,7 @@ export function planSteps(sp: StackPlan, prior?: PriorState): string[] {
   if (freeze) {
     const now = prior?.socket ? ` (${prior.socket.active ? 'active' : 'inactive'}${prior.socket.enabled ? ', enabled' : ''} now)` : '';
     const why = sp.freeze === 'auto' ? (prior ? `on demand: ${sp.socketUnit} is ${prior.socket?.active ? 'active' : 'enabled'}` : sp.freezeReason) : sp.freezeReason;
-    steps.push(`freeze on-demand activation (${why}): stop ${sp.socketUnit}${now} and its proxy, recording their state (a stack frozen already stays frozen)`);
+    steps.push(`freeze on-demand activation (${why}): record the state of ${sp.socketUnit}${now} and its proxy, stop the proxy; the socket answers with the maintenance page and wakes nothing (a stack frozen already stays frozen)`);
   }
   hooks('pre_stop');
   const chain = sp.dependents.length ? dependentSteps(sp.name, sp.unit, sp.dependents) : undefined;
@@ -292,7 +292,7 @@ export function planSteps(sp: StackPlan, prior?: PriorState): string[] {
   for (const h of sp.hooks.post_start) steps.push(`  post_start: ${hookText(h)}`);
   const undos = HOOK_POINTS.flatMap((p) => sp.hooks[p].filter((h) => h.undo));
   if (undos.length) steps.push(`run the undo of every hook that succeeded, newest first (${undos.length} defined)`);
-  if (freeze) steps.push(`thaw: start again exactly the on-demand units the freeze stopped`);
+  if (freeze) steps.push(`thaw: stop the maintenance proxy, then restore exactly the on-demand units' recorded state`);
   hooks('verify');
   steps.push('log DONE; remove the journal; record the result for "zoopa backup status"');
   return steps;
