@@ -102,6 +102,8 @@ export const ENV_WAIT = 'ZOOPA_WAIT';
 export const ENV_PAGE_AFTER = 'ZOOPA_PAGE_AFTER';
 /** An HTML file replacing the built-in waiting page ({{stack}}, {{elapsed}}, {{typical}}, {{ready_path}}, {{retry_after}}). */
 export const ENV_PAGE_TEMPLATE = 'ZOOPA_PAGE_TEMPLATE';
+/** An HTML file replacing the built-in maintenance page ({{stack}}, {{reason}}, {{remaining}}, {{ready_path}}, {{retry_after}}). */
+export const ENV_MAINTENANCE_TEMPLATE = 'ZOOPA_MAINTENANCE_TEMPLATE';
 /** Prefix of ZOOPA_UPSTREAM_<NAME>, the upstream of the listening fd named NAME. */
 export const ENV_UPSTREAM_PREFIX = `${ENV_UPSTREAM}_`;
 

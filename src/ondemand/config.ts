@@ -18,6 +18,8 @@
  *         stop_check: [/usr/local/bin/busy, web]   # ZOOPA_STOP_CHECK: non-zero exit postpones the idle stop
  *         wait: auto                 # ZOOPA_WAIT: auto (browsers get a waiting page) | hold | page
  *         page_after: 1s             # ZOOPA_PAGE_AFTER: a waiting browser gets the page after this long
+ *         maintenance_template: /srv/maint.html   # ZOOPA_MAINTENANCE_TEMPLATE: your own maintenance page
+ *                                    # ({{stack}}, {{reason}}, {{remaining}}, {{ready_path}}, {{retry_after}})
  *         page_template: /srv/wait.html   # ZOOPA_PAGE_TEMPLATE: your own waiting page (absolute path;
  *                                         # "builtin": the built-in page even with a global template)
  *         listeners:                 # extra sockets %t/ondemand/<stack>.<name>.sock waking the same stack
@@ -139,6 +141,7 @@ export const stackOndemandSchema = z
     wait: waitStyle.optional(),
     page_after: pageAfter.optional(),
     page_template: stackPageTemplate.optional(),
+    maintenance_template: stackPageTemplate.optional(),
     listeners: z.array(extraListener).optional(),
   })
   .superRefine((v, ctx) => {
@@ -187,6 +190,7 @@ export const globalOndemandSchema = z.strictObject({
   wait: waitStyle.optional(),
   page_after: pageAfter.optional(),
   page_template: globalPageTemplate.optional(),
+  maintenance_template: globalPageTemplate.optional(),
 });
 export type GlobalOndemandConfig = z.output<typeof globalOndemandSchema>;
 

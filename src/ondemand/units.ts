@@ -51,6 +51,7 @@ import {
   ENV_WAIT,
   ENV_PAGE_AFTER,
   ENV_PAGE_TEMPLATE,
+  ENV_MAINTENANCE_TEMPLATE,
   ENV_STACK_UNIT,
   ENV_START_TIMEOUT,
   ENV_STOP_CHECK,
@@ -227,6 +228,7 @@ export function globalOndemandEnvVars(c: GlobalOndemandConfig | undefined): Arra
   if (c?.wait !== undefined) vars.push([ENV_WAIT, c.wait]);
   if (c?.page_after !== undefined) vars.push([ENV_PAGE_AFTER, seconds(c.page_after)]);
   if (c?.page_template !== undefined) vars.push([ENV_PAGE_TEMPLATE, c.page_template]);
+  if (c?.maintenance_template !== undefined) vars.push([ENV_MAINTENANCE_TEMPLATE, c.maintenance_template]);
   return vars;
 }
 
@@ -241,9 +243,13 @@ export function checkPageTemplates(ctx: Pick<RenderContext, 'project'>): void {
   const named: Array<[string, string]> = [];
   const top = ctx.project.config.ondemand?.page_template;
   if (top !== undefined) named.push(['ondemand.page_template', top]);
+  const topM = ctx.project.config.ondemand?.maintenance_template;
+  if (topM !== undefined) named.push(['ondemand.maintenance_template', topM]);
   for (const s of ondemandStacks(ctx)) {
     const p = s.config.ondemand.page_template;
     if (p !== undefined && p !== BUILTIN_PAGE) named.push([`stacks.${s.name}.ondemand.page_template`, p]);
+    const m = s.config.ondemand.maintenance_template;
+    if (m !== undefined && m !== BUILTIN_PAGE) named.push([`stacks.${s.name}.ondemand.maintenance_template`, m]);
   }
   for (const [key, file] of named) {
     const bad = (why: string, cause?: unknown) =>
@@ -272,6 +278,7 @@ export function ondemandEnvVars(c: StackOndemandConfig): Array<[string, string]>
   if (c.page_after !== undefined) vars.push([ENV_PAGE_AFTER, seconds(c.page_after)]);
   // "builtin": an empty value, which overrides a top-level template (the proxy reads empty as unset).
   if (c.page_template !== undefined) vars.push([ENV_PAGE_TEMPLATE, c.page_template === BUILTIN_PAGE ? '' : c.page_template]);
+  if (c.maintenance_template !== undefined) vars.push([ENV_MAINTENANCE_TEMPLATE, c.maintenance_template === BUILTIN_PAGE ? '' : c.maintenance_template]);
   for (const l of c.listeners ?? []) vars.push([listenerEnvName(l.name), l.upstream]);
   return vars;
 }

@@ -19,6 +19,7 @@
  *   ZOOPA_WAIT              auto (default: browsers get the waiting page) | hold | page
  *   ZOOPA_PAGE_AFTER        a held browser gets the waiting page after this long (default 1 s; 0: at once)
  *   ZOOPA_PAGE_TEMPLATE     an HTML file (absolute path) replacing the built-in waiting page
+ *   ZOOPA_MAINTENANCE_TEMPLATE  the same for the maintenance page (while frozen)
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -40,6 +41,7 @@ import {
   ENV_UPSTREAM_PREFIX,
   ENV_PAGE_AFTER,
   ENV_PAGE_TEMPLATE,
+  ENV_MAINTENANCE_TEMPLATE,
   ENV_WAIT,
   stackUnitName,
 } from '../names.js';
@@ -80,6 +82,8 @@ export interface ProxySettings {
   pageAfterMs: number;
   /** The text of ZOOPA_PAGE_TEMPLATE (read once, at start), or null: the built-in page. */
   pageTemplate: string | null;
+  /** The text of ZOOPA_MAINTENANCE_TEMPLATE, or null: the built-in maintenance page. */
+  maintenanceTemplate: string | null;
 }
 
 /** Command-line flags; each one overrides its env var. */
@@ -287,18 +291,21 @@ export function resolveProxySettings(stack: string, env: NodeJS.ProcessEnv, flag
   }
 
   const tplSrc = pick(undefined, '', env, ENV_PAGE_TEMPLATE);
-  const pageTemplate = tplSrc ? readPageTemplate(tplSrc.value) : null;
+  const pageTemplate = tplSrc ? readPageTemplate(ENV_PAGE_TEMPLATE, tplSrc.value) : null;
+  const mtSrc = pick(undefined, '', env, ENV_MAINTENANCE_TEMPLATE);
+  const maintenanceTemplate = mtSrc ? readPageTemplate(ENV_MAINTENANCE_TEMPLATE, mtSrc.value) : null;
 
-  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen, maxHeld, connIdleTimeoutMs, wait, pageAfterMs, pageTemplate };
+  return { stack, upstream, namedUpstreams, idleTimeoutMs, idleMode, stackUnit, ready, startTimeoutMs, stopCheck, listen, maxHeld, connIdleTimeoutMs, wait, pageAfterMs, pageTemplate, maintenanceTemplate };
 }
 
-/** ZOOPA_PAGE_TEMPLATE: an absolute path to a readable file of at most 256 KiB. */
-function readPageTemplate(file: string): string {
+/** ZOOPA_PAGE_TEMPLATE / ZOOPA_MAINTENANCE_TEMPLATE: an absolute path to a readable file of at most 256 KiB. */
+function readPageTemplate(key: string, file: string): string {
+  const vars = key === ENV_PAGE_TEMPLATE ? '{{stack}}, {{elapsed}}, {{typical}}' : '{{stack}}, {{reason}}, {{remaining}}';
   const bad = (why: string, cause?: unknown) =>
-    new InputError('ZOOPA_BAD_PAGE_TEMPLATE', `${ENV_PAGE_TEMPLATE}=${JSON.stringify(file)}: ${why}`, {
-      key: ENV_PAGE_TEMPLATE,
+    new InputError('ZOOPA_BAD_PAGE_TEMPLATE', `${key}=${JSON.stringify(file)}: ${why}`, {
+      key,
       value: file,
-      hint: 'name an HTML file by its absolute path, readable by the stack owner; it may use {{stack}}, {{elapsed}}, {{typical}}, {{ready_path}}, {{retry_after}}',
+      hint: `name an HTML file by its absolute path, readable by the stack owner; it may use ${vars}, {{ready_path}}, {{retry_after}}`,
       cause,
     });
   if (!path.isAbsolute(file)) throw bad('not an absolute path');

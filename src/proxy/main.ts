@@ -32,6 +32,7 @@ Environment (from ~/.config/zoopa-ondemand/<stack>.env under systemd; flags win)
   ZOOPA_WAIT           auto (default: a browser's page load gets the waiting page) | hold | page
   ZOOPA_PAGE_AFTER     in auto, a page load still waiting this long gets the waiting page (default 1s)
   ZOOPA_PAGE_TEMPLATE  your own waiting page: an HTML file (absolute path)
+  ZOOPA_MAINTENANCE_TEMPLATE  your own maintenance page (shown while frozen)
   ZOOPA_UPSTREAM_<N>   upstream for the socket whose FileDescriptorName is N (upper-cased, "-" → "_")
 State: $XDG_RUNTIME_DIR/ondemand/<stack>.state.json; "started by zoopa": $XDG_RUNTIME_DIR/ondemand/<stack>.owned
 While $XDG_RUNTIME_DIR/ondemand/<stack>.frozen.json exists (zoopa freeze, a backup), the proxy wakes

@@ -17,7 +17,7 @@
 import { readFreezeRecord, type FreezeReason, type FreezeRecord } from '../ondemand/freeze-record.js';
 import type { Connection } from './connection.js';
 import { classify } from './http-peek.js';
-import { maintenancePage, pageResponse, readyResponse } from './waitpage.js';
+import { maintenancePage, maintenanceTemplatePage, pageResponse, readyResponse } from './waitpage.js';
 
 /** How long a connection to a frozen stack may take to send its first bytes (nginx sends them at once). */
 export const MAINTENANCE_PEEK_MS = 500;
@@ -55,6 +55,8 @@ export class Maintenance {
       stack: string;
       title: string;
       env: NodeJS.ProcessEnv;
+      /** ZOOPA_MAINTENANCE_TEMPLATE's text, or null: the built-in page. */
+      template: string | null;
       /** The (rate-limited) log line per page served. */
       served: (c: Connection) => void;
     },
@@ -75,7 +77,9 @@ export class Maintenance {
       if (p.kind === 'ready-poll') return c.answer(readyResponse(false, p.head, true));
       const info = maintenanceInfo(readFreezeRecord(this.o.stack, this.o.env));
       this.o.served(c);
-      c.answer(pageResponse('maintenance', maintenancePage({ title: this.o.title, ...info }), p.head, info.retryAfterS));
+      const vars = { title: this.o.title, ...info };
+      const html = this.o.template === null ? maintenancePage(vars) : maintenanceTemplatePage(this.o.template, vars);
+      c.answer(pageResponse('maintenance', html, p.head, info.retryAfterS));
     });
   }
 

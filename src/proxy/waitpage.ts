@@ -129,6 +129,23 @@ export function maintenancePage(v: MaintenanceVars): string {
   );
 }
 
+/**
+ * A custom maintenance page (ZOOPA_MAINTENANCE_TEMPLATE): {{stack}}, {{reason}}
+ * (backup, restore or maintenance), {{remaining}} (seconds; empty when unknown),
+ * {{ready_path}} (answers {"ready":false,"maintenance":true} while frozen) and
+ * {{retry_after}} are replaced, escaped; anything else is left as written.
+ */
+export function maintenanceTemplatePage(template: string, v: MaintenanceVars): string {
+  const values: Record<string, string> = {
+    stack: v.title,
+    reason: v.reason === 'backup' || v.reason === 'restore' ? v.reason : 'maintenance',
+    remaining: v.remainingS === null ? '' : String(v.remainingS),
+    ready_path: READY_PATH,
+    retry_after: String(v.retryAfterS),
+  };
+  return template.replace(/\{\{\s*(stack|reason|remaining|ready_path|retry_after)\s*\}\}/g, (_m, name: string) => escapeHtml(values[name]!));
+}
+
 function response(status: string, headers: Array<[string, string]>, body: string, head: boolean): string {
   const all: Array<[string, string]> = [...headers, ['Content-Length', String(Buffer.byteLength(body))], ['Cache-Control', 'no-store'], ['Connection', 'close']];
   return `HTTP/1.1 ${status}\r\n${all.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${head ? '' : body}`;

@@ -91,9 +91,9 @@ describe('maintenance: what the page says', () => {
 });
 
 describe('maintenance: a proxy started while the stack is frozen', { timeout: 60_000 }, () => {
-  async function frozenProxy(rec: FreezeRecord): Promise<{ proxy: Proxy; sock: string; logs: string[]; env: NodeJS.ProcessEnv }> {
+  async function frozenProxy(rec: FreezeRecord, extra: Record<string, string> = {}): Promise<{ proxy: Proxy; sock: string; logs: string[]; env: NodeJS.ProcessEnv }> {
     const base = tmpDir('zoopa-maintenance-');
-    const env = isolatedEnv(base);
+    const env = { ...isolatedEnv(base), ...extra };
     fs.mkdirSync(path.dirname(freezeRecordPath('wiki', env)), { recursive: true });
     fs.writeFileSync(freezeRecordPath('wiki', env), JSON.stringify(rec), { mode: 0o600 });
     const sock = path.join(base, 'proxy.sock');
@@ -126,6 +126,20 @@ describe('maintenance: a proxy started while the stack is frozen', { timeout: 60
     assert.equal(await exchange(sock, '\x16\x03\x01\x02\x00binary'), '', 'not HTTP: closed, nothing answered');
     assert.ok(logs.some((l) => /wiki is frozen: answering with the maintenance page until "zoopa thaw wiki", waking nothing/.test(l)), logs.join('\n'));
     assert.ok(logs.some((l) => /served the maintenance page/.test(l)), logs.join('\n'));
+  });
+
+  test('ZOOPA_MAINTENANCE_TEMPLATE: your own page, its variables filled in and escaped', async () => {
+    const dir = tmpDir('zoopa-maint-tpl-');
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const tpl = path.join(dir, 'maint.html');
+    fs.writeFileSync(tpl, '<p>{{stack}}: {{reason}}, {{remaining}} s left, poll {{ready_path}}, retry {{retry_after}}; {{unknown}}</p>');
+    const { sock } = await frozenProxy(record({ stack: 'wiki', reason: 'restore', expectedSeconds: 120, frozenAt: new Date(Date.now() - 20_000).toISOString() }), { ZOOPA_MAINTENANCE_TEMPLATE: tpl });
+    const page = await exchange(sock, NAV);
+    assert.match(page, /^HTTP\/1\.1 503 [\s\S]*X-Zoopa-Page: maintenance/);
+    const m = /<p>wiki: restore, (\d+) s left, poll \/\.zoopa\/ready, retry (\d+); \{\{unknown\}\}<\/p>$/.exec(page);
+    assert.ok(m, page);
+    assert.equal(m[1], m[2], 'remaining and Retry-After agree');
+    assert.match(page, new RegExp(`\\r\\nRetry-After: ${m[2]}\\r\\n`));
   });
 
   test('once the freeze ended, its next connection still gets the page, and the proxy exits (the next one starts a normal proxy)', async () => {

@@ -69,6 +69,14 @@ describe('top-level ondemand: the schema', () => {
     });
   }
 
+  test('maintenance_template: the same checks, a Environment= line at the top level, an env line per stack ("builtin": empty)', () => {
+    const c = parse('ondemand:\n  maintenance_template: /srv/maint.html\nstacks:\n  web:\n    ondemand: { upstream: 8080, maintenance_template: builtin }\n');
+    assert.equal(c.ondemand?.maintenance_template, '/srv/maint.html');
+    assert.deepEqual(globalOndemandEnvVars(c.ondemand), [['ZOOPA_MAINTENANCE_TEMPLATE', '/srv/maint.html']]);
+    assert.deepEqual(ondemandEnvVars(c.stacks!.web!.ondemand!).find(([k]) => k === 'ZOOPA_MAINTENANCE_TEMPLATE'), ['ZOOPA_MAINTENANCE_TEMPLATE', '']);
+    assert.throws(() => parse('ondemand:\n  maintenance_template: maint.html\n'), (e: unknown) => e instanceof ConfigError && /ondemand\.maintenance_template: must be an absolute path/.test(e.message));
+  });
+
   test('per stack, "builtin" is accepted and becomes an empty ZOOPA_PAGE_TEMPLATE (the built-in page)', () => {
     const c = stackOndemandSchema.parse({ upstream: 1, page_template: 'builtin' });
     assert.deepEqual(new Map(ondemandEnvVars(c)).get('ZOOPA_PAGE_TEMPLATE'), '');
