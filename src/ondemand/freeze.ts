@@ -36,7 +36,7 @@ import { checkStackArgument, ondemandListenerPrefix, ondemandListenerSocketUnit,
 import { ondemandRuntimeDir, userUnitDir } from '../paths.js';
 import { ownsRun, readOwnedMarker, writeOwnedMarker } from '../proxy/owned-marker.js';
 import { DEFAULT_DIRECTORY_MODE } from './config.js';
-import { freezeRecordPath, readFreezeRecord, type FreezeReason, type FreezeRecord, type FrozenUnit } from './freeze-record.js';
+import { freezeRecordExists, freezeRecordPath, readFreezeRecord, type FreezeReason, type FreezeRecord, type FrozenUnit } from './freeze-record.js';
 
 export { readFreezeRecord, type FreezeReason, type FreezeRecord, type FrozenUnit } from './freeze-record.js';
 
@@ -78,14 +78,8 @@ export interface ThawResult {
   recordError?: string;
 }
 
-export function isFrozen(stack: string, env: NodeJS.ProcessEnv = process.env): boolean {
-  try {
-    fs.accessSync(freezeRecordPath(stack, env));
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** A freeze record exists (freeze-record.ts's check, under the name the CLI uses). */
+export const isFrozen = freezeRecordExists;
 
 /** Extra listener sockets of a stack: from config, plus installed `zoopa-ondemand@<stack>.<name>.socket` files. */
 export function listenerSockets(stack: string, env: NodeJS.ProcessEnv, listeners: readonly string[] = []): string[] {
@@ -168,7 +162,7 @@ export async function freeze(stack: string, deps: FreezeDeps, why: FreezeWhy = {
   checkStackArgument(stack);
   const env = deps.env ?? process.env;
   const file = freezeRecordPath(stack, env);
-  const existing = fs.existsSync(file) ? readFreezeRecord(stack, env) : undefined;
+  const existing = readFreezeRecord(stack, env);
   if (existing) return { stack, already: true, record: existing, stopped: [] };
 
   const main = ondemandSocketUnit(stack);

@@ -31,6 +31,12 @@ export class Connections {
     return n;
   }
 
+  /** A held connection waits for the waiting page (scout.ts then probes with HTTP). */
+  pagePending(): boolean {
+    for (const c of this.all) if (c.held && c.pagePending) return true;
+    return false;
+  }
+
   /** The first held connection (the next scout), or null. One waiting for the waiting page is not taken: the probes decide without it. */
   firstHeld(): Connection | null {
     for (const c of this.all) if (c.held && !c.pagePending) return c;

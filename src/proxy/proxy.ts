@@ -99,7 +99,7 @@ export class Proxy {
     this.admission = new Admission(settings, deps.env, this.log, deps.fdBudget ?? new FdBudget());
     this.state = new StateWriter(() => this.snapshot(), deps.env, deps.stateFile !== false && !maintenanceOnly);
     this.maintenance = new Maintenance({ stack: settings.stack, title: settings.stack, env: deps.env, template: settings.maintenanceTemplate, served: (c) => this.pageServed('maintenance', c) });
-    this.scout = new Scout({ upstream: settings.upstream, startTimeoutMs: settings.startTimeoutMs, logger: this.log, takeHeld: () => this.conns.firstHeld(), greeting: () => (this.conns.held().some((c) => c.pagePending) ? httpGreeting(settings.upstream) : null), abandon: (c) => (this.closing ? (c as Connection).release() : refuseScout(c as Connection, refusalText(settings.stack), this.errorPage())) });
+    this.scout = new Scout({ upstream: settings.upstream, startTimeoutMs: settings.startTimeoutMs, logger: this.log, takeHeld: () => this.conns.firstHeld(), greeting: () => (this.conns.pagePending() ? httpGreeting(settings.upstream) : null), abandon: (c) => (this.closing ? (c as Connection).release() : refuseScout(c as Connection, refusalText(settings.stack), this.errorPage())) });
     const diagnose = deps.diagnose === undefined && deps.units ? podmanDiagnose(deps.units, deps.env) : (deps.diagnose ?? null);
     this.stack = new StackState({
       stack: settings.stack,
